@@ -1,0 +1,1 @@
+"""Command-line front end: ``spkrec <verb> [options]``. Thin over the library."""

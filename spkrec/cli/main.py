@@ -1,0 +1,87 @@
+"""``spkrec`` entry point: dispatches ``spkrec <verb>`` to the module that implements the verb.
+
+Each verb module defines ``COMMANDS = {verb: (add_arguments, run)}`` where ``add_arguments(parser)``
+declares options and ``run(args)`` does the work. Only the chosen verb's module is imported, so
+``spkrec --help`` is instant and an optional extra (torch, dask) is needed only by its own verbs.
+"""
+import argparse
+import importlib
+import logging
+import sys
+
+from spkrec.errors import SpkrecError
+
+# verb -> (module, one-line help), in pipeline order
+VERBS = {
+    "prepare-data": ("spkrec.cli.data", "write a Kaldi-style data dir for a corpus (timit, so762, librispeech, voxceleb1)"),
+    "validate-data-dir": ("spkrec.cli.data", "check a data dir: sorting, consistency, audio files open"),
+    "subset-data-dir": ("spkrec.cli.data", "copy a data dir restricted to a list of speakers or utterances"),
+    "make-trials": ("spkrec.cli.data", "split speakers' utterances into enrolment/test and write trials"),
+    "compute-feats": ("spkrec.cli.features", "compute MFCC/fbank/PLP/RASTA-PLP/LPC/LPCC features to ark/scp"),
+    "compute-vad": ("spkrec.cli.features", "energy voice-activity detection (Kaldi compute-vad-energy) to vad.scp"),
+    "train-ubm": ("spkrec.cli.gmm", "train a diagonal-covariance UBM by EM"),
+    "enroll-gmm": ("spkrec.cli.gmm", "MAP-adapt one GMM per enrolled speaker from the UBM"),
+    "score-gmm": ("spkrec.cli.gmm", "score trials with the GMM-UBM log-likelihood ratio"),
+    "train-full-ubm": ("spkrec.cli.ivector", "train a full-covariance UBM from a diagonal one"),
+    "train-ivector-extractor": ("spkrec.cli.ivector", "train the total-variability matrix T by EM"),
+    "extract-ivectors": ("spkrec.cli.ivector", "extract i-vectors (ivector.scp, spk_ivector.scp)"),
+    "train-backend": ("spkrec.cli.backend", "train a back-end pipeline (center, LDA, WCCN, length norm, PLDA)"),
+    "score-plda": ("spkrec.cli.backend", "score trials with a PLDA log-likelihood ratio"),
+    "score-cosine": ("spkrec.cli.backend", "score trials by cosine similarity (after an optional back end)"),
+    "score-norm": ("spkrec.cli.backend", "Z-, T-, S- or adaptive S-norm of a score file"),
+    "train-svm": ("spkrec.cli.backend", "train GMM-supervector SVMs, one per enrolled speaker"),
+    "score-svm": ("spkrec.cli.backend", "score trials with GMM-supervector SVMs"),
+    "train-rnn": ("spkrec.cli.rnn", "train an LSTM/GRU speaker encoder (needs the [rnn] extra)"),
+    "extract-embeddings": ("spkrec.cli.rnn", "extract RNN speaker embeddings (needs the [rnn] extra)"),
+    "classify-rnn": ("spkrec.cli.rnn", "closed-set identification with an RNN softmax classifier"),
+    "evaluate": ("spkrec.cli.eval", "EER, minDCF, actual DCF, Cllr, minCllr and AUC of a score file"),
+    "identify": ("spkrec.cli.eval", "closed-set identification accuracy (top-1/top-k) and confusion matrix"),
+    "plot-det": ("spkrec.cli.eval", "DET curves of one or more score files on probit axes"),
+    "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, Cllr, top-k) as Markdown"),
+}
+
+
+def _top_help():
+    width = max(len(v) for v in VERBS)
+    lines = ["usage: spkrec <verb> [options]   (spkrec <verb> --help for a verb's options)", "",
+             "Classical speaker recognition with Kaldi-style data dirs.", "", "verbs:"]
+    lines += [f"  {verb:<{width}}  {help_}" for verb, (_, help_) in VERBS.items()]
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(_top_help())
+        return 0
+    if argv[0] == "--version":
+        from spkrec import __version__
+        print(f"spkrec {__version__}")
+        return 0
+    verb = argv[0]
+    if verb not in VERBS:
+        print(f"spkrec: unknown verb {verb!r}; `spkrec --help` lists them", file=sys.stderr)
+        return 2
+    module_name, help_ = VERBS[verb]
+    parser = argparse.ArgumentParser(prog=f"spkrec {verb}", description=help_)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    try:
+        module = importlib.import_module(module_name)
+        add_arguments, run = module.COMMANDS[verb]
+        add_arguments(parser)
+        args = parser.parse_args(argv[1:])
+        level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
+        logging.basicConfig(level=level, format=f"spkrec {verb}: %(message)s", stream=sys.stderr)
+        result = run(args)
+    except SpkrecError as err:
+        print(f"spkrec {verb}: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"spkrec {verb}: interrupted", file=sys.stderr)
+        return 130
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Pure signal-processing functions: ``f(signal, sample_rate, **options) -> (num_frames, dim) float32``.
+
+Option names follow Kaldi's (``frame_length_ms``, ``frame_shift_ms``, ``dither``, ``preemph``,
+``num_mel_bins``, ``num_ceps``, ``low_freq``, ``high_freq``, ``cepstral_lifter``, ``snip_edges``).
+Names are imported lazily so that ``import spkrec.features`` stays cheap.
+"""
+import importlib
+
+_EXPORTS = {
+    "frame_signal": "framing", "fbank": "mel", "mfcc": "mel", "mel_filterbank": "mel",
+    "lpc": "lpc", "lpcc": "lpc", "levinson_durbin": "lpc",
+    "plp": "plp", "rasta_plp": "plp",
+    "deltas": "deltas", "vad_energy": "vad",
+    "cmvn": "norm", "sliding_cmvn": "norm", "feature_warping": "norm",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"spkrec.features.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'spkrec.features' has no attribute {name!r}")
