@@ -110,12 +110,12 @@ def map_chunks(func, items, config=SERIAL, chunks_per_job=4, desc=None, **kwargs
 
 def map_items(func, items, config=SERIAL, desc=None, **kwargs):
     """Apply ``func(item, **kwargs)`` to every item; returns results in input order."""
-    per_chunk = map_chunks(_apply_each, items, config, desc=desc, func=func, kwargs=kwargs)
+    per_chunk = map_chunks(_apply_each, items, config, desc=desc, item_func=func, item_kwargs=kwargs)
     return [r for chunk_results in per_chunk for r in chunk_results]
 
 
-def _apply_each(items, func, kwargs):
-    return [func(item, **kwargs) for item in items]
+def _apply_each(items, item_func, item_kwargs):
+    return [item_func(item, **item_kwargs) for item in items]
 
 
 def _progress(desc, done, total, start):

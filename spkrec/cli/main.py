@@ -22,6 +22,7 @@ VERBS = {
     "train-ubm": ("spkrec.cli.gmm", "train a diagonal-covariance UBM by EM"),
     "enroll-gmm": ("spkrec.cli.gmm", "MAP-adapt one GMM per enrolled speaker from the UBM"),
     "score-gmm": ("spkrec.cli.gmm", "score trials with the GMM-UBM log-likelihood ratio"),
+    "extract-supervectors": ("spkrec.cli.gmm", "MAP mean supervectors scaled by sqrt(weight)/sigma (for GSV-SVM)"),
     "train-full-ubm": ("spkrec.cli.ivector", "train a full-covariance UBM from a diagonal one"),
     "train-ivector-extractor": ("spkrec.cli.ivector", "train the total-variability matrix T by EM"),
     "extract-ivectors": ("spkrec.cli.ivector", "extract i-vectors (ivector.scp, spk_ivector.scp)"),

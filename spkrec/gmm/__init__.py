@@ -1,1 +1,31 @@
-"""spkrec.gmm."""
+"""GMM-UBM speaker recognition: diagonal UBM by EM, MAP adaptation, LLR scoring, supervectors.
+
+Public API::
+
+    DiagGMM(num_gauss=256, num_iters=20, init="split", ...)   .fit(X) / .fit_utterances(loader, utt_ids)
+    GmmStats                                                  Baum-Welch statistics (N, F, S)
+    map_adapt(ubm, X, relevance_factor=16.0, adapt="m") -> DiagGMM
+    map_adapt_stats(ubm, N, F, S=None, relevance_factor=16.0, adapt="m") -> SpeakerGMMs (batched)
+    enroll_speakers(ubm, loader, spk2utt, ...) -> SpeakerGMMs
+    SpeakerGMMs                                               many adapted models in one .npz
+    gmm_ubm_llr(speaker, ubm, X, top_c=5) -> float
+    score_trials(ubm, models, loader, trials, top_c=5, config=SERIAL) -> (n,) float64
+    supervector(adapted, ubm) -> (C*D,);  extract_supervectors(ubm, loader, utt_ids, ...) -> (n, C*D)
+"""
+import importlib
+
+_EXPORTS = {
+    "DiagGMM": "diag", "GmmStats": "estep", "PackedGMM": "estep",
+    "map_adapt": "map", "map_adapt_stats": "map", "SpeakerGMMs": "map", "enroll_speakers": "map",
+    "utterance_stats": "map",
+    "gmm_ubm_llr": "scoring", "score_trials": "scoring",
+    "supervector": "supervector", "extract_supervectors": "supervector",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"spkrec.gmm.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'spkrec.gmm' has no attribute {name!r}")

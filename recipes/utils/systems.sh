@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The systems every recipe runs, one function each, over Kaldi data dirs:
+#   TRAIN  background speakers (UBM, extractor, back ends, cohort)
+#   ENROLL enrolment utterances (spk2utt: one model per speaker)
+#   TEST   test utterances, with TEST/trials
+# Each function skips its work when its outputs exist (all spkrec outputs are written atomically)
+# unless force=true. Needs run() and log() from stages.sh and $par from cmd.sh/stages.sh.
+
+done_already() {  # done_already OUTPUT... : true when all outputs exist and force is not set
+  [ "${force:-false}" = true ] && return 1
+  local f; for f in "$@"; do [ -e "$f" ] || return 1; done
+  log "  $* exist(s), skipping"
+}
+
+# train_ubm TRAIN EXP NUM_GAUSS ITERS -> EXP/ubm/final.ubm.npz
+train_ubm() {
+  local train=$1 exp=$2 num_gauss=$3 iters=$4
+  done_already "$exp/ubm/final.ubm.npz" && return 0
+  run "$exp/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$iters" \
+    --seed "${seed:-0}" $par "$train" "$exp/ubm"
+}
+
+# gmm_ubm ENROLL TEST EXP RELEVANCE -> EXP/scores/gmm_ubm.txt
+gmm_ubm() {
+  local enroll=$1 test=$2 exp=$3 relevance=$4
+  done_already "$exp/scores/gmm_ubm.txt" && return 0
+  run "$exp/gmm/log/enroll.log" spkrec enroll-gmm --relevance-factor "$relevance" $par \
+    "$exp/ubm/final.ubm.npz" "$enroll" "$exp/gmm/speakers.npz"
+  run "$exp/gmm/log/score.log" spkrec score-gmm --top-c 5 $par \
+    "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" "$test" "$test/trials" "$exp/scores/gmm_ubm.txt"
+}
+
+# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists)
+results() {
+  local test=$1 exp=$2; shift 2
+  local systems=() s
+  for s in "$@"; do [ -f "$exp/scores/$s.txt" ] && systems+=("$exp/scores/$s.txt:$s"); done
+  [ ${#systems[@]} -gt 0 ] || { log "no score files in $exp/scores"; exit 1; }
+  run "$exp/log/results.log" spkrec results-table --trials "$test/trials" --utt2spk "$test/utt2spk" \
+    --out "$exp/results.md" "${systems[@]}"
+  run "$exp/log/det.log" spkrec plot-det --out "$exp/det.png" "${systems[@]}" "$test/trials"
+}

@@ -1,0 +1,112 @@
+"""Shared pieces of the back ends: input checks, class statistics and pickle-free save/load.
+
+Every back end takes plain ``(n, dim)`` vectors (i-vectors, supervectors, neural embeddings) and
+does its maths in float64 (the matrices are small).
+"""
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import load_npz, save_npz
+
+
+def check_vectors(X, what="vectors", dim=None, min_rows=1):
+    """Return ``X`` as a finite float64 ``(n, dim)`` array or raise :class:`SpkrecError`."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise SpkrecError(f"{what}: expected a (n, dim) array, got shape {X.shape}; pass one vector per row")
+    if X.shape[0] < min_rows:
+        raise SpkrecError(f"{what}: need at least {min_rows} vectors, got {X.shape[0]}; give more data")
+    if dim is not None and X.shape[1] != dim:
+        raise SpkrecError(f"{what}: vectors have dimension {X.shape[1]}, the model expects {dim}; "
+                          "use vectors of the kind the model was trained on")
+    if not np.all(np.isfinite(X)):
+        raise SpkrecError(f"{what}: contains NaN or infinite values; check the vector extraction")
+    return X
+
+
+def encode_labels(y, n, what="labels"):
+    """Map labels (any hashable) to ``0..S-1`` in sorted order; returns ``(codes (n,), classes)``."""
+    y = np.asarray(y)
+    if y.shape != (n,):
+        raise SpkrecError(f"{what}: got {y.shape[0] if y.ndim else 0} labels for {n} vectors; "
+                          "give one speaker label per vector")
+    classes, codes = np.unique(y, return_inverse=True)
+    return codes.ravel(), classes
+
+
+class ClassStats:
+    """Per-class statistics of labelled vectors.
+
+    Attributes: ``counts (S,)``, ``means (S, dim)``, ``mean (dim,)`` (of all vectors),
+    ``within_scatter (dim, dim)`` = sum over vectors of ``(x - mean_class)(x - mean_class)^T``.
+    """
+
+    def __init__(self, X, y, min_classes=1):
+        codes, self.classes = encode_labels(y, X.shape[0])
+        if len(self.classes) < min_classes:
+            raise SpkrecError(f"labels: {len(self.classes)} classes (speakers), need at least {min_classes}; "
+                              "train on more speakers")
+        S = len(self.classes)
+        self.codes = codes
+        self.counts = np.bincount(codes, minlength=S).astype(np.float64)
+        sums = np.zeros((S, X.shape[1]))
+        np.add.at(sums, codes, X)
+        self.means = sums / self.counts[:, None]
+        self.mean = X.mean(axis=0)
+        D = X - self.means[codes]
+        self.within_scatter = D.T @ D
+
+
+def group_means(X, groups):
+    """Average rows of ``X`` by integer group ``0..G-1``; returns ``(means (G, dim), counts (G,))``."""
+    X = np.asarray(X, dtype=np.float64)
+    groups = np.asarray(groups, dtype=np.int64)
+    G = int(groups.max()) + 1 if groups.size else 0
+    counts = np.bincount(groups, minlength=G).astype(np.float64)
+    if np.any(counts == 0):
+        raise SpkrecError("enrolment groups: some model has no vectors; every model needs at least one")
+    sums = np.zeros((G, X.shape[1]))
+    np.add.at(sums, groups, X)
+    return sums / counts[:, None], counts
+
+
+def sym(A):
+    """Symmetric part of a square matrix (removes round-off asymmetry)."""
+    return 0.5 * (A + A.T)
+
+
+class Persistable:
+    """``save(path)``/``load(path)`` for estimators that define ``_get_state() -> (arrays, meta)``
+    and ``_set_state(arrays, meta)``; the file is an atomic, pickle-free ``.npz``."""
+
+    def _get_state(self):
+        raise NotImplementedError
+
+    def _set_state(self, arrays, meta):
+        raise NotImplementedError
+
+    def save(self, path):
+        arrays, meta = self._get_state()
+        save_npz(path, type(self).__name__, arrays, {"params": self.get_params(), **meta})
+
+    @classmethod
+    def load(cls, path):
+        arrays, meta = load_npz(path, cls.__name__)
+        return cls.from_state(arrays, meta)
+
+    @classmethod
+    def from_state(cls, arrays, meta):
+        obj = cls(**meta.get("params", {}))
+        obj._set_state(arrays, meta)
+        return obj
+
+    def _check_fitted(self, attr):
+        if not hasattr(self, attr):
+            raise SpkrecError(f"{type(self).__name__}: not fitted; call fit() or load a trained model first")
+
+
+class BackendTransformer(Persistable, TransformerMixin, BaseEstimator):
+    """Base of the vector transforms (fit on labelled or unlabelled vectors, transform any vectors)."""

@@ -1,0 +1,165 @@
+"""Figures: DET curves on normal-deviate axes, confusion matrices, score histograms.
+
+Figures are built with matplotlib's object API on an Agg canvas (no pyplot, no display, no global
+backend change), saved atomically (temporary file with the same extension in the target directory,
+then renamed) and returned so callers and tests can inspect the axes.
+"""
+import contextlib
+import os
+import tempfile
+
+import numpy as np
+
+from spkrec.eval.metrics import check_scores_labels, det_curve, eer, min_dcf
+
+DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)   # probabilities
+DET_LIMITS = (0.0005, 0.5)
+
+
+def _new_figure(size):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=size)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig, path, dpi=120):
+    """Write ``fig`` to ``path`` atomically; the format comes from the extension (``.png``, ``.pdf``, ``.svg``)."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    base, ext = os.path.splitext(os.path.basename(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".png", dir=directory)
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=dpi, format=(ext[1:] or "png"), bbox_inches="tight")
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+
+
+def probit(p):
+    """Normal deviate ``Phi^-1(p)`` with ``p`` clipped to ``[1e-9, 1 - 1e-9]`` (finite plot coordinates)."""
+    from scipy.stats import norm
+    return norm.ppf(np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9))
+
+
+def _percent_label(p):
+    return f"{100 * p:g}"
+
+
+def plot_det(systems, out_png=None, mark_eer=True, mark_min_dcf=True, p_target=0.01, c_miss=1.0, c_fa=1.0,
+             title=None):
+    """DET curves of several systems overlaid on probit axes (Martin et al. 1997).
+
+    Parameters
+    ----------
+    systems : list of (label, scores (n,), labels (n,) bool)
+    out_png : str, optional
+        Where to save the figure (atomically); ``None`` only builds it.
+    mark_eer, mark_min_dcf : bool
+        Mark each system's EER point (on the diagonal) and its minDCF operating point.
+    p_target, c_miss, c_fa : float
+        Cost model of the minDCF marker.
+
+    Returns the matplotlib ``Figure``: one Axes, x = false-alarm and y = miss probability (%), ticks at
+    0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40 %, the dashed ``p_miss == p_fa`` line and a legend with EERs.
+    """
+    fig = _new_figure((6.0, 6.0))
+    ax = fig.add_subplot(1, 1, 1)
+    lo, hi = probit(DET_LIMITS)
+    ax.plot([lo, hi], [lo, hi], linestyle="--", color="0.6", linewidth=0.8, zorder=1)
+    for k, (label, scores, labels) in enumerate(systems):
+        scores, labels = check_scores_labels(scores, labels, what=str(label))
+        p_fa, p_miss, thresholds = det_curve(scores, labels)
+        e, _ = eer(scores, labels)
+        line, = ax.plot(probit(p_fa), probit(p_miss), linewidth=1.6, zorder=3,
+                        label=f"{label} (EER {100 * e:.2f} %)")
+        color = line.get_color()
+        if mark_eer:
+            ax.plot([probit(e)], [probit(e)], marker="o", markersize=6, color=color, zorder=4,
+                    markeredgecolor="black", linestyle="none")
+        if mark_min_dcf:
+            _, thr = min_dcf(scores, labels, p_target, c_miss, c_fa)
+            i = int(np.searchsorted(thresholds, thr))
+            ax.plot([probit(p_fa[i])], [probit(p_miss[i])], marker="s", markersize=6, color=color, zorder=4,
+                    markeredgecolor="black", linestyle="none")
+    ticks = probit(DET_TICKS)
+    names = [_percent_label(p) for p in DET_TICKS]
+    ax.set_xticks(ticks, names)
+    ax.set_yticks(ticks, names)
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel("False alarm probability (%)")
+    ax.set_ylabel("Miss probability (%)")
+    ax.grid(True, color="0.85", linewidth=0.6)
+    ax.set_aspect("equal")
+    handles, _ = ax.get_legend_handles_labels()
+    if mark_eer or mark_min_dcf:
+        from matplotlib.lines import Line2D
+        if mark_eer:
+            handles.append(Line2D([], [], marker="o", color="0.4", markeredgecolor="black", linestyle="none",
+                                  label="EER"))
+        if mark_min_dcf:
+            handles.append(Line2D([], [], marker="s", color="0.4", markeredgecolor="black", linestyle="none",
+                                  label=f"minDCF (p_target={p_target:g})"))
+    ax.legend(handles=handles, loc="upper right", fontsize=8, framealpha=0.9)
+    ax.set_title(title or "DET curve")
+    if out_png is not None:
+        save_figure(fig, out_png)
+    return fig
+
+
+def plot_confusion(matrix, labels, out_png=None, title=None):
+    """Confusion-matrix image: rows = true speaker, columns = identified speaker; returns the ``Figure``.
+
+    ``labels`` name the ``n`` classes; tick labels are shown when ``n <= 60``. Counts are printed in
+    the cells when ``n <= 20``.
+    """
+    matrix = np.asarray(matrix)
+    n = matrix.shape[0]
+    size = float(np.clip(2.0 + 0.18 * n, 4.0, 14.0))
+    fig = _new_figure((size + 1.0, size))
+    ax = fig.add_subplot(1, 1, 1)
+    image = ax.imshow(matrix, cmap="Blues", interpolation="nearest", vmin=0)
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="test utterances")
+    if n <= 60:
+        fontsize = 8 if n <= 30 else 6
+        ax.set_xticks(np.arange(n), list(labels), rotation=90, fontsize=fontsize)
+        ax.set_yticks(np.arange(n), list(labels), fontsize=fontsize)
+    if n <= 20:
+        top = matrix.max() if matrix.size else 0
+        for (i, j), v in np.ndenumerate(matrix):
+            if v:
+                ax.text(j, i, str(v), ha="center", va="center", fontsize=7,
+                        color="white" if v > top / 2 else "black")
+    ax.set_xlabel("identified speaker")
+    ax.set_ylabel("true speaker")
+    correct = np.trace(matrix) / max(matrix.sum(), 1)
+    ax.set_title(title or f"Confusion matrix (top-1 {100 * correct:.1f} %)")
+    if out_png is not None:
+        save_figure(fig, out_png)
+    return fig
+
+
+def plot_score_histograms(scores, labels, out_png=None, bins=50, title=None):
+    """Target and non-target score histograms (densities on shared bins); returns the ``Figure``."""
+    scores, labels = check_scores_labels(scores, labels)
+    finite = np.isfinite(scores)
+    edges = np.histogram_bin_edges(scores[finite], bins=bins)
+    fig = _new_figure((7.0, 4.0))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.hist(scores[finite & ~labels], bins=edges, density=True, alpha=0.6, color="tab:red",
+            label=f"non-target ({int((~labels).sum())})")
+    ax.hist(scores[finite & labels], bins=edges, density=True, alpha=0.6, color="tab:blue",
+            label=f"target ({int(labels.sum())})")
+    ax.set_xlabel("score")
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Score distributions")
+    if out_png is not None:
+        save_figure(fig, out_png)
+    return fig

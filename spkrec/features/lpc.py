@@ -1,0 +1,155 @@
+"""Linear prediction: autocorrelation method, Levinson-Durbin, LPC and LPC cepstra (LPCC).
+
+Conventions (shared with :mod:`spkrec.features.plp`):
+
+- Predictor polynomial ``A(z) = 1 + sum_{k=1..p} a_k z^-k``; the all-pole model of a frame's power
+  spectrum is ``err / |A(e^jw)|^2`` where ``err`` is the prediction-error power (the *gain*,
+  Makhoul's ``G^2``).  The prediction of ``x[n]`` is ``-sum_k a_k x[n-k]``.
+- Cepstra: ``c_0 = log(gain) = log(err)`` and ``c_n`` (n >= 1) is the cepstrum of ``log(1/A(z))``
+  (HTK's and rastamat's ``lpc2cep`` convention), continued beyond ``p`` when ``num_ceps > p + 1``.
+- Logs are floored at ``FLT_EPSILON`` (Kaldi's floor), so silent frames give finite values.
+
+Everything is vectorised over frames: Python loops run over the model order / cepstral index only.
+"""
+import numpy as np
+
+from spkrec.errors import SpkrecError
+from spkrec.features.framing import FLOAT_EPS, frame_signal
+
+# A stage whose remaining error falls below this fraction of r[0] is numerically singular
+# (perfectly predictable frame); such frames keep the lower-order solution.
+_SINGULAR = 1e-12
+
+
+def autocorrelation(frames, max_lag):
+    """Autocorrelation ``r[t, k] = sum_n x[t, n] x[t, n+k]`` for lags ``0..max_lag``.
+
+    frames : (T, L) array.  Returns (T, max_lag+1) float64 (lags >= L are zero).
+    """
+    x = np.asarray(frames, dtype=np.float64)
+    num, length = x.shape
+    r = np.zeros((num, max_lag + 1), dtype=np.float64)
+    for k in range(min(max_lag, length - 1) + 1):
+        r[:, k] = np.einsum("ij,ij->i", x[:, k:], x[:, :length - k])
+    return r
+
+
+def levinson_durbin(r, order):
+    """Solve the autocorrelation normal equations for every frame at once (Levinson-Durbin).
+
+    Parameters
+    ----------
+    r : (T, K) autocorrelations with lags ``0..K-1``, ``K >= order + 1`` (extra lags are ignored);
+        a 1-D array is treated as one frame.
+    order : int, model order ``p``.
+
+    Returns
+    -------
+    a : (T, order+1) float64, ``a[:, 0] = 1`` and ``A(z) = sum_k a[:, k] z^-k``
+    err : (T,) float64, prediction-error power (``r0 * prod(1 - k_i^2)``)
+
+    Silent frames (``r0 == 0``) give ``a = [1, 0, ..., 0]`` and ``err = 0`` (no NaN).
+    """
+    r = np.asarray(r, dtype=np.float64)
+    single = r.ndim == 1
+    if single:
+        r = r[None, :]
+    order = int(order)
+    if r.ndim != 2 or order < 0 or r.shape[1] < order + 1:
+        raise SpkrecError(f"levinson_durbin: order {order} needs autocorrelations of shape (T, >= {order + 1}), "
+                          f"got {r.shape}; pass more lags or a lower order")
+    num = r.shape[0]
+    a = np.zeros((num, order + 1), dtype=np.float64)
+    a[:, 0] = 1.0
+    err = r[:, 0].copy()
+    threshold = _SINGULAR * np.abs(r[:, 0])
+    for i in range(1, order + 1):
+        # acc = r_i + sum_{j=1}^{i-1} a_j r_{i-j}
+        acc = r[:, i] + np.einsum("ij,ij->i", a[:, 1:i], r[:, i - 1:0:-1])
+        live = err > threshold
+        k = np.where(live, -acc / np.where(live, err, 1.0), 0.0)
+        a[:, 1:i] += k[:, None] * a[:, i - 1:0:-1]
+        a[:, i] = k
+        err = np.maximum(err * (1.0 - k * k), 0.0)
+    return (a[0], err[0]) if single else (a, err)
+
+
+def lpc_to_cepstrum(a, err, num_ceps):
+    """Cepstra of the all-pole model ``err / |A|^2`` (T, num_ceps) float64.
+
+    ``c_0 = log(max(err, FLT_EPSILON))``; for ``n >= 1``:
+    ``c_n = -a_n - (1/n) sum_{k=1}^{n-1} k c_k a_{n-k}`` with ``a_n = 0`` for ``n > p``.
+    """
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    err = np.atleast_1d(np.asarray(err, dtype=np.float64))
+    num, p = a.shape[0], a.shape[1] - 1
+    num_ceps = int(num_ceps)
+    if num_ceps < 1:
+        raise SpkrecError(f"num_ceps must be >= 1 (got {num_ceps}); ask for at least c0")
+    c = np.zeros((num, num_ceps), dtype=np.float64)
+    c[:, 0] = np.log(np.maximum(err, FLOAT_EPS))
+    for n in range(1, num_ceps):
+        c[:, n] = -a[:, n] if n <= p else 0.0
+        lo = max(1, n - p)  # terms with a_{n-k} = 0 (n - k > p) vanish
+        if lo < n:
+            k = np.arange(lo, n, dtype=np.float64)
+            c[:, n] -= (c[:, lo:n] * a[:, n - lo:0:-1]) @ k / n
+    return c
+
+
+def lift_cepstra(ceps, cepstral_lifter):
+    """Kaldi's sinusoidal liftering ``c_n *= 1 + L/2 sin(pi n / L)`` (in place); ``L = 0`` does nothing."""
+    if cepstral_lifter:
+        n = np.arange(ceps.shape[1], dtype=np.float64)
+        ceps *= (1.0 + 0.5 * cepstral_lifter * np.sin(np.pi * n / cepstral_lifter)).astype(ceps.dtype)
+    return ceps
+
+
+def _check_order(order):
+    order = int(order)
+    if order < 1:
+        raise SpkrecError(f"LPC order must be >= 1 (got {order}); use e.g. order=12")
+    return order
+
+
+def _lpc_frames(signal, sample_rate, order, framing):
+    frames, _ = frame_signal(signal, sample_rate, raw_energy=True, **framing)
+    if order >= frames.shape[1]:
+        raise SpkrecError(f"LPC order {order} must be below the frame length ({frames.shape[1]} samples); "
+                          "lower the order or lengthen the frames")
+    return levinson_durbin(autocorrelation(frames, order), order)
+
+
+def lpc(signal, sample_rate, order=12, *, frame_length_ms=25.0, frame_shift_ms=10.0, snip_edges=True,
+        dither=0.0, seed=0, remove_dc_offset=True, preemph=0.97, window="hamming"):
+    """LPC features by the autocorrelation method.
+
+    Frames (Kaldi order: dither, DC removal, pre-emphasis, window) -> autocorrelation lags 0..p ->
+    Levinson-Durbin.
+
+    Returns (T, order+1) float32: column 0 is the log gain ``log(err)`` (floored at FLT_EPSILON),
+    columns 1..p are ``a_1..a_p`` of ``A(z) = 1 + sum a_k z^-k``.
+    """
+    order = _check_order(order)
+    a, err = _lpc_frames(signal, sample_rate, order, dict(
+        frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms, snip_edges=snip_edges, dither=dither,
+        seed=seed, remove_dc_offset=remove_dc_offset, preemph=preemph, window=window))
+    out = a.astype(np.float32)
+    out[:, 0] = np.log(np.maximum(err, FLOAT_EPS))
+    return out
+
+
+def lpcc(signal, sample_rate, order=12, num_ceps=13, *, cepstral_lifter=0.0, frame_length_ms=25.0,
+         frame_shift_ms=10.0, snip_edges=True, dither=0.0, seed=0, remove_dc_offset=True, preemph=0.97,
+         window="hamming"):
+    """LPC cepstral coefficients (T, num_ceps) float32.
+
+    As :func:`lpc`, then the LPC-to-cepstrum recursion (:func:`lpc_to_cepstrum`): ``c_0 = log(err)``
+    (the gain term), ``c_1..c_{num_ceps-1}`` continued beyond ``order`` when ``num_ceps > order + 1``;
+    then optional Kaldi-style sinusoidal liftering (``cepstral_lifter``, 0 = none).
+    """
+    order = _check_order(order)
+    a, err = _lpc_frames(signal, sample_rate, order, dict(
+        frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms, snip_edges=snip_edges, dither=dither,
+        seed=seed, remove_dc_offset=remove_dc_offset, preemph=preemph, window=window))
+    return lift_cepstra(lpc_to_cepstrum(a, err, num_ceps), cepstral_lifter).astype(np.float32)

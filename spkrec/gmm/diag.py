@@ -1,0 +1,226 @@
+"""Diagonal-covariance GMM (the UBM), trained by EM with binary-splitting or k-means initialisation."""
+import logging
+
+import numpy as np
+
+from spkrec.errors import SpkrecError
+from spkrec.gmm import em
+from spkrec.gmm.estep import PackedGMM, accumulate, posteriors_inplace
+from spkrec.io.atomic import load_npz, save_npz
+from spkrec.parallel import SERIAL, map_chunks
+
+log = logging.getLogger("spkrec")
+
+KMEANS_MAX_FRAMES = 200000
+
+
+class DiagGMM:
+    """Diagonal-covariance Gaussian mixture, scikit-learn style.
+
+    Parameters
+    ----------
+    num_gauss : number of Gaussians C.
+    num_iters : EM iterations at the full size C (after initialisation).
+    init : ``"split"`` (HTK/Kaldi binary splitting from the global Gaussian: every Gaussian's mean
+        is moved by +-0.2 standard deviations, doubling until C, ``num_iters_per_split`` EM
+        iterations after each split) or ``"kmeans"`` (sklearn KMeans on at most 200k frames,
+        seeded by ``random_state``).
+    var_floor : variances are floored at ``var_floor`` times the global (all-frames) variance.
+    weight_floor : weights are floored at this value (then renormalised).
+    subsample : use every ``subsample``-th frame of each utterance.
+    chunk_frames : frames per E-step matrix product (memory is ~ ``chunk_frames * C * 4`` bytes).
+    min_gauss_frames : a Gaussian with a smaller occupancy is dead: it keeps its parameters and is
+        replaced by a split of the heaviest Gaussian.
+    random_state : seed (only k-means uses randomness); same seed, same data -> bit-identical model.
+
+    Fitted attributes: ``weights_ (C,)``, ``means_ (C, D)``, ``variances_ (C, D)`` (float64),
+    ``var_floor_ (D,)``, ``loglik_history_`` (average log-likelihood per frame at the start of each
+    full-size iteration, never decreasing unless a dead Gaussian was re-split), ``init_loglik_history_``
+    (``(num_gauss, avg_loglik)`` of the iterations during splitting).
+    """
+
+    def __init__(self, num_gauss=256, num_iters=20, init="split", num_iters_per_split=4, var_floor=1e-3,
+                 weight_floor=1e-8, subsample=1, chunk_frames=50000, min_gauss_frames=10.0, random_state=0,
+                 verbose=False):
+        self.num_gauss = num_gauss
+        self.num_iters = num_iters
+        self.init = init
+        self.num_iters_per_split = num_iters_per_split
+        self.var_floor = var_floor
+        self.weight_floor = weight_floor
+        self.subsample = subsample
+        self.chunk_frames = chunk_frames
+        self.min_gauss_frames = min_gauss_frames
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ construction / IO
+    @classmethod
+    def from_params(cls, weights, means, variances, **hyper):
+        """A fitted model with the given parameters (weights are renormalised)."""
+        gmm = cls(num_gauss=len(weights), **hyper)
+        w = np.asarray(weights, dtype=np.float64)
+        gmm.weights_ = w / w.sum()
+        gmm.means_ = np.array(means, dtype=np.float64)
+        gmm.variances_ = np.array(variances, dtype=np.float64)
+        if gmm.means_.shape != gmm.variances_.shape or gmm.means_.shape[0] != len(w):
+            raise SpkrecError(f"DiagGMM: inconsistent shapes weights {w.shape}, means {gmm.means_.shape}, "
+                              f"variances {gmm.variances_.shape}")
+        gmm.var_floor_ = np.zeros(gmm.means_.shape[1])
+        gmm.loglik_history_, gmm.init_loglik_history_ = [], []
+        return gmm
+
+    def _hyper(self):
+        return {k: getattr(self, k) for k in ("num_gauss", "num_iters", "init", "num_iters_per_split", "var_floor",
+                                              "weight_floor", "subsample", "chunk_frames", "min_gauss_frames",
+                                              "random_state")}
+
+    def save(self, path, meta=None):
+        """Write ``path`` (.npz, atomic, pickle-free). ``meta``: extra JSON info (e.g. feature options)."""
+        self._check_fitted()
+        save_npz(path, "DiagGMM", {"weights": self.weights_, "means": self.means_, "variances": self.variances_,
+                                   "var_floor": self.var_floor_,
+                                   "loglik_history": np.asarray(self.loglik_history_, dtype=np.float64)},
+                 {"hyper": self._hyper(), **(meta or {})})
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by :meth:`save`; the file's extra meta is in ``.meta_``."""
+        arrays, meta = load_npz(path, "DiagGMM")
+        gmm = cls.from_params(arrays["weights"], arrays["means"], arrays["variances"], **meta.get("hyper", {}))
+        gmm.var_floor_ = arrays["var_floor"]
+        gmm.loglik_history_ = arrays["loglik_history"].tolist()
+        gmm.meta_ = {k: v for k, v in meta.items() if k != "hyper"}
+        return gmm
+
+    # ------------------------------------------------------------------ inference
+    @property
+    def num_gauss_(self):
+        return len(self.weights_)
+
+    @property
+    def dim_(self):
+        return self.means_.shape[1]
+
+    def _check_fitted(self):
+        if not hasattr(self, "means_"):
+            raise SpkrecError("DiagGMM: model is not fitted; call fit() or DiagGMM.load() first")
+
+    def _check_X(self, X):
+        self._check_fitted()
+        X = np.asarray(X)
+        if X.ndim != 2 or X.shape[1] != self.dim_:
+            raise SpkrecError(f"DiagGMM: features have shape {X.shape}, the model expects (frames, {self.dim_}); "
+                              "use the same feature options as for training")
+        return X
+
+    def packed(self):
+        """The float32 E-step matrices (:class:`~spkrec.gmm.estep.PackedGMM`)."""
+        self._check_fitted()
+        return PackedGMM(self.weights_, self.means_, self.variances_)
+
+    def log_likelihood_components(self, X):
+        """(T, C) float32 ``log w_c + log N(x_t | mu_c, var_c)``."""
+        return self.packed().component_loglik(self._check_X(X))
+
+    def score_samples(self, X):
+        """(T,) float64 frame log-likelihoods ``log p(x_t)``."""
+        ll = self.log_likelihood_components(X)
+        return posteriors_inplace(ll)[0]
+
+    def score(self, X, y=None):
+        """Average log-likelihood per frame."""
+        return float(np.mean(self.score_samples(X)))
+
+    def predict_proba(self, X):
+        """(T, C) float32 posteriors (those below exp(-50) times the best are zero)."""
+        ll = self.log_likelihood_components(X)
+        _, total = posteriors_inplace(ll)
+        ll /= total[:, None]
+        return ll
+
+    def accumulate_stats(self, X, second_order=True):
+        """Baum-Welch statistics of frames ``X`` (:class:`~spkrec.gmm.estep.GmmStats`, float64)."""
+        X = self._check_X(X)
+        packed = self.packed()
+        stats = None
+        for start in range(0, max(len(X), 1), self.chunk_frames):
+            stats = accumulate(packed, X[start:start + self.chunk_frames], stats, second_order)
+        return stats
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X, y=None, config=SERIAL):
+        """Train on an in-memory (T, D) array (processed ``chunk_frames`` frames at a time)."""
+        X = np.asarray(X)
+        if X.ndim != 2 or len(X) == 0:
+            raise SpkrecError(f"DiagGMM.fit: expected a non-empty (frames, dim) array, got shape {X.shape}")
+        loader = em.ArrayLoader(X, self.chunk_frames)
+        return self.fit_utterances(loader, loader.utt_ids, config)
+
+    def fit_utterances(self, loader, utt_ids=None, config=SERIAL):
+        """Train out of core: ``loader(utt) -> (T, D)`` for each id (default ``loader.utt_ids``).
+
+        Each EM iteration streams all utterances through ``spkrec.parallel.map_chunks``.
+        """
+        utt_ids = list(loader.utt_ids if utt_ids is None else utt_ids)
+        if not utt_ids:
+            raise SpkrecError("DiagGMM: no utterances to train on; check the data dir")
+        if self.init not in ("split", "kmeans"):
+            raise SpkrecError(f"DiagGMM: unknown init {self.init!r}; use 'split' or 'kmeans'")
+        sub = max(1, int(self.subsample))
+        mean, var, n = em.global_mean_var(loader, utt_ids, config, sub)
+        self.var_floor_ = self.var_floor * var
+        if n < self.num_gauss:
+            raise SpkrecError(f"DiagGMM: only {n} frames for {self.num_gauss} Gaussians; "
+                              "use fewer Gaussians or more data (or less --subsample)")
+        self.init_loglik_history_, self.loglik_history_ = [], []
+        if self.init == "kmeans":
+            w, m, v = self._kmeans_init(loader, utt_ids, config, sub, n, var)
+        else:
+            w, m, v = np.ones(1), mean[None, :], var[None, :]
+            while len(w) < self.num_gauss:
+                w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.num_gauss))
+                for _ in range(self.num_iters_per_split):
+                    w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config)
+                    self.init_loglik_history_.append((len(w), ll))
+        for it in range(self.num_iters):
+            w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config)
+            self.loglik_history_.append(ll)
+            (log.info if self.verbose else log.debug)("EM iteration %d/%d: %d Gaussians, avg log-lik %.5f",
+                                                      it + 1, self.num_iters, len(w), ll)
+        self.weights_, self.means_, self.variances_ = w, m, v
+        return self
+
+    def _em_iter(self, w, m, v, loader, utt_ids, config):
+        stats = em.collect_stats(w, m, v, loader, utt_ids, config, max(1, int(self.subsample)), self.chunk_frames,
+                                 desc=f"EM ({len(w)} Gaussians)" if self.verbose else None)
+        w2, m2, v2, dead = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor, self.min_gauss_frames)
+        if len(dead):
+            log.warning("EM: %d Gaussian(s) with occupancy < %g re-split from the heaviest ones",
+                        len(dead), self.min_gauss_frames)
+            w2, m2, v2 = em.resplit_dead(w2, m2, v2, dead)
+        return w2, m2, v2, stats.avg_loglik
+
+    def _kmeans_init(self, loader, utt_ids, config, sub, n, var):
+        from scipy.sparse import csr_matrix
+        from sklearn.cluster import KMeans
+        stride = sub * max(1, -(-n // KMEANS_MAX_FRAMES))
+        X = np.concatenate([x for part in map_chunks(_strided_frames, utt_ids, config, loader=loader, stride=stride)
+                            for x in part]).astype(np.float32)
+        km = KMeans(n_clusters=self.num_gauss, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
+        labels = km.labels_
+        counts = np.bincount(labels, minlength=self.num_gauss).astype(np.float64)
+        Xd = X.astype(np.float64)
+        onehot = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))),
+                            shape=(self.num_gauss, len(labels)))
+        s1, s2 = onehot @ Xd, onehot @ (Xd * Xd)
+        safe = np.maximum(counts, 1.0)[:, None]
+        means = s1 / safe
+        variances = np.where(counts[:, None] >= 2, s2 / safe - means ** 2, var)
+        weights = np.maximum(counts / counts.sum(), self.weight_floor)
+        means[counts == 0] = km.cluster_centers_[counts == 0]
+        return weights / weights.sum(), means, np.maximum(variances, self.var_floor_)
+
+
+def _strided_frames(utts, loader, stride):
+    return [np.asarray(loader(u))[::stride] for u in utts]

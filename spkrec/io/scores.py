@@ -1,0 +1,81 @@
+"""Score files: ``<enroll-id> <test-id> <score>`` lines; higher score = more likely the same speaker."""
+import math
+import os
+
+import numpy as np
+
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import write_lines_atomic
+from spkrec.io.trials import read_trials_with_lines
+
+
+def read_scores_with_lines(path):
+    """Like :func:`read_scores` but returns ``(rows, line_numbers)``."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SpkrecError(f"{path}: score file not found; run the scoring stage first")
+    rows, lines, seen = [], [], {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                raise SpkrecError(f"{path}:{lineno}: blank line in score file; remove it")
+            if len(fields) != 3:
+                raise SpkrecError(f"{path}:{lineno}: expected 3 fields (<enroll-id> <test-id> <score>), got "
+                                  f"{len(fields)} ({line.strip()[:60]!r}); fix this line")
+            try:
+                score = float(fields[2])
+            except ValueError:
+                raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; fix this line") from None
+            if math.isnan(score):
+                raise SpkrecError(f"{path}:{lineno}: score is NaN; re-run the scoring stage "
+                                  "(a model or vector is probably degenerate)")
+            pair = (fields[0], fields[1])
+            if pair in seen:
+                raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
+                                  "score each trial once")
+            seen[pair] = lineno
+            rows.append((fields[0], fields[1], score))
+            lines.append(lineno)
+    return rows, lines
+
+
+def read_scores(path):
+    """Read a score file -> list of ``(enroll_id, test_id, score)`` (score a float) in file order.
+
+    Wrong field counts, non-numeric or NaN scores and repeated pairs raise :class:`SpkrecError`
+    naming ``file:line``.
+    """
+    return read_scores_with_lines(path)[0]
+
+
+def write_scores(path, rows):
+    """Write ``(enroll_id, test_id, score)`` rows atomically as ``"%s %s %.6f"`` in the given order."""
+    lines = []
+    for enroll, test, score in rows:
+        score = float(score)
+        if math.isnan(score):
+            raise SpkrecError(f"{path}: score of trial {enroll} {test} is NaN; check the model and vectors")
+        lines.append("%s %s %.6f" % (enroll, test, score))
+    write_lines_atomic(path, lines)
+
+
+def scores_for_trials(scores_path, trials_path):
+    """Align a score file with a labelled trials file.
+
+    Returns ``(scores, labels)``: float64 and bool arrays of shape ``(num_trials,)`` in trials-file
+    order. Scores of pairs not in the trials file are ignored; a trial without a score raises
+    :class:`SpkrecError` naming the trials ``file:line`` and the pair.
+    """
+    trials, trial_lines = read_trials_with_lines(trials_path, require_labels=True)
+    lookup = {(e, t): s for e, t, s in read_scores(scores_path)}
+    scores = np.empty(len(trials), dtype=np.float64)
+    labels = np.empty(len(trials), dtype=bool)
+    for i, (enroll, test, label) in enumerate(trials):
+        score = lookup.get((enroll, test))
+        if score is None:
+            raise SpkrecError(f"{os.fspath(trials_path)}:{trial_lines[i]}: trial {enroll} {test} has no score in "
+                              f"{os.fspath(scores_path)}; score every trial of this list")
+        scores[i] = score
+        labels[i] = label
+    return scores, labels

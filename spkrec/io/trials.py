@@ -1,0 +1,115 @@
+"""Trial lists: ``<enroll-id> <test-id> target|nontarget`` lines (one per trial).
+
+Enrolment ids are speaker ids (``make-trials``) or, for lists converted from VoxCeleb1, utterance ids.
+A "key" without labels (``<enroll-id> <test-id>``) is accepted when ``require_labels=False``.
+"""
+import os
+
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import write_lines_atomic
+
+LABELS = {"target": True, "nontarget": False}
+
+
+def read_trials_with_lines(path, require_labels=True):
+    """Like :func:`read_trials` but returns ``(rows, line_numbers)`` (1-based line of each row)."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise SpkrecError(f"{path}: trials file not found; write it with `spkrec make-trials` or "
+                          "`spkrec prepare-data voxceleb1 ... --trials FILE`")
+    rows, lines, seen = [], [], {}
+    min_fields = 3 if require_labels else 2
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            fields = line.split()
+            if not fields:
+                raise SpkrecError(f"{path}:{lineno}: blank line in trials; remove it")
+            if not min_fields <= len(fields) <= 3:
+                expect = "3 fields (<enroll-id> <test-id> target|nontarget)" if require_labels else \
+                    "2 or 3 fields (<enroll-id> <test-id> [target|nontarget])"
+                raise SpkrecError(f"{path}:{lineno}: expected {expect}, got {len(fields)} "
+                                  f"({line.strip()[:60]!r}); fix this line")
+            label = None
+            if len(fields) == 3:
+                if fields[2] not in LABELS:
+                    raise SpkrecError(f"{path}:{lineno}: trial label {fields[2]!r} is not 'target' or "
+                                      "'nontarget'; fix this line")
+                label = LABELS[fields[2]]
+            pair = (fields[0], fields[1])
+            if pair in seen:
+                raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
+                                  "list each trial once")
+            seen[pair] = lineno
+            rows.append((fields[0], fields[1], label))
+            lines.append(lineno)
+    return rows, lines
+
+
+def read_trials(path, require_labels=True):
+    """Read a trials file -> list of ``(enroll_id, test_id, is_target)`` in file order.
+
+    ``is_target`` is ``True``/``False``, or ``None`` for a 2-column key line (allowed only with
+    ``require_labels=False``). Malformed lines, unknown labels and repeated pairs raise
+    :class:`SpkrecError` naming ``file:line``.
+    """
+    return read_trials_with_lines(path, require_labels)[0]
+
+
+def _label_text(label):
+    if label is None:
+        return None
+    if isinstance(label, str):
+        if label not in LABELS:
+            raise SpkrecError(f"trial label {label!r} is not 'target' or 'nontarget'")
+        return label
+    return "target" if bool(label) else "nontarget"
+
+
+def write_trials(path, rows):
+    """Write ``(enroll_id, test_id, is_target)`` rows atomically, in the given order.
+
+    ``is_target`` may be a bool, ``"target"``/``"nontarget"`` or ``None`` (writes a 2-column key line).
+    """
+    lines = []
+    for row in rows:
+        enroll, test = row[0], row[1]
+        label = _label_text(row[2]) if len(row) > 2 else None
+        lines.append(f"{enroll} {test}" if label is None else f"{enroll} {test} {label}")
+    write_lines_atomic(path, lines)
+
+
+def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=None, skip_short=False):
+    """Split every speaker's utterances into enrolment and test, and write a full trial list.
+
+    Per speaker (sorted), the first ``num_enroll`` utterances (sorted by id) enrol and the rest (or only
+    the next ``num_test``) are tests. Writes the enrolment and test subset data dirs and a trials file
+    with every test utterance against every enrolled speaker (``<spk> <test-utt> target|nontarget``,
+    sorted). A speaker with fewer than ``num_enroll + 1`` utterances raises :class:`SpkrecError`, or
+    is left out with a logged warning when ``skip_short``. Returns the trial rows.
+    """
+    import logging
+    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    data = data if isinstance(data, DataDir) else DataDir(data)
+    if int(num_enroll) < 1 or (num_test is not None and int(num_test) < 1):
+        raise SpkrecError(f"make-trials: --num-enroll and --num-test must be >= 1 (got {num_enroll}, {num_test})")
+    spk2utt = utt2spk_to_spk2utt(data.utt2spk)
+    enroll, tests, speakers = set(), [], []
+    for spk, utts in spk2utt.items():
+        if len(utts) < num_enroll + 1:
+            msg = (f"{data.file('utt2spk')}: speaker {spk!r} has {len(utts)} utterance(s), fewer than "
+                   f"--num-enroll {num_enroll} + 1 test")
+            if not skip_short:
+                raise SpkrecError(msg + "; lower --num-enroll or pass --skip-short to leave such speakers out")
+            logging.getLogger("spkrec").warning("%s; skipped (--skip-short)", msg)
+            continue
+        speakers.append(spk)
+        enroll.update(utts[:num_enroll])
+        rest = utts[num_enroll:]
+        tests.extend(rest if num_test is None else rest[:num_test])
+    if not speakers:
+        raise SpkrecError(f"{data.path}: no speaker has more than {num_enroll} utterances; lower --num-enroll")
+    _write_subset(data, enroll_dir, enroll)
+    _write_subset(data, test_dir, set(tests))
+    rows = [(spk, utt, data.utt2spk[utt] == spk) for spk in speakers for utt in sorted(tests)]
+    write_trials(trials_path, rows)
+    return rows
