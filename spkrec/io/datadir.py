@@ -251,6 +251,8 @@ class DataDir:
     def _wav_entry(self, key, for_utt):
         entry = self.wav_scp.get(key)
         if entry is None:
+            if self.segments is None and self.has("utt2spk"):
+                self.utt2spk  # noqa: B018 -- read it for the line number in the message
             where = (f"{self.file('segments')}:{self.line_of('segments', for_utt)}: recording {key!r}"
                      if self.segments is not None else f"{self.file('utt2spk')}:"
                      f"{self.line_of('utt2spk', for_utt) or '?'}: utterance {key!r}")
@@ -271,14 +273,16 @@ class DataDir:
             entry, where = self._wav_entry(utt, utt)
             return read_audio(entry, target_rate=target_rate, allow_commands=allow_commands, name=where)
         if utt not in segments:
-            raise SpkrecError(f"{self.file('segments')}: utterance {utt!r} has no segment; add it to segments")
+            raise SpkrecError(f"{self.file('segments')}: utterance {utt!r} has no segment; "
+                              "add it to segments")
         rec, start_s, end_s = segments[utt]
         cache = self._last_recording
         if cache is not None and cache[0] == (rec, target_rate):
             signal, rate = cache[1], cache[2]
         else:
             entry, where = self._wav_entry(rec, utt)
-            signal, rate = read_audio(entry, target_rate=target_rate, allow_commands=allow_commands, name=where)
+            signal, rate = read_audio(entry, target_rate=target_rate, allow_commands=allow_commands,
+                                      name=where)
             self._last_recording = ((rec, target_rate), signal, rate)
         start = int(round(start_s * rate))
         end = signal.size if end_s == -1 else int(round(end_s * rate))
@@ -314,7 +318,7 @@ def write_data_dir(path, wav_scp, utt2spk, spk2gender=None, segments=None):
         write_table(os.path.join(path, "spk2gender"), spk2gender)
     seg_path = os.path.join(path, "segments")
     if segments is not None:
-        write_table(seg_path, {u: "%s %s %s" % (r, _fmt_time(s), _fmt_time(e)) for u, (r, s, e) in segments.items()})
+        write_table(seg_path, {u: f"{r} {_fmt_time(s)} {_fmt_time(e)}" for u, (r, s, e) in segments.items()})
     elif os.path.exists(seg_path):
         os.remove(seg_path)
     return DataDir(path)
@@ -466,8 +470,8 @@ def validate_data_dir(path, check_audio=True, nj=1, warnings=None):
             continue
         keys = set(tables[name])
         for u in c_sorted(keys - utts):
-            problems.append(f"{where(name, u)}: utterance {u!r} is not in utt2spk; recompute {name} or remove "
-                            "this line")
+            problems.append(f"{where(name, u)}: utterance {u!r} is not in utt2spk; recompute {name} "
+                            "or remove this line")
         missing = c_sorted(utts - keys)
         if missing:
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
@@ -488,11 +492,6 @@ def validate_data_dir(path, check_audio=True, nj=1, warnings=None):
 
 
 # ----------------------------------------------------------------------------- subsets
-
-def _read_id_list(path, what):
-    table, line_of = _parse_table(path, 1, None, what)
-    return table, line_of
-
 
 def subset_data_dir(src, dest, utts=None, spks=None, first_per_spk=None, last_per_spk=None):
     """Copy data dir ``src`` to ``dest`` restricted to a subset of utterances.
@@ -519,8 +518,8 @@ def subset_data_dir(src, dest, utts=None, spks=None, first_per_spk=None, last_pe
         spks = set(spks)
         unknown = c_sorted(spks - set(spk2utt))
         if unknown:
-            raise SpkrecError(f"{data.file('utt2spk')}: speaker {unknown[0]!r} (of {len(unknown)} unknown) has "
-                              "no utterances in this data dir; fix the speaker list")
+            raise SpkrecError(f"{data.file('utt2spk')}: speaker {unknown[0]!r} (of {len(unknown)} unknown) "
+                              "has no utterances in this data dir; fix the speaker list")
         keep = {u for s in spks for u in spk2utt[s]}
     else:
         n = first_per_spk if first_per_spk is not None else last_per_spk

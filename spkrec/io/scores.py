@@ -26,7 +26,8 @@ def read_scores_with_lines(path):
             try:
                 score = float(fields[2])
             except ValueError:
-                raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; fix this line") from None
+                raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; "
+                                  "fix this line") from None
             if math.isnan(score):
                 raise SpkrecError(f"{path}:{lineno}: score is NaN; re-run the scoring stage "
                                   "(a model or vector is probably degenerate)")
@@ -74,8 +75,8 @@ def scores_for_trials(scores_path, trials_path):
     for i, (enroll, test, label) in enumerate(trials):
         score = lookup.get((enroll, test))
         if score is None:
-            raise SpkrecError(f"{os.fspath(trials_path)}:{trial_lines[i]}: trial {enroll} {test} has no score in "
-                              f"{os.fspath(scores_path)}; score every trial of this list")
+            raise SpkrecError(f"{os.fspath(trials_path)}:{trial_lines[i]}: trial {enroll} {test} has no "
+                              f"score in {os.fspath(scores_path)}; score every trial of this list")
         scores[i] = score
         labels[i] = label
     return scores, labels

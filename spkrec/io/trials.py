@@ -91,7 +91,8 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
     from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
     data = data if isinstance(data, DataDir) else DataDir(data)
     if int(num_enroll) < 1 or (num_test is not None and int(num_test) < 1):
-        raise SpkrecError(f"make-trials: --num-enroll and --num-test must be >= 1 (got {num_enroll}, {num_test})")
+        raise SpkrecError(f"make-trials: --num-enroll and --num-test must be >= 1 "
+                          f"(got {num_enroll}, {num_test})")
     spk2utt = utt2spk_to_spk2utt(data.utt2spk)
     enroll, tests, speakers = set(), [], []
     for spk, utts in spk2utt.items():
@@ -99,7 +100,8 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
             msg = (f"{data.file('utt2spk')}: speaker {spk!r} has {len(utts)} utterance(s), fewer than "
                    f"--num-enroll {num_enroll} + 1 test")
             if not skip_short:
-                raise SpkrecError(msg + "; lower --num-enroll or pass --skip-short to leave such speakers out")
+                raise SpkrecError(msg + "; lower --num-enroll or pass --skip-short to leave such "
+                                  "speakers out")
             logging.getLogger("spkrec").warning("%s; skipped (--skip-short)", msg)
             continue
         speakers.append(spk)
@@ -107,7 +109,8 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
         rest = utts[num_enroll:]
         tests.extend(rest if num_test is None else rest[:num_test])
     if not speakers:
-        raise SpkrecError(f"{data.path}: no speaker has more than {num_enroll} utterances; lower --num-enroll")
+        raise SpkrecError(f"{data.path}: no speaker has more than {num_enroll} utterances; "
+                          "lower --num-enroll")
     _write_subset(data, enroll_dir, enroll)
     _write_subset(data, test_dir, set(tests))
     rows = [(spk, utt, data.utt2spk[utt] == spk) for spk in speakers for utt in sorted(tests)]

@@ -1,0 +1,111 @@
+"""End-to-end: the README's main job (recipes/mini) and the TIMIT recipe on the embedded sample.
+
+These run the real shell recipes on real speech from data/, so they also check that the stages,
+the CLI and the library fit together. They are the slowest tests of the suite (about a minute each).
+"""
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+pytestmark = pytest.mark.slow
+
+
+def _env():
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _run_recipe(name, *args, check=True):
+    cmd = ["bash", os.path.join(ROOT, "recipes", name, "run.sh"), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=_env())
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def _table_rows(results_md):
+    """{system: {column: value}} from a Markdown table."""
+    lines = [l for l in results_md.splitlines() if l.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    rows = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == len(header) and cells[0] != header[0]:
+            rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def _number(cell):
+    return float(re.sub(r"[^0-9.eE+-]", "", cell))
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    work = tmp_path_factory.mktemp("mini")
+    _run_recipe("mini", "--exp", work / "exp", "--data", work / "data", "--nj", 2)
+    return work
+
+
+def test_mini_recipe_outputs_and_accuracy(mini):
+    exp = mini / "exp"
+    for f in ["results.md", "det.png", "scores/gmm_ubm.txt", "ubm/final.ubm.npz"]:
+        assert (exp / f).is_file() and (exp / f).stat().st_size > 0, f
+    trials = (mini / "data" / "test" / "trials").read_text().split("\n")
+    trials = [t for t in trials if t]
+    assert len(trials) == 30 * 90  # 30 models x 90 test utterances
+    assert sum(t.endswith(" target") for t in trials) == 90
+    scores = (exp / "scores" / "gmm_ubm.txt").read_text().split("\n")
+    assert len([s for s in scores if s]) == len(trials)
+    rows = _table_rows((exp / "results.md").read_text())
+    gmm = rows["gmm_ubm"]
+    assert _number(gmm["EER %"]) < 25.0      # chance is 50 %
+    assert _number(gmm["top-1 %"]) > 50.0    # chance is 3.3 % (30 speakers)
+    assert not list(exp.rglob("*.tmp"))
+
+
+def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini, tmp_path):
+    work = tmp_path / "resume"
+    shutil.copytree(mini, work, symlinks=True)
+    exp = work / "exp"
+    reference = (mini / "exp" / "scores" / "gmm_ubm.txt").read_bytes()
+    for p in [exp / "ubm", exp / "gmm", exp / "scores", exp / "results.md"]:
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+    cmd = ["bash", os.path.join(ROOT, "recipes", "mini", "run.sh"), "--exp", str(exp), "--data", str(work / "data"),
+           "--stage", "3", "--nj", "2"]
+    proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    log = exp / "ubm" / "log" / "train.log"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (log.exists() and log.stat().st_size > 200):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # kill the whole stage mid-way, as a crash or Ctrl-C would
+    proc.wait()
+    assert not (exp / "scores" / "gmm_ubm.txt").exists()
+    _run_recipe("mini", "--exp", exp, "--data", work / "data", "--stage", "3", "--nj", "2")
+    assert (exp / "scores" / "gmm_ubm.txt").read_bytes() == reference
+
+
+def test_mini_recipe_skips_done_stages_and_rejects_bad_options(mini):
+    proc = _run_recipe("mini", "--exp", mini / "exp", "--data", mini / "data", "--stage", "3", "--stop-stage", "4")
+    assert "skipping" in proc.stderr
+    bad = _run_recipe("mini", "--no-such-option", "1", check=False)
+    assert bad.returncode != 0 and "unknown option --no-such-option" in bad.stderr
+
+
+def test_timit_recipe_on_the_embedded_sample(tmp_path):
+    _run_recipe("timit", "--exp", tmp_path / "exp", "--data", tmp_path / "data", "--nj", 2)
+    text = (tmp_path / "exp" / "results.md").read_text()
+    assert "Verification" in text and "identification" in text
+    assert (tmp_path / "exp" / "det.png").stat().st_size > 0
+    conditions = (tmp_path / "data" / "lists" / "conditions").read_text().split()
+    assert conditions[0::3] == ["fold1", "fold2", "id"]
+    trials = (tmp_path / "data" / "verification" / "trials").read_text().split("\n")
+    assert len([t for t in trials if t.endswith(" target")]) == 32  # 16 speakers x 2 test sentences

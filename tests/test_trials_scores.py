@@ -1,0 +1,155 @@
+"""Trials and score files: round trips, malformed lines, alignment, make-trials."""
+import itertools
+import os
+
+import numpy as np
+import pytest
+
+from spkrec.cli.main import main
+from spkrec.errors import SpkrecError
+from spkrec.io.datadir import DataDir, write_data_dir
+from spkrec.io.scores import read_scores, scores_for_trials, write_scores
+from spkrec.io.trials import make_trials, read_trials, write_trials
+
+
+def cli_error(capsys, argv):
+    """Run the CLI expecting a clean one-line error; returns the message."""
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_trials_round_trip(tmp_path):
+    rows = [("spkA", "uttB", True), ("spkA", "uttC", False), ("spkB", "uttB", "nontarget"),
+            ("spkB", "uttC", "target")]
+    p = tmp_path / "trials"
+    write_trials(p, rows)
+    assert p.read_text() == "spkA uttB target\nspkA uttC nontarget\nspkB uttB nontarget\nspkB uttC target\n"
+    assert read_trials(p) == [("spkA", "uttB", True), ("spkA", "uttC", False), ("spkB", "uttB", False),
+                              ("spkB", "uttC", True)]
+
+
+def test_trials_key_without_labels(tmp_path):
+    p = write(tmp_path / "key", "a x\nb y target\n")
+    assert read_trials(p, require_labels=False) == [("a", "x", None), ("b", "y", True)]
+    with pytest.raises(SpkrecError, match=r"key:1: expected 3 fields"):
+        read_trials(p)
+    write_trials(tmp_path / "key2", [("a", "x", None)])
+    assert (tmp_path / "key2").read_text() == "a x\n"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a x target\n\nb y nontarget\n", r"trials:2: blank line"),
+    ("a x target\nb\n", r"trials:2: expected 3 fields"),
+    ("a x target\nb y target extra\n", r"trials:2: expected 3 fields"),
+    ("a x target\nb y tgt\n", r"trials:2: trial label 'tgt' is not 'target' or 'nontarget'"),
+    ("a x target\na x nontarget\n", r"trials:2: trial a x repeats line 1"),
+])
+def test_trials_malformed(tmp_path, text, match):
+    p = write(tmp_path / "trials", text)
+    with pytest.raises(SpkrecError, match=match):
+        read_trials(p)
+
+
+def test_trials_missing_file(tmp_path):
+    with pytest.raises(SpkrecError, match="trials file not found"):
+        read_trials(tmp_path / "nope")
+
+
+def test_scores_round_trip(tmp_path):
+    rows = [("a", "x", 1.5), ("a", "y", -2.25e-7), ("b", "x", np.float32(3.1234567)), ("b", "y", 1e6)]
+    p = tmp_path / "scores.txt"
+    write_scores(p, rows)
+    assert p.read_text().splitlines() == ["a x 1.500000", "a y -0.000000", "b x 3.123457",
+                                          "b y 1000000.000000"]
+    back = read_scores(p)
+    assert [r[:2] for r in back] == [r[:2] for r in rows]
+    np.testing.assert_allclose([r[2] for r in back], [float(r[2]) for r in rows], atol=5e-7)
+    assert all(isinstance(r[2], float) for r in back)
+
+
+@pytest.mark.parametrize("text, match", [
+    ("a x 1.0\n\n", r"scores.txt:2: blank line"),
+    ("a x 1.0\nb y\n", r"scores.txt:2: expected 3 fields"),
+    ("a x 1.0\nb y high\n", r"scores.txt:2: score 'high' is not a number"),
+    ("a x 1.0\nb y nan\n", r"scores.txt:2: score is NaN"),
+    ("a x 1.0\na x 2.0\n", r"scores.txt:2: trial a x repeats line 1"),
+])
+def test_scores_malformed(tmp_path, text, match):
+    p = write(tmp_path / "scores.txt", text)
+    with pytest.raises(SpkrecError, match=match):
+        read_scores(p)
+
+
+def test_write_scores_nan_keeps_old_file(tmp_path):
+    p = tmp_path / "scores.txt"
+    write_scores(p, [("a", "x", 1.0)])
+    with pytest.raises(SpkrecError, match="NaN"):
+        write_scores(p, [("a", "x", 2.0), ("a", "y", float("nan"))])
+    assert p.read_text() == "a x 1.000000\n"  # atomic: the failed write left the old file
+    assert sorted(os.listdir(tmp_path)) == ["scores.txt"]
+
+
+def test_scores_for_trials(tmp_path):
+    trials = write(tmp_path / "trials", "b y target\na x nontarget\na y nontarget\n")
+    scores = write(tmp_path / "scores", "a x 0.5\na y -1.25\nb y 3\nz z 9\n")
+    s, lab = scores_for_trials(scores, trials)
+    assert s.dtype == np.float64 and lab.dtype == bool
+    np.testing.assert_array_equal(s, [3.0, 0.5, -1.25])
+    np.testing.assert_array_equal(lab, [True, False, False])
+    write(tmp_path / "scores", "a x 0.5\nb y 3\n")
+    with pytest.raises(SpkrecError, match=r"trials:3: trial a y has no score in .*scores"):
+        scores_for_trials(scores, trials)
+
+
+def _toy_data(tmp_path, counts):
+    """Data dir with speakers s0, s1, ... having ``counts[i]`` utterances (fake audio paths)."""
+    utt2spk = {f"s{i}-u{j:02d}": f"s{i}" for i, n in enumerate(counts) for j in range(n)}
+    wav = {u: f"/nonexistent/{u}.wav" for u in utt2spk}
+    return write_data_dir(tmp_path / "data", wav, utt2spk, {f"s{i}": "mf"[i % 2] for i in range(len(counts))})
+
+
+@pytest.mark.parametrize("num_test", [None, 2])
+def test_make_trials(tmp_path, num_test):
+    data = _toy_data(tmp_path, [5, 6, 4])
+    rows = make_trials(data, tmp_path / "enroll", tmp_path / "test", tmp_path / "trials", num_enroll=2,
+                       num_test=num_test)
+    enroll, test = DataDir(tmp_path / "enroll"), DataDir(tmp_path / "test")
+    # brute force: first 2 sorted utterances enrol, the next (all or 2) are tests
+    exp_enroll, exp_test = [], []
+    for spk, n in zip(["s0", "s1", "s2"], [5, 6, 4]):
+        utts = [f"{spk}-u{j:02d}" for j in range(n)]
+        exp_enroll += utts[:2]
+        exp_test += utts[2:] if num_test is None else utts[2:4]
+    assert enroll.utts == exp_enroll and test.utts == exp_test
+    assert set(enroll.spk2gender) == {"s0", "s1", "s2"} and enroll.spk2utt["s1"] == ["s1-u00", "s1-u01"]
+    expected = [(s, u, u.startswith(s + "-"))
+                for s, u in itertools.product(["s0", "s1", "s2"], sorted(exp_test))]
+    assert rows == expected
+    assert read_trials(tmp_path / "trials") == expected
+    assert sum(r[2] for r in rows) == len(exp_test)
+
+
+def test_make_trials_short_speaker(tmp_path, capsys):
+    data = _toy_data(tmp_path, [5, 2, 4])
+    match = r"speaker 's1' has 2 utterance\(s\), fewer than --num-enroll 2 \+ 1"
+    with pytest.raises(SpkrecError, match=match):
+        make_trials(data, tmp_path / "e", tmp_path / "t", tmp_path / "trials", num_enroll=2)
+    assert not (tmp_path / "trials").exists()
+    err = cli_error(capsys, ["make-trials", data.path, str(tmp_path / "e"), str(tmp_path / "t"),
+                             str(tmp_path / "trials"), "--num-enroll", "2"])
+    assert "'s1' has 2" in err
+    rc = main(["make-trials", data.path, str(tmp_path / "e"), str(tmp_path / "t"), str(tmp_path / "trials"),
+               "--num-enroll", "2", "--skip-short"])
+    assert rc == 0
+    rows = read_trials(tmp_path / "trials")
+    assert {r[0] for r in rows} == {"s0", "s2"} and len(rows) == 2 * (3 + 2)
+    assert "s1" not in DataDir(tmp_path / "t").spk2utt
