@@ -41,7 +41,7 @@ if run_stage 0 "prepare data from $corpus" "$data/all/spk2utt"; then
 fi
 
 if run_stage 1 "MFCC and VAD" "$data/all/feats.scp" "$data/all/vad.scp"; then
-  run "$exp/log/mfcc.log" spkrec compute-feats --feat-type mfcc --config conf/mfcc.conf --seed "$seed" $par \
+  run "$exp/log/mfcc.log" spkrec compute-feats --feat-type mfcc --config conf/mfcc.conf --seed="$seed" $par \
     "$data/all" "$exp/mfcc"
   run "$exp/log/vad.log" spkrec compute-vad --config conf/vad.conf $par "$data/all" "$exp/vad"
 fi

@@ -19,5 +19,9 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name):
     if name in _EXPORTS:
         module = importlib.import_module(f"spkrec.features.{_EXPORTS[name]}")
-        return getattr(module, name)
+        value = getattr(module, name)
+        # importing submodule ``deltas``/``lpc``/``plp`` binds the *module* to that package attribute;
+        # bind the function instead so ``from spkrec.features import deltas`` gets the function
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'spkrec.features' has no attribute {name!r}")

@@ -101,3 +101,32 @@ def read_vectors(scp_path):
     if not keys:
         raise SpkrecError(f"{scp_path}: empty vector table; re-run the stage that writes it")
     return keys, np.stack(rows).astype(np.float32, copy=False)
+
+
+_BINARY_TYPES = {b"FM ": (4, 2), b"DM ": (8, 2), b"FV ": (4, 1), b"DV ": (8, 1)}
+
+
+def matrix_shape(rxfilename, with_end=False):
+    """Shape of the matrix/vector at ``rxfilename`` read from its header only (no data).
+
+    With ``with_end`` also returns the byte offset just past the object in the ark (``None`` for
+    compressed or range-limited entries, whose shape is then found by loading them).
+    """
+    path, _, offset = rxfilename.rpartition(":")
+    header = None
+    if path and offset.isdigit():
+        try:
+            with open(path, "rb") as f:
+                f.seek(int(offset))
+                header = f.read(15)
+        except OSError as exc:
+            raise SpkrecError(f"cannot read {rxfilename!r} ({exc}); re-run the stage that wrote it") from None
+    if header is not None and header[:2] == b"\0B" and header[2:5] in _BINARY_TYPES:
+        size, ndim = _BINARY_TYPES[header[2:5]]
+        dims = [int.from_bytes(header[6 + 5 * i:10 + 5 * i], "little", signed=True) for i in range(ndim)]
+        if len(header) >= 5 + 5 * ndim and all(d >= 0 for d in dims):
+            shape = tuple(dims)
+            end = int(offset) + 5 + 5 * ndim + size * int(np.prod(shape))
+            return (shape, end) if with_end else shape
+    shape = np.shape(load_matrix(rxfilename))
+    return (shape, None) if with_end else shape
