@@ -280,3 +280,20 @@ def test_validate_segments_problems(tmp_path):
     assert "utt2spk:3: utterance '0001-c' has no line in segments" in problems[0]
     with pytest.raises(SpkrecError, match=r"segments:2: recording 'r2' is not in .*wav.scp"):
         DataDir(d.path).load_audio("0001-b")
+
+
+def test_combine_data_dirs_merges_tables_and_rejects_conflicts(tmp_path):
+    from spkrec.cli.main import main
+    from spkrec.io.datadir import DataDir, combine_data_dirs, write_data_dir
+    a = write_data_dir(tmp_path / "a", {"s1-u1": "/x/1.wav", "s1-u2": "/x/2.wav"}, {"s1-u1": "s1", "s1-u2": "s1"},
+                       spk2gender={"s1": "f"})
+    b = write_data_dir(tmp_path / "b", {"s2-u1": "/y/1.wav"}, {"s2-u1": "s2"}, spk2gender={"s2": "m"})
+    (tmp_path / "a" / "feats.scp").write_text("s1-u1 f.ark:1\ns1-u2 f.ark:9\n")  # only in a: dropped
+    c = combine_data_dirs(tmp_path / "c", [a, b])
+    assert c.utt2spk == {"s1-u1": "s1", "s1-u2": "s1", "s2-u1": "s2"}
+    assert c.spk2utt == {"s1": ["s1-u1", "s1-u2"], "s2": ["s2-u1"]}
+    assert c.spk2gender == {"s1": "f", "s2": "m"}
+    assert not (tmp_path / "c" / "feats.scp").exists()
+    bad = write_data_dir(tmp_path / "bad", {"s1-u1": "/z/other.wav"}, {"s1-u1": "s1"})
+    assert main(["combine-data-dirs", str(tmp_path / "d"), str(tmp_path / "a"), str(bad.path)]) == 1
+    assert DataDir(tmp_path / "c").utts == ["s1-u1", "s1-u2", "s2-u1"]

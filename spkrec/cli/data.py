@@ -93,7 +93,20 @@ def _trials_run(args):
     return 0
 
 
+def _combine_args(p):
+    p.add_argument("out", help="destination data dir")
+    p.add_argument("sources", nargs="+", help="data dirs to combine")
+
+
+def _combine_run(args):
+    from spkrec.io.datadir import combine_data_dirs
+    data = combine_data_dirs(args.out, args.sources)
+    log.info("%s: %d utterances, %d speakers", data.path, len(data.utt2spk), len(data.spk2utt))
+    return 0
+
+
 COMMANDS = {
+    "combine-data-dirs": (_combine_args, _combine_run),
     "prepare-data": (_prepare_args, _prepare_run),
     "validate-data-dir": (_validate_args, _validate_run),
     "subset-data-dir": (_subset_args, _subset_run),

@@ -16,6 +16,7 @@ VERBS = {
     "prepare-data": ("spkrec.cli.data", "write a Kaldi-style data dir for a corpus (timit, so762, librispeech, voxceleb1)"),
     "validate-data-dir": ("spkrec.cli.data", "check a data dir: sorting, consistency, audio files open"),
     "subset-data-dir": ("spkrec.cli.data", "copy a data dir restricted to a list of speakers or utterances"),
+    "combine-data-dirs": ("spkrec.cli.data", "combine data dirs into one (Kaldi's utils/combine_data.sh)"),
     "make-trials": ("spkrec.cli.data", "split speakers' utterances into enrolment/test and write trials"),
     "compute-feats": ("spkrec.cli.features", "compute MFCC/fbank/PLP/RASTA-PLP/LPC/LPCC features to ark/scp"),
     "compute-vad": ("spkrec.cli.features", "energy voice-activity detection (Kaldi compute-vad-energy) to vad.scp"),

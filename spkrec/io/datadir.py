@@ -560,3 +560,41 @@ def _write_subset(data, dest, keep):
             wanted = keep
         write_table(out, {k: v for k, v in table.items() if k in wanted})
     return DataDir(dest)
+
+
+# ----------------------------------------------------------------------------- combining
+
+def combine_data_dirs(dest, sources):
+    """Combine data dirs into ``dest`` (Kaldi's ``utils/combine_data.sh``).
+
+    Each table is kept only when every source has it (a partial ``feats.scp`` would silently drop
+    utterances); ``spk2utt`` is rebuilt. A key (utterance, speaker with conflicting gender, or
+    recording) that appears in two sources with different values raises :class:`SpkrecError`.
+    Returns the new :class:`DataDir`.
+    """
+    dirs = [s if isinstance(s, DataDir) else DataDir(s) for s in sources]
+    if not dirs:
+        raise SpkrecError("combine: give at least one source data dir")
+    dest = os.fspath(dest)
+    if any(os.path.abspath(dest) == os.path.abspath(d.path) for d in dirs):
+        raise SpkrecError(f"{dest}: the destination is one of the sources; choose another directory")
+    os.makedirs(dest, exist_ok=True)
+    for name, (lo, hi, _) in TABLES.items():
+        out = os.path.join(dest, name)
+        if name == "spk2utt":
+            continue
+        if not all(d.has(name) for d in dirs):
+            if os.path.exists(out):
+                os.remove(out)
+            continue
+        merged = {}
+        for d in dirs:
+            for key, value in read_table(d.file(name), lo, hi, name).items():
+                if key in merged and merged[key] != value:
+                    raise SpkrecError(f"{d.file(name)}: key {key!r} also appears in another source with a "
+                                      "different value; make the ids unique (e.g. prefix them per corpus)")
+                merged[key] = value
+        write_table(out, merged)
+    utt2spk = read_table(os.path.join(dest, "utt2spk"), 2, 2, "utt2spk")
+    write_table(os.path.join(dest, "spk2utt"), utt2spk_to_spk2utt(utt2spk))
+    return DataDir(dest)
