@@ -8,9 +8,9 @@ import importlib
 
 _EXPORTS = {
     "frame_signal": "framing", "fbank": "mel", "mfcc": "mel", "mel_filterbank": "mel",
-    "lpc": "lpc", "lpcc": "lpc", "levinson_durbin": "lpc",
-    "plp": "plp", "rasta_plp": "plp",
-    "deltas": "deltas", "vad_energy": "vad",
+    "lpc": "linpred", "lpcc": "linpred", "levinson_durbin": "linpred",
+    "plp": "perceptual", "rasta_plp": "perceptual",
+    "deltas": "dynamic", "vad_energy": "vad",
     "cmvn": "norm", "sliding_cmvn": "norm", "feature_warping": "norm",
 }
 __all__ = sorted(_EXPORTS)
@@ -20,8 +20,6 @@ def __getattr__(name):
     if name in _EXPORTS:
         module = importlib.import_module(f"spkrec.features.{_EXPORTS[name]}")
         value = getattr(module, name)
-        # importing submodule ``deltas``/``lpc``/``plp`` binds the *module* to that package attribute;
-        # bind the function instead so ``from spkrec.features import deltas`` gets the function
-        globals()[name] = value
+        globals()[name] = value  # cache: later look-ups skip __getattr__
         return value
     raise AttributeError(f"module 'spkrec.features' has no attribute {name!r}")

@@ -1,20 +1,27 @@
 """Log mel filterbank (``fbank``) and MFCC (``mfcc``) with two presets.
 
-``preset="kaldi"``: Kaldi's ``compute-fbank-feats`` / ``compute-mfcc-feats`` (per-frame dither, DC
-removal, raw log energy, pre-emphasis, povey window; mel(f) = 1127 ln(1 + f/700); unnormalised power
-spectrum; log floored at FLT_EPSILON).
+``preset="kaldi"``: Kaldi's ``compute-fbank-feats`` / ``compute-mfcc-feats`` (dither 1.0 seeded by
+``seed``, DC removal, raw log energy, pre-emphasis, povey window; mel(f) = 1127 ln(1 + f/700);
+unnormalised power spectrum; log floored at FLT_EPSILON).
 ``preset="psf"``: ``python_speech_features.logfbank`` / ``mfcc`` (pre-emphasis of the whole signal,
 zero-padded last frame, rectangular window, power spectrum divided by ``n_fft``, psf's rounded filter
-bins, log energy of the power spectrum, zeros replaced by float64 epsilon before the log).
+bins, log energy of the power spectrum, zeros replaced by float64 epsilon before the log; ``dither``,
+0 by default, is an addition of ours).
+
+Frames are processed in blocks of ``BLOCK_FRAMES`` (cache-resident buffers): scipy's float32 FFT,
+filterbank and DCT (with the lifter folded in) as matrix products; no per-frame Python loop.
 
 Keyword options (Kaldi's names) override the preset; ``valid_options(kind, preset)`` lists them.
 Signals are in int16 scale (as ``spkrec.io.read_audio`` returns them).
 """
+import functools
+
 import numpy as np
+import scipy.fft
 
 from spkrec.errors import SpkrecError
-from spkrec.features.framing import (FLOAT_EPS, frame_signal, ms_to_samples, next_pow2,
-                                     power_spectrum, strided_frames, window_function)
+from spkrec.features.framing import (FLOAT_EPS, FrameProcessor, _window, gaussian_noise, next_pow2,
+                                     strided_frames)
 
 _FRAMING_KALDI = dict(frame_length_ms=25.0, frame_shift_ms=10.0, dither=1.0, seed=0, preemph=0.97,
                       remove_dc_offset=True, window="povey", blackman_coeff=0.42, snip_edges=True,
@@ -136,65 +143,124 @@ def _check_signal(signal):
     return signal
 
 
-def _spectrum_kaldi(signal, sample_rate, o, use_power=True):
-    """Power spectrum (T, F), log energy (T,), n_fft, per Kaldi's framing and options."""
-    frames, log_energy = frame_signal(
-        signal, sample_rate, frame_length_ms=o["frame_length_ms"], frame_shift_ms=o["frame_shift_ms"],
-        snip_edges=o["snip_edges"], dither=o["dither"], seed=o["seed"],
-        remove_dc_offset=o["remove_dc_offset"], preemph=o["preemph"], window=o["window"],
-        raw_energy=o["raw_energy"], blackman_coeff=o["blackman_coeff"])
-    length = frames.shape[1]
+BLOCK_FRAMES = 256  # frames processed together: buffers stay in L2 cache
+
+
+def _fft_size(length, o):
     n_fft = o["n_fft"]
     if n_fft is None:
-        n_fft = next_pow2(length) if o["round_to_power_of_two"] else length
-    elif int(n_fft) < length:
+        return next_pow2(length) if o["round_to_power_of_two"] else length
+    if int(n_fft) < length:
         raise SpkrecError(f"n_fft={n_fft} is shorter than the frame ({length} samples); "
                           "use n_fft >= frame length or leave it unset")
-    n_fft = int(n_fft)
-    spec = power_spectrum(frames, n_fft)
-    if not use_power:
-        np.sqrt(spec, out=spec)
-    if o["energy_floor"] > 0:
-        np.maximum(log_energy, np.float32(np.log(o["energy_floor"])), out=log_energy)
-    return spec, log_energy, n_fft
+    return int(n_fft)
 
 
-def _spectrum_psf(signal, sample_rate, o):
-    """Power spectrum / n_fft (T, F), log of its sum (T,), n_fft, as python_speech_features."""
-    length = int(np.floor(float(sample_rate) * o["frame_length_ms"] / 1000.0 + 0.5))  # round_half_up
-    shift = int(np.floor(float(sample_rate) * o["frame_shift_ms"] / 1000.0 + 0.5))
-    if length < 1 or shift < 1:
-        raise SpkrecError(f"frame length/shift under one sample at {sample_rate} Hz; use longer frames")
-    if o["dither"] != 0.0:
-        signal = signal + np.float32(o["dither"]) * np.random.default_rng(o["seed"]).standard_normal(
-            signal.shape[0], dtype=np.float32)
-    p = np.float32(o["preemph"])
-    n = signal.shape[0]
-    count = 1 if n <= length else 1 + int(np.ceil((n - length) / shift))
-    padded = np.zeros((count - 1) * shift + length, dtype=np.float32)
-    padded[0] = signal[0]
-    padded[1:n] = signal[1:] - p * signal[:-1]
-    frames = strided_frames(padded, length, shift, snip_edges=True)
-    frames = frames * window_function(o["window"], length)
-    n_fft = int(o["n_fft"])
-    spec = power_spectrum(frames, n_fft)
-    spec *= np.float32(1.0 / n_fft)
-    energy = spec.sum(axis=1, dtype=np.float32)
-    log_energy = np.log(np.where(energy == 0, np.finfo(float).eps, energy)).astype(np.float32)
-    return spec, log_energy, n_fft
+class _PsfFrames:
+    """python_speech_features framing: whole-signal pre-emphasis, zero-padded end, window."""
+
+    def __init__(self, signal, sample_rate, o):
+        self.length = int(np.floor(float(sample_rate) * o["frame_length_ms"] / 1000.0 + 0.5))  # round_half_up
+        self.shift = int(np.floor(float(sample_rate) * o["frame_shift_ms"] / 1000.0 + 0.5))
+        if self.length < 1 or self.shift < 1:
+            raise SpkrecError(f"frame length/shift under one sample at {sample_rate} Hz; use longer frames")
+        self.window = _window(o["window"], self.length, 0.42)
+        if o["dither"] != 0.0:
+            signal = signal + np.float32(o["dither"]) * gaussian_noise(signal.shape[0], o["seed"])
+        n = signal.shape[0]
+        self.count = 1 if n <= self.length else 1 + int(np.ceil((n - self.length) / self.shift))
+        padded = np.zeros((self.count - 1) * self.shift + self.length, dtype=np.float32)
+        padded[0] = signal[0]
+        np.subtract(signal[1:], np.float32(o["preemph"]) * signal[:-1], out=padded[1:n])
+        self.frames = strided_frames(padded, self.length, self.shift, snip_edges=True)
+
+    def process(self, start, stop, out):
+        np.multiply(self.frames[start:stop], self.window, out=out[: stop - start, : self.length])
 
 
-def _log_mel(spec, fb, psf_floor):
-    mel = spec @ fb.T
-    if psf_floor:
-        mel = np.where(mel == 0, np.float32(np.finfo(float).eps), mel)
+def _run_blocks(frames, n_fft, fb_t, finish, out_dim, psf, use_power=True):
+    """Frames -> power spectrum -> mel energies ``power @ fb_t`` -> ``finish(mel, log_energy)``, block by
+    block of ``BLOCK_FRAMES`` frames.
+
+    ``frames`` has ``count``, ``length`` and ``process(start, stop, buf)`` (returns log energies or
+    None).  With ``psf`` the last column of ``fb_t`` is all ``1/n_fft``: it yields psf's frame energy
+    ``sum(|X|^2) / n_fft`` inside the same matrix product.  Returns (count, out_dim) float32.
+    """
+    count = frames.count
+    out = np.empty((count, out_dim), dtype=np.float32)
+    buf = np.empty((min(BLOCK_FRAMES, max(count, 1)), max(n_fft, frames.length)), dtype=np.float32)
+    buf[:, frames.length:] = 0.0  # process() writes columns :length only
+    for start in range(0, count, BLOCK_FRAMES):
+        stop = min(start + BLOCK_FRAMES, count)
+        log_energy = frames.process(start, stop, buf)
+        spec = scipy.fft.rfft(buf[: stop - start], n=n_fft, axis=1)
+        power = np.square(spec.real)
+        power += np.square(spec.imag)
+        if not use_power:
+            np.sqrt(power, out=power)
+        mel = power @ fb_t
+        if psf:
+            total = mel[:, -1]
+            log_energy = np.log(np.where(total == 0, np.float32(np.finfo(float).eps), total))
+            mel = mel[:, :-1]
+        out[start:stop] = finish(mel, log_energy)
+    return out
+
+
+def _setup(kind, signal, sample_rate, preset, options):
+    """Resolved options, frame source, n_fft and the transposed filterbank (F, bins [+1 for psf])."""
+    o = _resolve(kind, preset, options)
+    signal = _check_signal(signal)
+    _band_edges(sample_rate, o["low_freq"], o["high_freq"])
+    if preset == "psf":
+        frames = _PsfFrames(signal, sample_rate, o)
+        n_fft = int(o["n_fft"])
     else:
+        frames = _kaldi_frames(signal, sample_rate, o)
+        n_fft = _fft_size(frames.length, o)
+    fb_t = _filterbank_t(int(o["num_mel_bins"]), n_fft, float(sample_rate), float(o["low_freq"]),
+                         float(o["high_freq"]), preset)
+    return o, frames, n_fft, fb_t
+
+
+@functools.lru_cache(maxsize=64)
+def _filterbank_t(num_bins, n_fft, sample_rate, low_freq, high_freq, preset):
+    """Transposed filterbank (F, bins), read-only; psf: scaled by 1/n_fft plus an all-1/n_fft column."""
+    fb = mel_filterbank(num_bins, n_fft, sample_rate, low_freq, high_freq, preset)
+    if preset == "psf":
+        fb = np.vstack([fb, np.ones((1, fb.shape[1]), dtype=np.float32)]) * np.float32(1.0 / n_fft)
+    fb_t = np.ascontiguousarray(fb.T)
+    fb_t.setflags(write=False)
+    return fb_t
+
+
+@functools.lru_cache(maxsize=64)
+def _cepstral_t(num_ceps, num_bins, cepstral_lifter):
+    """Transposed DCT-II with the lifter folded in, (bins, ceps) float32, read-only."""
+    mat = dct_matrix(num_ceps, num_bins) * lifter_coefficients(num_ceps, cepstral_lifter)[:, None]
+    mat_t = np.ascontiguousarray(mat.T, dtype=np.float32)
+    mat_t.setflags(write=False)
+    return mat_t
+
+
+def _kaldi_frames(signal, sample_rate, o):
+    names = ("frame_length_ms", "frame_shift_ms", "snip_edges", "dither", "seed", "remove_dc_offset",
+             "preemph", "window", "raw_energy", "blackman_coeff")
+    return FrameProcessor(signal, sample_rate, **{name: o[name] for name in names})
+
+
+def _energy_floor(log_energy, o):
+    if o.get("energy_floor", 0.0) > 0:
+        np.maximum(log_energy, np.float32(np.log(o["energy_floor"])), out=log_energy)
+    return log_energy
+
+
+def _log_floor(mel, psf):
+    if psf:  # python_speech_features replaces exact zeros by float64 epsilon
+        mel = np.where(mel == 0, np.float32(np.finfo(float).eps), mel)
+    else:  # Kaldi floors at FLT_EPSILON
         np.maximum(mel, np.float32(FLOAT_EPS), out=mel)
     return np.log(mel, out=mel)
-
-
-def _filterbank_for(sample_rate, n_fft, o, kind):
-    return mel_filterbank(o["num_mel_bins"], n_fft, sample_rate, o["low_freq"], o["high_freq"], kind)
 
 
 def fbank(signal, sample_rate, preset="kaldi", **options):
@@ -211,20 +277,19 @@ def fbank(signal, sample_rate, preset="kaldi", **options):
     -------
     (T, num_mel_bins) float32; with ``use_energy`` (kaldi) the log energy is prepended (T, 1 + bins).
     """
-    o = _resolve("fbank", preset, options)
-    signal = _check_signal(signal)
-    _band_edges(sample_rate, o["low_freq"], o["high_freq"])
-    if preset == "psf":
-        spec, _, n_fft = _spectrum_psf(signal, sample_rate, o)
-        return _log_mel(spec, _filterbank_for(sample_rate, n_fft, o, "psf"), True)
-    spec, log_energy, n_fft = _spectrum_kaldi(signal, sample_rate, o, use_power=o["use_power"])
-    mel = spec @ _filterbank_for(sample_rate, n_fft, o, "kaldi").T
-    if o["use_log_fbank"]:
-        np.maximum(mel, np.float32(FLOAT_EPS), out=mel)
-        np.log(mel, out=mel)
-    if o["use_energy"]:
-        mel = np.concatenate([log_energy[:, None], mel], axis=1)
-    return mel.astype(np.float32, copy=False)
+    o, frames, n_fft, fb_t = _setup("fbank", signal, sample_rate, preset, options)
+    psf = preset == "psf"
+    use_energy, use_log = o.get("use_energy", False), o.get("use_log_fbank", True)
+
+    def finish(mel, log_energy):
+        if use_log:
+            mel = _log_floor(mel, psf)
+        if use_energy:
+            return np.concatenate([_energy_floor(log_energy, o)[:, None], mel], axis=1)
+        return mel
+
+    return _run_blocks(frames, n_fft, fb_t, finish, o["num_mel_bins"] + int(use_energy), psf,
+                       o.get("use_power", True))
 
 
 def mfcc(signal, sample_rate, preset="kaldi", **options):
@@ -245,20 +310,19 @@ def mfcc(signal, sample_rate, preset="kaldi", **options):
     -------
     (T, num_ceps) float32
     """
-    o = _resolve("mfcc", preset, options)
-    signal = _check_signal(signal)
+    o, frames, n_fft, fb_t = _setup("mfcc", signal, sample_rate, preset, options)
     num_ceps, num_bins = int(o["num_ceps"]), int(o["num_mel_bins"])
     if not 1 <= num_ceps <= num_bins:
         raise SpkrecError(f"num_ceps={num_ceps} must be between 1 and num_mel_bins={num_bins}; "
                           "lower num_ceps or raise num_mel_bins")
-    _band_edges(sample_rate, o["low_freq"], o["high_freq"])
-    if preset == "psf":
-        spec, log_energy, n_fft = _spectrum_psf(signal, sample_rate, o)
-    else:
-        spec, log_energy, n_fft = _spectrum_kaldi(signal, sample_rate, o)
-    log_mel = _log_mel(spec, _filterbank_for(sample_rate, n_fft, o, preset), preset == "psf")
-    transform = (dct_matrix(num_ceps, num_bins) * lifter_coefficients(num_ceps, o["cepstral_lifter"])[:, None])
-    ceps = log_mel @ transform.T.astype(np.float32)
-    if o["use_energy"]:
-        ceps[:, 0] = log_energy
-    return ceps
+    psf = preset == "psf"
+    dct_t = _cepstral_t(num_ceps, num_bins, float(o["cepstral_lifter"]))
+    use_energy = o["use_energy"]
+
+    def finish(mel, log_energy):
+        ceps = _log_floor(mel, psf) @ dct_t
+        if use_energy:
+            ceps[:, 0] = _energy_floor(log_energy, o)
+        return ceps
+
+    return _run_blocks(frames, n_fft, fb_t, finish, num_ceps, psf)

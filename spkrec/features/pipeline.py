@@ -98,7 +98,7 @@ class FeatureLoader:
 
     def normalise(self, x):
         """Deltas then CMVN of a raw (T, D) matrix (no VAD)."""
-        from spkrec.features.deltas import deltas
+        from spkrec.features.dynamic import deltas
         from spkrec.features.norm import cmvn, feature_warping, sliding_cmvn
         if self.deltas_order > 0:
             x = deltas(x, order=self.deltas_order)

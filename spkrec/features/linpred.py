@@ -1,6 +1,6 @@
 """Linear prediction: autocorrelation method, Levinson-Durbin, LPC and LPC cepstra (LPCC).
 
-Conventions (shared with :mod:`spkrec.features.plp`):
+Conventions (shared with :mod:`spkrec.features.perceptual`):
 
 - Predictor polynomial ``A(z) = 1 + sum_{k=1..p} a_k z^-k``; the all-pole model of a frame's power
   spectrum is ``err / |A(e^jw)|^2`` where ``err`` is the prediction-error power (the *gain*,
@@ -11,6 +11,7 @@ Conventions (shared with :mod:`spkrec.features.plp`):
 
 Everything is vectorised over frames: Python loops run over the model order / cepstral index only.
 """
+
 import numpy as np
 
 from spkrec.errors import SpkrecError
@@ -21,17 +22,22 @@ from spkrec.features.framing import FLOAT_EPS, frame_signal
 _SINGULAR = 1e-12
 
 
-def autocorrelation(frames, max_lag):
+def autocorrelation(frames, max_lag, chunk=512):
     """Autocorrelation ``r[t, k] = sum_n x[t, n] x[t, n+k]`` for lags ``0..max_lag``.
 
-    frames : (T, L) array.  Returns (T, max_lag+1) float64 (lags >= L are zero).
+    frames : (T, L) array.  Returns (T, max_lag+1) float64 (lags >= L are zero).  Accumulated in
+    float64 (float32 sums move LPC coefficients of speech by up to ~0.1); computed on transposed
+    float64 blocks of ``chunk`` frames so the products run along contiguous memory.
     """
-    x = np.asarray(frames, dtype=np.float64)
-    num, length = x.shape
-    r = np.zeros((num, max_lag + 1), dtype=np.float64)
-    for k in range(min(max_lag, length - 1) + 1):
-        r[:, k] = np.einsum("ij,ij->i", x[:, k:], x[:, :length - k])
-    return r
+    frames = np.asarray(frames)
+    num, length = frames.shape
+    lags = min(max_lag, length - 1) + 1
+    r = np.zeros((max_lag + 1, num), dtype=np.float64)
+    for start in range(0, num, chunk):
+        xt = np.ascontiguousarray(frames[start:start + chunk].T, dtype=np.float64)  # (L, n)
+        for k in range(lags):
+            r[k, start:start + chunk] = np.einsum("nt,nt->t", xt[k:], xt[:length - k])
+    return r.T
 
 
 def levinson_durbin(r, order):
@@ -56,8 +62,8 @@ def levinson_durbin(r, order):
         r = r[None, :]
     order = int(order)
     if r.ndim != 2 or order < 0 or r.shape[1] < order + 1:
-        raise SpkrecError(f"levinson_durbin: order {order} needs autocorrelations of shape (T, >= {order + 1}), "
-                          f"got {r.shape}; pass more lags or a lower order")
+        raise SpkrecError(f"levinson_durbin: order {order} needs autocorrelations of shape "
+                          f"(T, >= {order + 1}), got {r.shape}; pass more lags or a lower order")
     num = r.shape[0]
     a = np.zeros((num, order + 1), dtype=np.float64)
     a[:, 0] = 1.0
@@ -89,7 +95,7 @@ def lpc_to_cepstrum(a, err, num_ceps):
     c = np.zeros((num, num_ceps), dtype=np.float64)
     c[:, 0] = np.log(np.maximum(err, FLOAT_EPS))
     for n in range(1, num_ceps):
-        c[:, n] = -a[:, n] if n <= p else 0.0
+        c[:, n] = 0.0 - a[:, n] if n <= p else 0.0
         lo = max(1, n - p)  # terms with a_{n-k} = 0 (n - k > p) vanish
         if lo < n:
             k = np.arange(lo, n, dtype=np.float64)
@@ -153,3 +159,5 @@ def lpcc(signal, sample_rate, order=12, num_ceps=13, *, cepstral_lifter=0.0, fra
         frame_length_ms=frame_length_ms, frame_shift_ms=frame_shift_ms, snip_edges=snip_edges, dither=dither,
         seed=seed, remove_dc_offset=remove_dc_offset, preemph=preemph, window=window))
     return lift_cepstra(lpc_to_cepstrum(a, err, num_ceps), cepstral_lifter).astype(np.float32)
+
+
