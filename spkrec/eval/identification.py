@@ -50,7 +50,8 @@ def identification_scores(rows, test_utt2spk, models=None, what="scores"):
                               "models; score against the enrolled models only")
         i = row.get(test)
         if i is None:
-            raise SpkrecError(f"{what}: scores name test utterance {test!r}, which is not in the test utt2spk; "
+            raise SpkrecError(f"{what}: scores name test utterance {test!r}, which is not in the test "
+                              "utt2spk; "
                               "give the utt2spk of the data that was scored")
         if seen[i, j]:
             raise SpkrecError(f"{what}: pair ({model} {test}) is scored twice; keep one score per pair")
@@ -78,7 +79,8 @@ def _check(matrix, true_idx):
     matrix = np.asarray(matrix, dtype=np.float64)
     true_idx = np.asarray(true_idx, dtype=np.int64)
     if matrix.ndim != 2 or true_idx.shape != (matrix.shape[0],):
-        raise SpkrecError(f"score matrix of shape {matrix.shape} and {true_idx.shape} true indices do not match")
+        raise SpkrecError(f"score matrix of shape {matrix.shape} and {true_idx.shape} true indices "
+                          "do not match")
     if matrix.shape[0] == 0 or matrix.shape[1] == 0:
         raise SpkrecError("empty score matrix; identification needs test utterances and models")
     if true_idx.min() < 0 or true_idx.max() >= matrix.shape[1]:
@@ -89,7 +91,8 @@ def _check(matrix, true_idx):
 
 
 def true_rank(matrix, true_idx):
-    """0-based rank of the true model per test row, ``(n_test,)`` int: models scoring ``>=`` it, itself excluded.
+    """0-based rank of the true model per test row, ``(n_test,)`` int: the number of other models
+    scoring ``>=`` it.
 
     Ties count against the true model (a tie for first place is not a top-1 hit).
     """

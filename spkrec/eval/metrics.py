@@ -28,7 +28,7 @@ LOG2 = np.log(2.0)
 
 
 def check_scores_labels(scores, labels, what="scores"):
-    """Validate and convert to ``(scores float64 (n,), labels bool (n,))``; :class:`SpkrecError` if unusable."""
+    """Validate and convert to ``(scores float64 (n,), labels bool (n,))``; SpkrecError if unusable."""
     scores = np.asarray(scores, dtype=np.float64).ravel()
     labels = np.asarray(labels).ravel()
     if scores.shape != labels.shape:
@@ -44,16 +44,18 @@ def check_scores_labels(scores, labels, what="scores"):
     if n_tar == 0:
         raise SpkrecError(f"{what}: no target trials; the trials list needs at least one 'target' line")
     if n_tar == labels.size:
-        raise SpkrecError(f"{what}: no non-target trials; the trials list needs at least one 'nontarget' line")
+        raise SpkrecError(f"{what}: no non-target trials; the trials list needs at least one "
+                          "'nontarget' line")
     return scores, labels
 
 
-def _grouped_counts(scores, labels):
-    """Distinct scores ascending with the number of targets and non-targets at each."""
+def _grouped_counts(scores, labels, return_inverse=False):
+    """Distinct scores ascending with the number of targets and non-targets at each
+    (and, optionally, the index of each trial's distinct score)."""
     uniq, inverse = np.unique(scores, return_inverse=True)
     n_tar = np.bincount(inverse, weights=labels, minlength=uniq.size)
     n_all = np.bincount(inverse, minlength=uniq.size).astype(np.float64)
-    return uniq, n_tar, n_all - n_tar
+    return (uniq, n_tar, n_all - n_tar) + ((inverse,) if return_inverse else ())
 
 
 def det_curve(scores, labels):
@@ -81,20 +83,24 @@ def det_curve(scores, labels):
 def pav(y, weights=None):
     """Weighted isotonic (non-decreasing) regression by pool-adjacent-violators; ``(n,)`` fitted values.
 
-    Wraps scikit-learn's compiled PAV (``sklearn.isotonic.isotonic_regression``); the tests check it
-    against a textbook pooling loop.
+    Uses SciPy's compiled PAV (``scipy.optimize.isotonic_regression``, SciPy >= 1.12), else
+    scikit-learn's; the tests check it against a textbook pooling loop and ``IsotonicRegression``.
     """
-    from sklearn.isotonic import isotonic_regression
     y = np.asarray(y, dtype=np.float64)
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
-    return isotonic_regression(y, sample_weight=w, increasing=True)
+    try:
+        from scipy.optimize import isotonic_regression
+    except ImportError:                      # SciPy < 1.12
+        from sklearn.isotonic import isotonic_regression
+        return isotonic_regression(y, sample_weight=w, increasing=True)
+    return isotonic_regression(y, weights=w, increasing=True).x
 
 
-def _pav_groups(scores, labels):
-    """PAV over distinct scores: ``(uniq, n_tar, n_non, p_target_posterior)`` per distinct score."""
-    uniq, n_tar, n_non = _grouped_counts(scores, labels)
+def _pav_groups(scores, labels, return_inverse=False):
+    """PAV over distinct scores: ``(uniq, n_tar, n_non, posterior[, inverse])``, one per distinct score."""
+    uniq, n_tar, n_non, *inverse = _grouped_counts(scores, labels, return_inverse)
     n = n_tar + n_non
-    return uniq, n_tar, n_non, np.clip(pav(n_tar / n, n), 0.0, 1.0)
+    return (uniq, n_tar, n_non, np.clip(pav(n_tar / n, n), 0.0, 1.0), *inverse)
 
 
 def rocch(scores, labels):
@@ -123,12 +129,15 @@ def _diagonal_crossing(p_fa, p_miss, thresholds):
     alpha = -d[i - 1] / (d[i] - d[i - 1])   # fraction of the way from point i-1 to point i
     value = p_miss[i - 1] + alpha * (p_miss[i] - p_miss[i - 1])
     t0, t1 = thresholds[i - 1], thresholds[i]
-    threshold = t0 + alpha * (t1 - t0) if np.isfinite(t1) and np.isfinite(t0) else (t0 if np.isfinite(t0) else t1)
+    if np.isfinite(t0) and np.isfinite(t1):
+        threshold = t0 + alpha * (t1 - t0)
+    else:
+        threshold = t0 if np.isfinite(t0) else t1
     return float(value), float(threshold)
 
 
 def eer(scores, labels, method="exact"):
-    """Equal error rate ``(eer, threshold)``, ``eer`` a fraction in ``[0, 0.5]``.
+    """Equal error rate ``(eer, threshold)``, ``eer`` a fraction (above 0.5 only for reversed scores).
 
     ``method="exact"`` (default): crossing of the linearly interpolated DET curve with
     ``p_miss == p_fa``; ``method="rocch"``: the same on the ROC convex hull (BOSARIS), ``<=`` exact.
@@ -210,11 +219,11 @@ def calibrate_pav(scores, labels):
     empirical prior log-odds ``log(N_tar / N_non)`` is the LLR (may be ``+-inf``).
     """
     scores, labels = check_scores_labels(scores, labels)
-    uniq, n_tar, n_non, post = _pav_groups(scores, labels)
+    uniq, n_tar, n_non, post, inverse = _pav_groups(scores, labels, return_inverse=True)
     with np.errstate(divide="ignore"):
         log_odds = np.log(post) - np.log1p(-post)
     llr = log_odds - np.log(n_tar.sum() / n_non.sum())
-    return llr[np.searchsorted(uniq, scores)]
+    return llr[inverse]
 
 
 def min_cllr(scores, labels):
@@ -232,12 +241,11 @@ def min_cllr(scores, labels):
 
 def roc_auc(scores, labels):
     """Area under the ROC curve = P(target score > non-target score) + P(tie) / 2 (Mann-Whitney)."""
-    from scipy.stats import rankdata
     scores, labels = check_scores_labels(scores, labels)
-    ranks = rankdata(scores)                 # average ranks for ties
-    n_tar = labels.sum()
-    n_non = labels.size - n_tar
-    return float((ranks[labels].sum() - n_tar * (n_tar + 1) / 2.0) / (n_tar * n_non))
+    _, n_tar, n_non = _grouped_counts(scores, labels)
+    non_below = np.cumsum(n_non) - n_non     # non-targets strictly below each distinct score
+    wins = np.dot(n_tar, non_below + 0.5 * n_non)
+    return float(wins / (n_tar.sum() * n_non.sum()))
 
 
 def verification_metrics(scores, labels, p_target=0.01, c_miss=1.0, c_fa=1.0, eer_method="exact"):

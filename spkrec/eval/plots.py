@@ -14,6 +14,7 @@ from spkrec.eval.metrics import check_scores_labels, det_curve, eer, min_dcf
 
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)   # probabilities
 DET_LIMITS = (0.0005, 0.5)
+DET_EXTRA_TICKS = (0.6, 0.8, 0.9, 0.95, 0.99)   # added only when a marked point lies above 45 %
 
 
 def _new_figure(size):
@@ -25,7 +26,7 @@ def _new_figure(size):
 
 
 def save_figure(fig, path, dpi=120):
-    """Write ``fig`` to ``path`` atomically; the format comes from the extension (``.png``, ``.pdf``, ``.svg``)."""
+    """Write ``fig`` to ``path`` atomically; the format comes from the extension (png, pdf, svg)."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -43,12 +44,23 @@ def save_figure(fig, path, dpi=120):
 
 def probit(p):
     """Normal deviate ``Phi^-1(p)`` with ``p`` clipped to ``[1e-9, 1 - 1e-9]`` (finite plot coordinates)."""
-    from scipy.stats import norm
-    return norm.ppf(np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9))
+    from scipy.special import ndtri
+    return ndtri(np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9))
 
 
 def _percent_label(p):
     return f"{100 * p:g}"
+
+
+def det_corners(p_fa, p_miss):
+    """Indices of the DET points to draw: drops the inner points of horizontal and vertical runs,
+    which lie on the segment joining the run's ends, so the drawn curve is unchanged (and light)."""
+    keep = np.ones(p_fa.size, dtype=bool)
+    if p_fa.size > 2:
+        same_miss = (p_miss[1:-1] == p_miss[:-2]) & (p_miss[1:-1] == p_miss[2:])
+        same_fa = (p_fa[1:-1] == p_fa[:-2]) & (p_fa[1:-1] == p_fa[2:])
+        keep[1:-1] = ~(same_miss | same_fa)
+    return np.flatnonzero(keep)
 
 
 def plot_det(systems, out_png=None, mark_eer=True, mark_min_dcf=True, p_target=0.01, c_miss=1.0, c_fa=1.0,
@@ -66,29 +78,40 @@ def plot_det(systems, out_png=None, mark_eer=True, mark_min_dcf=True, p_target=0
         Cost model of the minDCF marker.
 
     Returns the matplotlib ``Figure``: one Axes, x = false-alarm and y = miss probability (%), ticks at
-    0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40 %, the dashed ``p_miss == p_fa`` line and a legend with EERs.
+    0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 40 % (view 0.05-50 %, widened with 60/80/90/95/99 % ticks when a
+    marked point lies higher), the dashed ``p_miss == p_fa`` line and a legend with EERs. Curves are
+    drawn first so the systems keep matplotlib's colour order; markers at ``p = 0`` sit on the edge.
     """
     fig = _new_figure((6.0, 6.0))
     ax = fig.add_subplot(1, 1, 1)
-    lo, hi = probit(DET_LIMITS)
-    ax.plot([lo, hi], [lo, hi], linestyle="--", color="0.6", linewidth=0.8, zorder=1)
-    for k, (label, scores, labels) in enumerate(systems):
+    marks = []                      # (p_fa, p_miss, marker, colour)
+    for label, scores, labels in systems:
         scores, labels = check_scores_labels(scores, labels, what=str(label))
         p_fa, p_miss, thresholds = det_curve(scores, labels)
         e, _ = eer(scores, labels)
-        line, = ax.plot(probit(p_fa), probit(p_miss), linewidth=1.6, zorder=3,
+        drawn = det_corners(p_fa, p_miss)
+        line, = ax.plot(probit(p_fa[drawn]), probit(p_miss[drawn]), linewidth=1.6, zorder=3,
                         label=f"{label} (EER {100 * e:.2f} %)")
-        color = line.get_color()
         if mark_eer:
-            ax.plot([probit(e)], [probit(e)], marker="o", markersize=6, color=color, zorder=4,
-                    markeredgecolor="black", linestyle="none")
+            marks.append((e, e, "o", line.get_color()))
         if mark_min_dcf:
             _, thr = min_dcf(scores, labels, p_target, c_miss, c_fa)
             i = int(np.searchsorted(thresholds, thr))
-            ax.plot([probit(p_fa[i])], [probit(p_miss[i])], marker="s", markersize=6, color=color, zorder=4,
-                    markeredgecolor="black", linestyle="none")
-    ticks = probit(DET_TICKS)
-    names = [_percent_label(p) for p in DET_TICKS]
+            marks.append((p_fa[i], p_miss[i], "s", line.get_color()))
+    # widen the view above 50 % when a marked point lies there (minDCF of a weak system at low p_target)
+    top = max([0.0] + [max(pf, pm) for pf, pm, _, _ in marks])
+    hi_p = DET_LIMITS[1]
+    if top > 0.45:
+        hi_p = next((p for p in DET_EXTRA_TICKS + (0.999,) if p > top + 0.02), 0.999)
+    tick_p = DET_TICKS + tuple(p for p in DET_EXTRA_TICKS if p < hi_p)
+    lo, hi = probit([DET_LIMITS[0], hi_p])
+    ax.plot([lo, hi], [lo, hi], linestyle="--", color="0.6", linewidth=0.8, zorder=1)
+    for pf, pm, marker, color in marks:
+        # points at p = 0 (probit -inf) sit on the axes' edge, where their curve leaves the view
+        ax.plot([np.clip(probit(pf), lo, hi)], [np.clip(probit(pm), lo, hi)], marker=marker, markersize=6,
+                color=color, markeredgecolor="black", linestyle="none", zorder=4, clip_on=False)
+    ticks = probit(tick_p)
+    names = [_percent_label(p) for p in tick_p]
     ax.set_xticks(ticks, names)
     ax.set_yticks(ticks, names)
     ax.set_xlim(lo, hi)
