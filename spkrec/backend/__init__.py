@@ -1,1 +1,27 @@
-"""spkrec.backend."""
+"""Back ends for fixed-length speaker vectors (i-vectors, supervectors, neural embeddings).
+
+Transforms (``Center``, ``Whiten``, ``LDA``, ``WCCN``, ``LengthNorm``), PLDA (``TwoCovPLDA``,
+``SimplifiedPLDA``), cosine scoring, score normalisation and the GMM-supervector SVM, combined by
+``BackendPipeline``. Names are imported lazily.
+"""
+import importlib
+
+_EXPORTS = {
+    "Center": "transforms", "Whiten": "transforms", "LDA": "transforms", "WCCN": "transforms",
+    "LengthNorm": "transforms",
+    "TwoCovPLDA": "plda", "SimplifiedPLDA": "plda",
+    "cosine_scores": "cosine", "CosineScorer": "cosine",
+    "znorm": "score_norm", "tnorm": "score_norm", "snorm": "score_norm", "adaptive_snorm": "score_norm",
+    "cohort_stats": "score_norm",
+    "GSVSVM": "svm",
+    "BackendPipeline": "pipeline", "make_pipeline": "pipeline",
+    "group_means": "base",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"spkrec.backend.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'spkrec.backend' has no attribute {name!r}")

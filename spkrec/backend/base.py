@@ -4,6 +4,7 @@ Every back end takes plain ``(n, dim)`` vectors (i-vectors, supervectors, neural
 does its maths in float64 (the matrices are small).
 """
 import numpy as np
+import scipy.sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from spkrec.errors import SpkrecError
@@ -52,12 +53,17 @@ class ClassStats:
         S = len(self.classes)
         self.codes = codes
         self.counts = np.bincount(codes, minlength=S).astype(np.float64)
-        sums = np.zeros((S, X.shape[1]))
-        np.add.at(sums, codes, X)
-        self.means = sums / self.counts[:, None]
+        self.means = _group_sums(X, codes, S) / self.counts[:, None]
         self.mean = X.mean(axis=0)
         D = X - self.means[codes]
         self.within_scatter = D.T @ D
+
+
+def _group_sums(X, codes, n_groups):
+    """Row sums of ``X`` per group ``codes`` (n,) -> (n_groups, dim), as one sparse one-hot product."""
+    onehot = scipy.sparse.csr_matrix((np.ones(len(codes)), (codes, np.arange(len(codes)))),
+                                     shape=(n_groups, len(codes)))
+    return np.asarray(onehot @ X)
 
 
 def group_means(X, groups):
@@ -68,9 +74,21 @@ def group_means(X, groups):
     counts = np.bincount(groups, minlength=G).astype(np.float64)
     if np.any(counts == 0):
         raise SpkrecError("enrolment groups: some model has no vectors; every model needs at least one")
-    sums = np.zeros((G, X.shape[1]))
-    np.add.at(sums, groups, X)
-    return sums / counts[:, None], counts
+    return _group_sums(X, groups, G) / counts[:, None], counts
+
+
+def rowdot_pairs(A, B, ia, ib, block=4096):
+    """``sum_j A[ia, j] * B[ib, j]`` for index arrays ``ia``, ``ib`` (P,), in blocks (bounded memory)."""
+    out = np.empty(len(ia))
+    for lo in range(0, len(ia), block):
+        out[lo:lo + block] = np.einsum("ij,ij->i", A[ia[lo:lo + block]], B[ib[lo:lo + block]])
+    return out
+
+
+def use_dense(n_rows, n_cols, n_pairs):
+    """Whether a trial list of ``n_pairs`` is best scored through the full (n_rows, n_cols) score matrix."""
+    cells = n_rows * n_cols
+    return cells <= (1 << 20) or (cells <= 16 * n_pairs and cells <= (1 << 25))
 
 
 def sym(A):

@@ -2,7 +2,7 @@
 import numpy as np
 from sklearn.base import BaseEstimator
 
-from spkrec.backend.base import Persistable, check_vectors
+from spkrec.backend.base import Persistable, check_vectors, rowdot_pairs, use_dense
 
 
 def _unit_rows(X):
@@ -21,7 +21,9 @@ def cosine_scores(enroll, test, pairs=None):
     if pairs is None:
         return e @ t.T
     ei, ti = (np.asarray(p, dtype=np.int64) for p in pairs)
-    return np.einsum("ij,ij->i", e[ei], t[ti])
+    if use_dense(len(e), len(t), len(ei)):
+        return (e @ t.T)[ei, ti]
+    return rowdot_pairs(e, t, ei, ti)
 
 
 class CosineScorer(Persistable, BaseEstimator):

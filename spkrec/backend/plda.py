@@ -17,8 +17,10 @@ import logging
 
 import numpy as np
 import scipy.linalg
+from sklearn.base import BaseEstimator
+from threadpoolctl import threadpool_limits
 
-from spkrec.backend.base import ClassStats, Persistable, check_vectors, sym
+from spkrec.backend.base import ClassStats, Persistable, check_vectors, rowdot_pairs, sym, use_dense
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
@@ -36,17 +38,26 @@ def _inv_logdet(A, what):
     return Linv.T @ Linv, 2.0 * np.log(np.diag(L)).sum()
 
 
-class _PLDABase(Persistable):
+class _PLDABase(Persistable, BaseEstimator):
     """Scoring and persistence shared by the PLDA variants (needs ``mean_``, ``between_``, ``within_``)."""
 
     def _diagonalise(self):
-        """Set ``transform_`` (rows = directions) and ``psi_`` so that ``T W T^T = I``, ``T B T^T = diag(psi)``."""
+        """Set ``transform_`` (rows = directions) and ``psi_``: ``T W T^T = I``, ``T B T^T = diag(psi)``."""
         C = np.linalg.cholesky(self.within_)
         T1 = scipy.linalg.solve_triangular(C, np.eye(C.shape[0]), lower=True)  # C^-1
         psi, U = np.linalg.eigh(sym(T1 @ self.between_ @ T1.T))
         order = np.argsort(psi)[::-1]
         self.psi_ = np.maximum(psi[order], 0.0)
         self.transform_ = U[:, order].T @ T1
+
+    def fit(self, X, y):
+        """Train on (n, dim) vectors with speaker labels y (n,); returns self.
+
+        The EM runs on small dense matrices, where several BLAS threads only add synchronisation cost
+        (badly so on a loaded machine), so it runs with one BLAS thread.
+        """
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self._fit(X, y)
 
     def transform(self, X):
         """Map vectors to the normalised space (within ``I``, between ``diag(psi_)``): ``(n, dim)``."""
@@ -69,19 +80,21 @@ class _PLDABase(Persistable):
             raise SpkrecError("PLDA.score: n_enroll must be >= 1 for every model")
         psi = self.psi_
         npsi = n[:, None] * psi
-        a = npsi / (npsi + 1.0)                    # posterior mean scale of the speaker variable
-        inv_v = 1.0 / (1.0 + psi / (npsi + 1.0))   # 1 / predictive variance given the enrolment
-        m = a * ue
-        const = 0.5 * (np.log(inv_v).sum(axis=1) - (m * m * inv_v).sum(axis=1) + np.log1p(psi).sum())  # (M,)
+        inv_v = 1.0 / (1.0 + psi / (npsi + 1.0))   # 1 / predictive variance of t given the enrolment
+        mv = npsi / (npsi + 1.0) * ue * inv_v      # predictive mean (speaker posterior mean) / variance
+        # LLR = const_e - 0.5 sum t^2 inv_v_e + sum t mv_e + 0.5 sum t^2 / (1 + psi)
+        const = 0.5 * (np.log(inv_v).sum(axis=1) - (mv * mv / inv_v).sum(axis=1) + np.log1p(psi).sum())
         inv_tot = 1.0 / (1.0 + psi)
-        if pairs is None:
+        if pairs is not None:
+            ei, ti = (np.asarray(p, dtype=np.int64) for p in pairs)
+        if pairs is None or use_dense(len(ue), len(ut), len(ei)):
             t2 = ut * ut
-            return (const[:, None] - 0.5 * (inv_v @ t2.T) + (m * inv_v) @ ut.T + 0.5 * (t2 @ inv_tot)[None, :])
-        ei, ti = (np.asarray(p, dtype=np.int64) for p in pairs)
-        t = ut[ti]
-        d = t - m[ei]
-        return const[ei] + 0.5 * ((m[ei] ** 2 * inv_v[ei]).sum(axis=1)
-                                  - (d * d * inv_v[ei]).sum(axis=1) + (t * t * inv_tot).sum(axis=1))
+            S = const[:, None] - 0.5 * (inv_v @ t2.T) + mv @ ut.T + 0.5 * (t2 @ inv_tot)[None, :]
+            return S if pairs is None else S[ei, ti]
+        # sparse trial list: LLR = const_e + [t^2, t] . [0.5 (inv_tot - inv_v_e), mv_e], in cache-sized blocks
+        Q = np.hstack([0.5 * (inv_tot - inv_v), mv])
+        Z = np.hstack([ut * ut, ut])
+        return const[ei] + rowdot_pairs(Q, Z, ei, ti)
 
     def _get_state(self):
         return {"mean_": self.mean_, "between_": self.between_, "within_": self.within_,
@@ -106,7 +119,7 @@ class TwoCovPLDA(_PLDABase):
     def __init__(self, n_iter=10):
         self.n_iter = n_iter
 
-    def fit(self, X, y):
+    def _fit(self, X, y):
         X = check_vectors(X, "TwoCovPLDA.fit", min_rows=2)
         st = ClassStats(X, y, min_classes=2)
         dim = X.shape[1]
@@ -129,7 +142,8 @@ class TwoCovPLDA(_PLDABase):
                 w_stats += n * (len(Mn) * mixed + r.T @ r)
             B, W = sym(b_stats / S), sym(w_stats / N)
             self.log_likelihoods_.append(self._objective(B, W, st.within_scatter, groups, N, S))
-            log.debug("TwoCovPLDA iteration %d: log-likelihood per vector %.6f", it + 1, self.log_likelihoods_[-1])
+            log.debug("TwoCovPLDA iteration %d: log-likelihood per vector %.6f", it + 1,
+                      self.log_likelihoods_[-1])
         self.between_, self.within_ = B, W
         self._diagonalise()
         return self
@@ -162,7 +176,7 @@ class SimplifiedPLDA(_PLDABase):
         self.n_speaker_factors = n_speaker_factors
         self.n_iter = n_iter
 
-    def fit(self, X, y):
+    def _fit(self, X, y):
         X = check_vectors(X, "SimplifiedPLDA.fit", min_rows=2)
         st = ClassStats(X, y, min_classes=2)
         N, dim = X.shape

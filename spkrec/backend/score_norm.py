@@ -18,7 +18,8 @@ def cohort_stats(cohort_scores, top_n=None):
     """Mean and standard deviation of each row (or of its ``top_n`` largest entries): two (rows,) arrays."""
     S = np.asarray(cohort_scores, dtype=np.float64)
     if S.ndim != 2 or S.shape[1] == 0:
-        raise SpkrecError(f"cohort scores: expected a (n, cohort) matrix with a non-empty cohort, got {S.shape}; "
+        raise SpkrecError(f"cohort scores: expected a (n, cohort) matrix with a non-empty cohort, "
+                          f"got {S.shape}; "
                           "score every model and test vector against the cohort")
     if top_n is not None:
         top_n = int(top_n)

@@ -99,13 +99,15 @@ class LDA(BackendTransformer):
         if k < 1:
             raise SpkrecError(f"LDA: n_components={k}; use a positive dimension")
         if k > k_max:
-            log.warning("LDA: n_components=%d clamped to %d (dim %d, %d speakers)", k, k_max, dim, len(st.classes))
+            log.warning("LDA: n_components=%d clamped to %d (dim %d, %d speakers)", k, k_max, dim,
+                        len(st.classes))
             k = k_max
         try:
             evals, V = scipy.linalg.eigh(Sb, Sw, subset_by_index=[dim - k, dim - 1])
         except np.linalg.LinAlgError:
             raise SpkrecError("LDA: the within-class covariance is singular (fewer vectors than dimensions, "
-                              "or duplicated vectors); use more utterances per speaker or set reg > 0") from None
+                              "or duplicated vectors); use more utterances per speaker or set reg > 0"
+                              ) from None
         self.mean_ = st.mean
         self.W_ = V[:, ::-1]
         self.eigenvalues_ = evals[::-1]
