@@ -78,6 +78,5 @@ fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
   results "$data/test" "$exp" $all_systems
-  cat "$exp/results.md"
 fi
 log "done: $exp/results.md, $exp/det.png"

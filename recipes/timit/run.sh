@@ -85,9 +85,8 @@ if run_stage 20 "results tables and DET plot" "$exp/results.md" "$exp/det.png"; 
   # verification: pool the verification conditions' trials and scores (ids never collide across folds)
   verif=$(awk '$2 == "verif" {print $1}' "$data/lists/conditions")
   mkdir -p "$data/verification" "$exp/verification/scores"
-  for f in trials utt2spk; do
-    for c in $verif; do cat "$data/$c/test/$f"; done | sort > "$data/verification/$f"
-  done
+  # (no utt2spk: models of one fold are not scored against the other fold's tests, so no identification)
+  for c in $verif; do cat "$data/$c/test/trials"; done | sort > "$data/verification/trials"
   for s in $all_systems; do
     for c in $verif; do cat "$exp/$c/scores/$s.txt" 2>/dev/null || true; done > "$exp/verification/scores/$s.txt.tmp"
     if [ -s "$exp/verification/scores/$s.txt.tmp" ]; then

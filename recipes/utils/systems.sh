@@ -30,13 +30,15 @@ gmm_ubm() {
     "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" "$test" "$test/trials" "$exp/scores/gmm_ubm.txt"
 }
 
-# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists)
+# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists);
+# top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
 results() {
   local test=$1 exp=$2; shift 2
   local systems=() s
   for s in "$@"; do [ -f "$exp/scores/$s.txt" ] && systems+=("$exp/scores/$s.txt:$s"); done
   [ ${#systems[@]} -gt 0 ] || { log "no score files in $exp/scores"; exit 1; }
-  run "$exp/log/results.log" spkrec results-table --trials "$test/trials" --utt2spk "$test/utt2spk" \
+  local id_opts=(); [ -f "$test/utt2spk" ] && id_opts=(--utt2spk "$test/utt2spk")
+  run "$exp/log/results.log" spkrec results-table --trials "$test/trials" "${id_opts[@]}" \
     --out "$exp/results.md" "${systems[@]}"
   run "$exp/log/det.log" spkrec plot-det --out "$exp/det.png" "${systems[@]}" "$test/trials"
 }

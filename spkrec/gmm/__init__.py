@@ -19,7 +19,7 @@ _EXPORTS = {
     "map_adapt": "map", "map_adapt_stats": "map", "SpeakerGMMs": "map", "enroll_speakers": "map",
     "utterance_stats": "map",
     "gmm_ubm_llr": "scoring", "score_trials": "scoring",
-    "supervector": "supervector", "extract_supervectors": "supervector",
+    "supervector": "supervectors", "extract_supervectors": "supervectors",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -58,7 +58,7 @@ class DiagGMM:
     @classmethod
     def from_params(cls, weights, means, variances, **hyper):
         """A fitted model with the given parameters (weights are renormalised)."""
-        gmm = cls(num_gauss=len(weights), **hyper)
+        gmm = cls(**{**hyper, "num_gauss": len(weights)})
         w = np.asarray(weights, dtype=np.float64)
         gmm.weights_ = w / w.sum()
         gmm.means_ = np.array(means, dtype=np.float64)
@@ -71,14 +71,16 @@ class DiagGMM:
         return gmm
 
     def _hyper(self):
-        return {k: getattr(self, k) for k in ("num_gauss", "num_iters", "init", "num_iters_per_split", "var_floor",
+        return {k: getattr(self, k) for k in ("num_gauss", "num_iters", "init", "num_iters_per_split",
+                                              "var_floor",
                                               "weight_floor", "subsample", "chunk_frames", "min_gauss_frames",
                                               "random_state")}
 
     def save(self, path, meta=None):
         """Write ``path`` (.npz, atomic, pickle-free). ``meta``: extra JSON info (e.g. feature options)."""
         self._check_fitted()
-        save_npz(path, "DiagGMM", {"weights": self.weights_, "means": self.means_, "variances": self.variances_,
+        save_npz(path, "DiagGMM", {"weights": self.weights_, "means": self.means_,
+                                   "variances": self.variances_,
                                    "var_floor": self.var_floor_,
                                    "loglik_history": np.asarray(self.loglik_history_, dtype=np.float64)},
                  {"hyper": self._hyper(), **(meta or {})})
@@ -87,7 +89,8 @@ class DiagGMM:
     def load(cls, path):
         """Read a model written by :meth:`save`; the file's extra meta is in ``.meta_``."""
         arrays, meta = load_npz(path, "DiagGMM")
-        gmm = cls.from_params(arrays["weights"], arrays["means"], arrays["variances"], **meta.get("hyper", {}))
+        gmm = cls.from_params(arrays["weights"], arrays["means"], arrays["variances"],
+                              **meta.get("hyper", {}))
         gmm.var_floor_ = arrays["var_floor"]
         gmm.loglik_history_ = arrays["loglik_history"].tolist()
         gmm.meta_ = {k: v for k, v in meta.items() if k != "hyper"}
@@ -110,7 +113,8 @@ class DiagGMM:
         self._check_fitted()
         X = np.asarray(X)
         if X.ndim != 2 or X.shape[1] != self.dim_:
-            raise SpkrecError(f"DiagGMM: features have shape {X.shape}, the model expects (frames, {self.dim_}); "
+            raise SpkrecError(f"DiagGMM: features have shape {X.shape}, the model expects "
+                              f"(frames, {self.dim_}); "
                               "use the same feature options as for training")
         return X
 
@@ -183,18 +187,33 @@ class DiagGMM:
                 for _ in range(self.num_iters_per_split):
                     w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config)
                     self.init_loglik_history_.append((len(w), ll))
-        for it in range(self.num_iters):
-            w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config)
+                    (log.info if self.verbose else log.debug)(
+                        "EM (splitting): %d Gaussians, avg log-lik %.5f", len(w), ll)
+        self.weights_, self.means_, self.variances_ = w, m, v
+        return self.em_iterations(loader, utt_ids, self.num_iters, config)
+
+    def em_iterations(self, loader, utt_ids, num_iters, config=SERIAL):
+        """Run ``num_iters`` EM iterations from the current parameters (appends to ``loglik_history_``).
+
+        Used by :meth:`fit_utterances`; also continues training of a loaded or
+        :meth:`from_params` model (its ``var_floor_`` applies).
+        """
+        self._check_fitted()
+        w, m, v = self.weights_, self.means_, self.variances_
+        for it in range(num_iters):
+            w, m, v, ll = self._em_iter(w, m, v, loader, list(utt_ids), config)
             self.loglik_history_.append(ll)
             (log.info if self.verbose else log.debug)("EM iteration %d/%d: %d Gaussians, avg log-lik %.5f",
-                                                      it + 1, self.num_iters, len(w), ll)
-        self.weights_, self.means_, self.variances_ = w, m, v
+                                                      it + 1, num_iters, len(w), ll)
+            self.weights_, self.means_, self.variances_ = w, m, v
         return self
 
     def _em_iter(self, w, m, v, loader, utt_ids, config):
-        stats = em.collect_stats(w, m, v, loader, utt_ids, config, max(1, int(self.subsample)), self.chunk_frames,
+        stats = em.collect_stats(w, m, v, loader, utt_ids, config, max(1, int(self.subsample)),
+                                 self.chunk_frames,
                                  desc=f"EM ({len(w)} Gaussians)" if self.verbose else None)
-        w2, m2, v2, dead = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor, self.min_gauss_frames)
+        w2, m2, v2, dead = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor,
+                                         self.min_gauss_frames)
         if len(dead):
             log.warning("EM: %d Gaussian(s) with occupancy < %g re-split from the heaviest ones",
                         len(dead), self.min_gauss_frames)
@@ -205,8 +224,8 @@ class DiagGMM:
         from scipy.sparse import csr_matrix
         from sklearn.cluster import KMeans
         stride = sub * max(1, -(-n // KMEANS_MAX_FRAMES))
-        X = np.concatenate([x for part in map_chunks(_strided_frames, utt_ids, config, loader=loader, stride=stride)
-                            for x in part]).astype(np.float32)
+        parts = map_chunks(_strided_frames, utt_ids, config, loader=loader, stride=stride)
+        X = np.concatenate([x for part in parts for x in part]).astype(np.float32)
         km = KMeans(n_clusters=self.num_gauss, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
         labels = km.labels_
         counts = np.bincount(labels, minlength=self.num_gauss).astype(np.float64)

@@ -118,7 +118,7 @@ def mle_update(stats, weights, means, variances, var_floor, weight_floor, min_ga
     N = stats.occupancy
     weights = np.maximum(N / N.sum(), weight_floor)
     weights /= weights.sum()
-    alive = N >= min_gauss_frames
+    alive = (N >= min_gauss_frames) & (N > 0)
     means = means.copy()
     variances = variances.copy()
     Na = N[alive, None]

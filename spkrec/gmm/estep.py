@@ -64,7 +64,7 @@ def posteriors_inplace(ll):
     best = ll.max(axis=1)
     ll -= best[:, None]
     np.exp(ll, out=ll)
-    ll[ll < np.float32(np.exp(-PRUNE))] = 0.0
+    ll *= ll >= np.float32(np.exp(-PRUNE))        # a multiply is ~10x faster than masked assignment
     total = ll.sum(axis=1)
     frame_loglik = best.astype(np.float64) + np.log(total.astype(np.float64))
     return frame_loglik, total

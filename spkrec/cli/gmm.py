@@ -1,0 +1,203 @@
+"""``train-ubm``, ``enroll-gmm``, ``score-gmm``, ``extract-supervectors``.
+
+Features come from ``DATA/feats.scp`` (and ``DATA/vad.scp`` when present) through
+:class:`spkrec.features.pipeline.FeatureLoader`. The feature options used for the UBM are stored in
+it; later verbs use them unless given on the command line, so all stages see the same features.
+"""
+import logging
+import os
+import time
+
+from spkrec.cli.common import add_parallel_args, parallel_config
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import write_lines_atomic
+
+log = logging.getLogger("spkrec")
+UBM_FILE = "final.ubm.npz"
+MODELS_FILE = "speakers.npz"
+FEATURE_DEFAULTS = (("deltas_order", 2), ("cmvn", "sliding"), ("cmvn_window", 300))
+
+
+# ---------------------------------------------------------------------- shared helpers
+def _feature_args(parser, defaults_from_ubm=True):
+    title = "features" + (" (default: as stored in the UBM)" if defaults_from_ubm else "")
+    g = parser.add_argument_group(title)
+    g.add_argument("--deltas-order", type=int, default=None, help="delta order (default 2)")
+    g.add_argument("--cmvn", choices=["sliding", "utterance", "none", "warp"], default=None,
+                   help="feature normalisation (default sliding)")
+    g.add_argument("--cmvn-window", type=int, default=None, help="CMVN window in frames (default 300)")
+
+
+def _feature_options(args, stored=None):
+    stored = stored or {}
+    return {k: getattr(args, k) if getattr(args, k) is not None else stored.get(k, d)
+            for k, d in FEATURE_DEFAULTS}
+
+
+def _loader(data, opts):
+    from spkrec.features.pipeline import FeatureLoader
+    feats = os.path.join(data, "feats.scp")
+    if not os.path.exists(feats):
+        raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
+    vad = os.path.join(data, "vad.scp")
+    return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
+
+
+def _model_path(path, default_name):
+    return os.path.join(path, default_name) if os.path.isdir(path) or not path.endswith(".npz") else path
+
+
+def _load_ubm(path):
+    from spkrec.gmm import DiagGMM
+    ubm = DiagGMM.load(_model_path(path, UBM_FILE))
+    return ubm, ubm.meta_.get("features", {})
+
+
+# ---------------------------------------------------------------------- train-ubm
+def add_train_ubm(p):
+    p.add_argument("--num-gauss", type=int, default=256, help="number of Gaussians (default %(default)s)")
+    p.add_argument("--num-iters", type=int, default=20,
+                   help="EM iterations at full size (default %(default)s)")
+    p.add_argument("--init", choices=["split", "kmeans"], default="split",
+                   help="binary splitting from one Gaussian, or k-means (default %(default)s)")
+    p.add_argument("--num-iters-per-split", type=int, default=4,
+                   help="EM iterations after each split (default 4)")
+    p.add_argument("--subsample", type=int, default=1, help="use every S-th frame (default 1)")
+    p.add_argument("--var-floor", type=float, default=1e-3,
+                   help="variance floor as a fraction of the global variance (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (k-means init) (default 0)")
+    _feature_args(p, defaults_from_ubm=False)
+    add_parallel_args(p)
+    p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp]")
+    p.add_argument("ubm_dir", metavar="UBM_DIR", help="output dir: final.ubm.npz, log/train_ubm.log")
+
+
+def run_train_ubm(args):
+    from spkrec.gmm import DiagGMM
+    opts = _feature_options(args)
+    loader = _loader(args.data, opts)
+    start = time.time()
+    gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
+                  num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
+                  subsample=args.subsample, random_state=args.seed, verbose=True)
+    gmm.fit_utterances(loader, loader.utt_ids, parallel_config(args))
+    gmm.save(os.path.join(args.ubm_dir, UBM_FILE), meta={"features": opts})
+    lines = [f"# train-ubm {args.data}: {len(loader.utt_ids)} utterances, {args.num_gauss} Gaussians, "
+             f"init {args.init}, {time.time() - start:.1f} s",
+             "# stage num_gauss iteration avg_loglik_per_frame"]
+    lines += [f"split {c} {i + 1} {ll:.6f}" for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
+    lines += [f"final {gmm.num_gauss_} {i + 1} {ll:.6f}" for i, ll in enumerate(gmm.loglik_history_)]
+    write_lines_atomic(os.path.join(args.ubm_dir, "log", "train_ubm.log"), lines)
+    log.info("wrote %s (final avg log-lik %.4f)", os.path.join(args.ubm_dir, UBM_FILE),
+             gmm.loglik_history_[-1] if gmm.loglik_history_ else float("nan"))
+
+
+# ---------------------------------------------------------------------- enroll-gmm
+def add_enroll_gmm(p):
+    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
+    p.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m",
+                   help="adapt means (m), also weights (mw), also variances (mwv) (default m)")
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
+    p.add_argument("enroll_data", metavar="ENROLL_DATA", help="data dir with feats.scp, spk2utt (or utt2spk)")
+    p.add_argument("out_models", metavar="OUT_MODELS",
+                   help="output .npz file, or a dir (writes speakers.npz)")
+
+
+def _spk2utt(data):
+    from spkrec.io.datadir import read_table, utt2spk_to_spk2utt
+    path = os.path.join(data, "spk2utt")
+    if os.path.exists(path):
+        return {s: v.split() for s, v in read_table(path, 2, None, "spk2utt").items()}
+    return utt2spk_to_spk2utt(read_table(os.path.join(data, "utt2spk"), 2, 2, "utt2spk"))
+
+
+def run_enroll_gmm(args):
+    from spkrec.gmm.map import enroll_speakers
+    ubm, stored = _load_ubm(args.ubm)
+    loader = _loader(args.enroll_data, _feature_options(args, stored))
+    spk2utt = _spk2utt(args.enroll_data)
+    known = set(loader.utt_ids)
+    for spk, utts in spk2utt.items():
+        missing = [u for u in utts if u not in known]
+        if missing:
+            feats = os.path.join(args.enroll_data, "feats.scp")
+            raise SpkrecError(f"{feats}: no features for {missing[0]!r} "
+                              f"(speaker {spk}); run compute-feats on {args.enroll_data}")
+    models = enroll_speakers(ubm, loader, spk2utt, args.relevance_factor, args.adapt, parallel_config(args))
+    out = _model_path(args.out_models, MODELS_FILE)
+    models.save(out)
+    log.info("wrote %d speaker models to %s", len(models), out)
+
+
+# ---------------------------------------------------------------------- score-gmm
+def add_score_gmm(p):
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--top-c", type=int, default=5,
+                   help="Gaussians selected per frame from the UBM (default 5)")
+    g.add_argument("--exact", action="store_true", help="use all Gaussians (no top-C selection)")
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
+    p.add_argument("models", metavar="MODELS", help="speaker models from enroll-gmm (file or dir)")
+    p.add_argument("test_data", metavar="TEST_DATA", help="data dir with the test utterances' feats.scp")
+    p.add_argument("trials", metavar="TRIALS", help="trials: <enroll-id> <test-id> [target|nontarget]")
+    p.add_argument("scores", metavar="SCORES", help="output score file: <enroll-id> <test-id> <score>")
+
+
+def run_score_gmm(args):
+    from spkrec.gmm import SpeakerGMMs, score_trials
+    from spkrec.io.scores import write_scores
+    from spkrec.io.trials import read_trials_with_lines
+    ubm, stored = _load_ubm(args.ubm)
+    models = SpeakerGMMs.load(_model_path(args.models, MODELS_FILE))
+    if models.means.shape[1:] != ubm.means_.shape:
+        raise SpkrecError(f"{args.models}: models have {models.means.shape[1:]} means, the UBM "
+                          f"{ubm.means_.shape}; enrol them with this UBM")
+    loader = _loader(args.test_data, _feature_options(args, stored))
+    trials, lines = read_trials_with_lines(args.trials, require_labels=False)
+    known = set(loader.utt_ids)
+    for (enroll, test, _), lineno in zip(trials, lines):
+        if enroll not in models.index:
+            raise SpkrecError(f"{args.trials}:{lineno}: no model for {enroll!r} in {args.models}; "
+                              "enrol that speaker or remove the trial")
+        if test not in known:
+            raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
+                              f"{os.path.join(args.test_data, 'feats.scp')}; compute its features "
+                              "or remove the trial")
+    top_c = None if args.exact else args.top_c
+    scores = score_trials(ubm, models, loader, trials, top_c, parallel_config(args))
+    write_scores(args.scores, [(e, t, s) for (e, t, _), s in zip(trials, scores)])
+    log.info("wrote %d scores to %s", len(trials), args.scores)
+
+
+# ---------------------------------------------------------------------- extract-supervectors
+def add_extract_supervectors(p):
+    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
+    p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp]")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="writes supervector.ark/.scp (one per utterance)")
+
+
+def run_extract_supervectors(args):
+    from spkrec.gmm import extract_supervectors
+    from spkrec.io.kaldi_io import write_vectors
+    ubm, stored = _load_ubm(args.ubm)
+    loader = _loader(args.data, _feature_options(args, stored))
+    utts = loader.utt_ids
+    sv = extract_supervectors(ubm, loader, utts, args.relevance_factor, parallel_config(args))
+    os.makedirs(args.out_dir, exist_ok=True)
+    write_vectors(os.path.join(args.out_dir, "supervector.ark"),
+                  os.path.join(args.out_dir, "supervector.scp"), zip(utts, sv))
+    log.info("wrote %d supervectors of dimension %d to %s", len(utts), sv.shape[1], args.out_dir)
+
+
+COMMANDS = {
+    "train-ubm": (add_train_ubm, run_train_ubm),
+    "enroll-gmm": (add_enroll_gmm, run_enroll_gmm),
+    "score-gmm": (add_score_gmm, run_score_gmm),
+    "extract-supervectors": (add_extract_supervectors, run_extract_supervectors),
+}
