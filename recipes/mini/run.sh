@@ -10,6 +10,7 @@
 #   2  split background / evaluation speakers; enrolment and test sets; trials
 #   3  train the diagonal UBM on background speakers
 #   4  GMM-UBM: MAP-adapt a GMM per enrolled speaker; score every trial
+#   5  GSV-SVM: MAP supervectors, one linear SVM per speaker against the background utterances
 #   20 results: exp/results.md (EER, minDCF, Cllr, top-1/top-5) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -32,7 +33,7 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm"
+all_systems="gmm_ubm gsv_svm"
 mkdir -p "$exp/log" "$exp/scores"
 
 if run_stage 0 "prepare data from $corpus" "$data/all/spk2utt"; then
@@ -61,6 +62,10 @@ fi
 
 if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt"; then
   gmm_ubm "$data/enroll" "$data/test" "$exp" "$relevance"
+fi
+
+if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt"; then
+  gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
 fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then

@@ -30,6 +30,24 @@ gmm_ubm() {
     "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" "$test" "$test/trials" "$exp/scores/gmm_ubm.txt"
 }
 
+# gsv_svm TRAIN ENROLL TEST EXP RELEVANCE -> EXP/scores/gsv_svm.txt
+# GMM-supervector SVM (Campbell et al. 2006): one linear SVM per enrolled speaker, its enrolment
+# utterances' MAP supervectors against every background utterance's.
+gsv_svm() {
+  local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5 set
+  done_already "$exp/scores/gsv_svm.txt" && return 0
+  for set in train enroll test; do
+    local d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
+    done_already "$exp/gsv/$set/supervector.scp" || \
+      run "$exp/gsv/log/supervectors_$set.log" spkrec extract-supervectors --relevance-factor "$relevance" $par \
+        "$exp/ubm/final.ubm.npz" "$d" "$exp/gsv/$set"
+  done
+  run "$exp/gsv/log/train_svm.log" spkrec train-svm "$exp/gsv/enroll/supervector.scp" "$enroll/utt2spk" \
+    "$exp/gsv/train/supervector.scp" "$exp/gsv/svm.npz"
+  run "$exp/gsv/log/score_svm.log" spkrec score-svm "$exp/gsv/svm.npz" "$exp/gsv/test/supervector.scp" \
+    "$test/trials" "$exp/scores/gsv_svm.txt"
+}
+
 # results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists);
 # top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
 results() {
