@@ -1,13 +1,23 @@
 """One way to map per-utterance work: joblib with the local ``loky`` backend or a Dask cluster.
 
-Every per-utterance loop in spkrec goes through :func:`map_chunks` (or :func:`map_items`), so the
-``--nj``/``--backend``/``--scheduler`` options mean the same thing in every command. Work is split
-into contiguous chunks whose results come back **in input order**, so reductions over chunks are
-done in a fixed order and results do not depend on the number of workers.
+Every per-utterance loop in spkrec goes through :func:`map_chunks` (or :func:`map_items`,
+:func:`reduce_chunks`), so the ``--nj``/``--backend``/``--scheduler`` options mean the same thing in
+every command. Work is split into contiguous chunks whose number depends on the number of items
+only (never on ``nj`` or the backend), and results come back **in input order**; reductions over
+chunks are therefore done in a fixed order and results are bit-identical for any number of workers
+and either backend.
+
+Workers run with one BLAS thread each. With ``backend="dask"`` and no scheduler, a local cluster of
+``nj`` single-threaded worker processes on 127.0.0.1 is started once per process and closed at exit
+(or by :func:`shutdown`); with ``scheduler="tcp://HOST:PORT"`` the existing cluster is used. Dask
+reschedules the tasks of a worker that dies; functions must therefore be free of side effects other
+than writing their own output files atomically.
 """
+import atexit
 import contextlib
 import logging
-import math
+import operator
+import threading
 import time
 from dataclasses import dataclass
 from typing import Optional
@@ -15,6 +25,11 @@ from typing import Optional
 import joblib
 
 log = logging.getLogger("spkrec")
+
+NUM_CHUNKS = 64
+"""Default number of chunks per call (fewer when there are fewer items); fixed so results do not
+depend on ``nj``. Enough for load balancing on a 32-worker cluster; few enough that per-chunk
+results (sufficient statistics) stay cheap to send back."""
 
 
 @dataclass(frozen=True)
@@ -35,41 +50,81 @@ SERIAL = ParallelConfig()
 
 
 def chunk(items, num_chunks):
-    """Split ``items`` (a sequence) into at most ``num_chunks`` contiguous, near-equal lists."""
+    """Split ``items`` into ``min(num_chunks, len(items))`` contiguous lists whose sizes differ by at most one."""
     items = list(items)
     if not items:
         return []
     num_chunks = max(1, min(int(num_chunks), len(items)))
-    size = math.ceil(len(items) / num_chunks)
-    return [items[i:i + size] for i in range(0, len(items), size)]
+    size, extra = divmod(len(items), num_chunks)
+    bounds = [i * size + min(i, extra) for i in range(num_chunks + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(num_chunks)]
 
 
-_dask_clients = {}
+# ---------------------------------------------------------------------------------------------- Dask
+_dask_lock = threading.Lock()
+_dask_clients = {}  # (scheduler, nj) -> (Client, LocalCluster or None)
 
 
 def _dask_client(config):
+    """The Dask client of ``config`` (created once per process; local clusters bind 127.0.0.1 only)."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
         from spkrec.errors import SpkrecError
         raise SpkrecError("--backend dask needs Dask: pip install 'spkrec[dask]' "
                           "(or pip install 'dask[distributed]')") from None
-    key = (config.scheduler, config.nj)
-    if key not in _dask_clients:
-        if config.scheduler:
-            _dask_clients[key] = Client(config.scheduler)
-        else:
-            cluster = LocalCluster(n_workers=max(1, config.nj), threads_per_worker=1, host="127.0.0.1",
-                                   dashboard_address=None, processes=True)
-            _dask_clients[key] = Client(cluster)
-    return _dask_clients[key]
+    key = (config.scheduler, None if config.scheduler else max(1, int(config.nj)))
+    with _dask_lock:
+        if key not in _dask_clients:
+            if config.scheduler:
+                try:
+                    client = Client(config.scheduler, set_as_default=False)
+                except (OSError, TimeoutError) as err:
+                    from spkrec.errors import SpkrecError
+                    raise SpkrecError(f"--scheduler {config.scheduler}: cannot connect to the Dask scheduler "
+                                      f"({err}); start `dask scheduler` there or fix the address") from None
+                _dask_clients[key] = (client, None)
+            else:
+                cluster = LocalCluster(n_workers=key[1], threads_per_worker=1, processes=True,
+                                       host="127.0.0.1", dashboard_address=None,
+                                       scheduler_kwargs={"dashboard_address": "127.0.0.1:0"})
+                _dask_clients[key] = (Client(cluster, set_as_default=False), cluster)
+            if len(_dask_clients) == 1:
+                atexit.register(shutdown)
+        return _dask_clients[key][0]
+
+
+def shutdown():
+    """Close the Dask clients and the local clusters started by this process (also run at exit)."""
+    with _dask_lock:
+        entries = list(_dask_clients.values())
+        _dask_clients.clear()
+    for client, cluster in entries:
+        with contextlib.suppress(Exception):
+            client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+_blas_limited = False
+
+
+def _run_on_worker(func, items, kwargs):
+    """Task run by a Dask worker: one BLAS thread per worker process (set once), then ``func``."""
+    global _blas_limited
+    if not _blas_limited:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1)
+        _blas_limited = True
+    return func(items, **kwargs)
 
 
 @contextlib.contextmanager
 def _backend(config):
     if config.backend == "dask":
-        _dask_client(config)
-        with joblib.parallel_config(backend="dask"):
+        client = _dask_client(config)
+        with joblib.parallel_config(backend="dask", client=client):
             yield
     elif config.backend == "loky":
         with joblib.parallel_config(backend="loky", inner_max_num_threads=1):
@@ -79,33 +134,55 @@ def _backend(config):
         raise SpkrecError(f"unknown parallel backend {config.backend!r}; use 'loky' or 'dask'")
 
 
-def map_chunks(func, items, config=SERIAL, chunks_per_job=4, desc=None, **kwargs):
-    """Apply ``func(chunk_of_items, **kwargs)`` to contiguous chunks of ``items``.
-
-    Returns the list of per-chunk results in input order. With ``config.nj == 1`` and the loky
-    backend everything runs in this process (no pickling). ``func`` must be a module-level function
-    so it can be sent to workers.
-    """
+# ---------------------------------------------------------------------------------------------- mapping
+def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
+    """Yield ``func(chunk, **kwargs)`` for the chunks of ``items``, in input order."""
     items = list(items)
     if not items:
-        return []
-    nj = max(1, int(config.nj))
-    serial = nj == 1 and config.backend == "loky"
-    # in-process: a few chunks only so progress can be reported; workers: several chunks each
-    chunks = chunk(items, (20 if desc else 1) if serial else nj * chunks_per_job)
+        return
+    chunks = chunk(items, NUM_CHUNKS if max_chunks is None else max_chunks)
     start = time.time()
-    results = []
-    if serial:
-        for i, c in enumerate(chunks):
-            results.append(func(c, **kwargs))
+    if max(1, int(config.nj)) == 1 and config.backend == "loky":  # in-process: no pickling
+        results = (func(c, **kwargs) for c in chunks)
+        for i, r in enumerate(results):
             _progress(desc, i + 1, len(chunks), start)
-        return results
+            yield r
+        return
     with _backend(config):
-        par = joblib.Parallel(n_jobs=nj, return_as="generator")
-        for i, r in enumerate(par(joblib.delayed(func)(c, **kwargs) for c in chunks)):
-            results.append(r)
+        if config.backend == "dask":
+            calls = (joblib.delayed(_run_on_worker)(func, c, kwargs) for c in chunks)
+        else:
+            calls = (joblib.delayed(func)(c, **kwargs) for c in chunks)
+        par = joblib.Parallel(n_jobs=max(1, int(config.nj)), return_as="generator")
+        for i, r in enumerate(par(calls)):
             _progress(desc, i + 1, len(chunks), start)
-    return results
+            yield r
+
+
+def map_chunks(func, items, config=SERIAL, chunks_per_job=None, desc=None, max_chunks=None, **kwargs):
+    """Apply ``func(chunk_of_items, **kwargs)`` to contiguous chunks of ``items``.
+
+    Returns the list of per-chunk results in input order. The chunks depend on ``len(items)`` and
+    ``max_chunks`` (default :data:`NUM_CHUNKS`) only, never on ``config``, so a reduction over the
+    results in list order gives the same numbers for any ``nj`` and backend. ``chunks_per_job`` is
+    accepted for backward compatibility and ignored. With ``config.nj == 1`` and the loky backend
+    everything runs in this process (no pickling). ``func`` must be a module-level function so it
+    can be sent to workers; ``desc`` turns on progress logging.
+    """
+    return list(_iter_chunks(func, items, config, desc, max_chunks, kwargs))
+
+
+def reduce_chunks(func, items, config=SERIAL, combine=operator.add, desc=None, max_chunks=None, **kwargs):
+    """Fold the per-chunk results of ``func`` with ``combine(total, result)`` in input order.
+
+    Like :func:`map_chunks` (same chunks, same order, so the same numbers for any ``nj`` and
+    backend), but holds one running total instead of all per-chunk results: use it for large
+    sufficient statistics. Returns ``None`` when ``items`` is empty.
+    """
+    total = None
+    for i, result in enumerate(_iter_chunks(func, items, config, desc, max_chunks, kwargs)):
+        total = result if i == 0 else combine(total, result)
+    return total
 
 
 def map_items(func, items, config=SERIAL, desc=None, **kwargs):

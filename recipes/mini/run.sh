@@ -11,6 +11,10 @@
 #   3  train the diagonal UBM on background speakers
 #   4  GMM-UBM: MAP-adapt a GMM per enrolled speaker; score every trial
 #   5  GSV-SVM: MAP supervectors, one linear SVM per speaker against the background utterances
+#   6  i-vectors: full-covariance UBM, total-variability matrix, extraction
+#   7  i-vector back ends: cosine, LDA+cosine, LDA+WCCN+length norm+PLDA (two-covariance and
+#      simplified), and the two-covariance PLDA with S-norm (cohort: background speakers)
+#   8  GMM-UBM with S-norm
 #   20 results: exp/results.md (EER, minDCF, Cllr, top-1/top-5) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -26,6 +30,10 @@ num_enroll=3
 num_gauss=128
 ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
 relevance=16
+tv_dim=100                     # total-variability dimension
+ivector_iters=5
+pool_speakers=false            # train T on speaker-pooled statistics
+lda_dim=20                     # below the number of background speakers
 seed=0
 
 . ./cmd.sh
@@ -33,7 +41,7 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm gsv_svm"
+all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 mkdir -p "$exp/log" "$exp/scores"
 
 if run_stage 0 "prepare data from $corpus" "$data/all/spk2utt"; then
@@ -66,6 +74,20 @@ fi
 
 if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt"; then
   gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
+fi
+
+if run_stage 6 "i-vectors: full-covariance UBM, T matrix (dim $tv_dim), extraction" \
+    "$exp/ivectors_test/ivector.scp"; then
+  ivectors "$data/train" "$data/enroll" "$data/test" "$exp" "$tv_dim" "$ivector_iters"
+fi
+
+if run_stage 7 "i-vector back ends: cosine, LDA, WCCN, length norm, PLDA (two variants), S-norm" \
+    "$exp/scores/ivec_plda_twocov_snorm.txt"; then
+  ivector_backends "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim"
+fi
+
+if run_stage 8 "GMM-UBM with S-norm (cohort: background speakers)" "$exp/scores/gmm_ubm_snorm.txt"; then
+  gmm_ubm_snorm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
 fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then

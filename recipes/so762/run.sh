@@ -15,6 +15,11 @@
 #   2  combine the background corpora; enrolment/test split of the evaluation corpus; trials
 #   3  diagonal UBM on the background speakers
 #   4  GMM-UBM: MAP enrolment and scoring
+#   5  GSV-SVM: MAP supervectors, one linear SVM per speaker against the background utterances
+#   6  i-vectors: full-covariance UBM, total-variability matrix, extraction
+#   7  i-vector back ends: cosine, LDA+cosine, LDA+WCCN+length norm+PLDA (two-covariance and
+#      simplified), and the two-covariance PLDA with S-norm (cohort: background speakers)
+#   8  GMM-UBM with S-norm
 #   20 results: exp/results.md (EER, minDCF, Cllr, top-1, top-5) and exp/det.png
 set -euo pipefail
 here=$(pwd)
@@ -31,6 +36,10 @@ num_enroll=10
 num_gauss=256
 ubm_iters=4
 relevance=16
+tv_dim=200                     # total-variability dimension
+ivector_iters=5
+pool_speakers=false            # train T on speaker-pooled statistics
+lda_dim=40                     # below the number of background speakers
 seed=0
 
 . ./cmd.sh
@@ -38,7 +47,7 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm"
+all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
@@ -74,6 +83,24 @@ fi
 
 if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt"; then
   gmm_ubm "$data/enroll" "$data/test" "$exp" "$relevance"
+fi
+
+if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt"; then
+  gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
+fi
+
+if run_stage 6 "i-vectors: full-covariance UBM, T matrix (dim $tv_dim), extraction" \
+    "$exp/ivectors_test/ivector.scp"; then
+  ivectors "$data/train" "$data/enroll" "$data/test" "$exp" "$tv_dim" "$ivector_iters"
+fi
+
+if run_stage 7 "i-vector back ends: cosine, LDA, WCCN, length norm, PLDA (two variants), S-norm" \
+    "$exp/scores/ivec_plda_twocov_snorm.txt"; then
+  ivector_backends "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim"
+fi
+
+if run_stage 8 "GMM-UBM with S-norm (cohort: background speakers)" "$exp/scores/gmm_ubm_snorm.txt"; then
+  gmm_ubm_snorm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
 fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then

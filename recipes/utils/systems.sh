@@ -48,6 +48,93 @@ gsv_svm() {
     "$test/trials" "$exp/scores/gsv_svm.txt"
 }
 
+# ivectors TRAIN ENROLL TEST EXP TV_DIM ITERS -> EXP/ivectors_{train,enroll,test}/{ivector,spk_ivector}.scp
+# Full-covariance UBM from the diagonal one, total-variability matrix trained on the background set's
+# utterances (or on speaker-pooled statistics with pool_speakers=true), then extraction.
+ivectors() {
+  local train=$1 enroll=$2 test=$3 exp=$4 tv_dim=$5 iters=$6 set d
+  done_already "$exp/full_ubm/final.ubm.npz" || \
+    run "$exp/full_ubm/log/train.log" spkrec train-full-ubm --num-iters 4 $par \
+      "$exp/ubm/final.ubm.npz" "$train" "$exp/full_ubm"
+  done_already "$exp/extractor/extractor.npz" || \
+    run "$exp/extractor/log/train.log" spkrec train-ivector-extractor --tv-dim "$tv_dim" --num-iters "$iters" \
+      $([ "${pool_speakers:-false}" = true ] && echo --pool-speakers) --seed "${seed:-0}" $par \
+      "$exp/full_ubm" "$train" "$exp/extractor"
+  for set in train enroll test; do
+    d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
+    done_already "$exp/ivectors_$set/ivector.scp" || \
+      run "$exp/extractor/log/extract_$set.log" spkrec extract-ivectors $par "$exp/extractor" "$d" "$exp/ivectors_$set"
+  done
+}
+
+# cohort_trials ENROLL_IDS COHORT_IDS OUT: every enrolment id against every cohort id (2-column key list)
+cohort_trials() {
+  awk 'NR == FNR {c[++n] = $1; next} {for (i = 1; i <= n; i++) print $1, c[i]}' "$2" "$1" > "$3.tmp"
+  mv "$3.tmp" "$3"
+}
+
+# ivector_backends TRAIN ENROLL TEST EXP LDA_DIM -> EXP/scores/ivec_{cosine,lda_cosine,plda_twocov,plda_simplified,plda_twocov_snorm}.txt
+# The cohort of S-norm is the background speakers (their mean i-vectors).
+ivector_backends() {
+  local train=$1 enroll=$2 test=$3 exp=$4 lda_dim=$5
+  local iv=$exp/ivectors b=$exp/backend sc=$exp/scores
+  mkdir -p "$b"
+  done_already "$sc/ivec_cosine.txt" || \
+    run "$b/log/cosine.log" spkrec score-cosine --enroll-spk2utt "$enroll/spk2utt" \
+      "${iv}_enroll/ivector.scp" "${iv}_test/ivector.scp" "$test/trials" "$sc/ivec_cosine.txt"
+  done_already "$b/lda.npz" || \
+    run "$b/log/train_lda.log" spkrec train-backend --steps "center,lda:$lda_dim,lnorm" \
+      "${iv}_train/ivector.scp" "$train/utt2spk" "$b/lda.npz"
+  done_already "$sc/ivec_lda_cosine.txt" || \
+    run "$b/log/lda_cosine.log" spkrec score-cosine --backend "$b/lda.npz" --enroll-spk2utt "$enroll/spk2utt" \
+      "${iv}_enroll/ivector.scp" "${iv}_test/ivector.scp" "$test/trials" "$sc/ivec_lda_cosine.txt"
+  local variant
+  for variant in two-cov simplified; do
+    local name=plda_${variant//-/}
+    done_already "$b/$name.npz" || \
+      run "$b/log/train_$name.log" spkrec train-backend --steps "center,lda:$lda_dim,wccn,lnorm,plda" \
+        --plda "$variant" "${iv}_train/ivector.scp" "$train/utt2spk" "$b/$name.npz"
+    done_already "$sc/ivec_$name.txt" || \
+      run "$b/log/score_$name.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/$name.npz" \
+        "${iv}_enroll/ivector.scp" "${iv}_test/ivector.scp" "$test/trials" "$sc/ivec_$name.txt"
+  done
+  if ! done_already "$sc/ivec_plda_twocov_snorm.txt"; then
+    cut -d' ' -f1 "$enroll/spk2utt" > "$b/enroll.ids"
+    cut -d' ' -f1 "$train/spk2utt" > "$b/cohort.ids"
+    cut -d' ' -f1 "$test/utt2spk" > "$b/test.ids"
+    cohort_trials "$b/enroll.ids" "$b/cohort.ids" "$b/enroll_cohort.trials"
+    cohort_trials "$b/cohort.ids" "$b/test.ids" "$b/cohort_test.trials"
+    run "$b/log/snorm.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/plda_twocov.npz" \
+      "${iv}_enroll/ivector.scp" "${iv}_train/spk_ivector.scp" "$b/enroll_cohort.trials" "$b/enroll_cohort.scores"
+    run "$b/log/snorm.log" spkrec score-plda --enroll-spk2utt "$train/spk2utt" "$b/plda_twocov.npz" \
+      "${iv}_train/ivector.scp" "${iv}_test/ivector.scp" "$b/cohort_test.trials" "$b/cohort_test.scores"
+    run "$b/log/snorm.log" spkrec score-norm --method s "$sc/ivec_plda_twocov.txt" \
+      "$b/enroll_cohort.scores" "$b/cohort_test.scores" "$sc/ivec_plda_twocov_snorm.txt"
+  fi
+}
+
+# gmm_ubm_snorm TRAIN ENROLL TEST EXP RELEVANCE -> EXP/scores/gmm_ubm_snorm.txt
+# S-norm of the GMM-UBM scores; the cohort is one MAP model per background speaker.
+gmm_ubm_snorm() {
+  local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5 g=$exp/gmm
+  done_already "$exp/scores/gmm_ubm_snorm.txt" && return 0
+  run "$g/log/cohort.log" spkrec enroll-gmm --relevance-factor "$relevance" $par \
+    "$exp/ubm/final.ubm.npz" "$train" "$g/cohort.npz"
+  cut -d' ' -f1 "$enroll/spk2utt" > "$g/enroll.ids"
+  cut -d' ' -f1 "$train/spk2utt" > "$g/cohort.ids"
+  cut -d' ' -f1 "$train/utt2spk" > "$g/cohort_utts.ids"
+  cut -d' ' -f1 "$test/utt2spk" > "$g/test.ids"
+  # enrolment models against the cohort speakers' utterances, cohort models against the test utterances
+  cohort_trials "$g/enroll.ids" "$g/cohort_utts.ids" "$g/enroll_cohort.trials"
+  cohort_trials "$g/cohort.ids" "$g/test.ids" "$g/cohort_test.trials"
+  run "$g/log/cohort.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/speakers.npz" \
+    "$train" "$g/enroll_cohort.trials" "$g/enroll_cohort.scores"
+  run "$g/log/cohort.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/cohort.npz" \
+    "$test" "$g/cohort_test.trials" "$g/cohort_test.scores"
+  run "$g/log/snorm.log" spkrec score-norm --method s "$exp/scores/gmm_ubm.txt" \
+    "$g/enroll_cohort.scores" "$g/cohort_test.scores" "$exp/scores/gmm_ubm_snorm.txt"
+}
+
 # results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists);
 # top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
 results() {
