@@ -20,6 +20,8 @@
 #   7  i-vector back ends: cosine, LDA+cosine, LDA+WCCN+length norm+PLDA (two-covariance and
 #      simplified), and the two-covariance PLDA with S-norm (cohort: background speakers)
 #   8  GMM-UBM with S-norm
+#   9  RNN (LSTM, GE2E loss) embeddings with cosine and PLDA scoring, and the softmax classifier for
+#      identification; skipped with one line when PyTorch (the [rnn] extra) is not installed
 #   20 results: exp/results.md (EER, minDCF, Cllr, top-1, top-5) and exp/det.png
 set -euo pipefail
 here=$(pwd)
@@ -39,6 +41,7 @@ relevance=16
 tv_dim=200                     # total-variability dimension
 ivector_iters=5
 pool_speakers=false            # train T on speaker-pooled statistics
+rnn_epochs=10
 lda_dim=40                     # below the number of background speakers
 seed=0
 
@@ -47,7 +50,7 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
+all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm rnn_cosine rnn_plda rnn_softmax_id"
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
@@ -101,6 +104,10 @@ fi
 
 if run_stage 8 "GMM-UBM with S-norm (cohort: background speakers)" "$exp/scores/gmm_ubm_snorm.txt"; then
   gmm_ubm_snorm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
+fi
+
+if run_stage 9 "RNN speaker embeddings (when PyTorch is installed)" "$exp/scores/rnn_softmax_id.txt"; then
+  rnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$rnn_epochs"
 fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then

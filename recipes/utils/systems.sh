@@ -135,6 +135,44 @@ gmm_ubm_snorm() {
     "$g/enroll_cohort.scores" "$g/cohort_test.scores" "$exp/scores/gmm_ubm_snorm.txt"
 }
 
+# have_torch: true when the Python that runs spkrec can import torch (the [rnn] extra)
+have_torch() {
+  local py; py=$(head -n 1 "$(command -v spkrec)" | sed 's/^#!//')
+  "$py" -c "import torch" >/dev/null 2>&1
+}
+
+# rnn_systems TRAIN ENROLL TEST EXP LDA_DIM EPOCHS -> EXP/scores/rnn_{cosine,plda,softmax_id}.txt
+# LSTM speaker encoder (GE2E loss) trained on the background speakers; its embeddings scored by the same
+# back ends as the i-vectors; and the closed-set softmax classifier trained on the enrolment utterances.
+rnn_systems() {
+  local train=$1 enroll=$2 test=$3 exp=$4 lda_dim=$5 epochs=$6 set d sc=$exp/scores
+  if ! have_torch; then
+    log "  RNN systems skipped: PyTorch is not installed (pip install 'spkrec[rnn]' or pip install torch==2.13.0)"
+    return 0
+  fi
+  done_already "$exp/rnn/final.pt" || \
+    run "$exp/rnn/log/train.log" spkrec train-rnn --loss ge2e --lr 0.003 --epochs "$epochs" --seed "${seed:-0}" \
+      $par "$train" "$exp/rnn"
+  for set in train enroll test; do
+    d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
+    done_already "$exp/embeddings_$set/embedding.scp" || \
+      run "$exp/rnn/log/extract_$set.log" spkrec extract-embeddings $par "$exp/rnn" "$d" "$exp/embeddings_$set"
+  done
+  local em=$exp/embeddings
+  done_already "$sc/rnn_cosine.txt" || \
+    run "$exp/rnn/log/cosine.log" spkrec score-cosine --enroll-spk2utt "$enroll/spk2utt" \
+      "${em}_enroll/embedding.scp" "${em}_test/embedding.scp" "$test/trials" "$sc/rnn_cosine.txt"
+  done_already "$exp/rnn/plda.npz" || \
+    run "$exp/rnn/log/train_plda.log" spkrec train-backend --steps "center,lda:$lda_dim,wccn,lnorm,plda" \
+      "${em}_train/embedding.scp" "$train/utt2spk" "$exp/rnn/plda.npz"
+  done_already "$sc/rnn_plda.txt" || \
+    run "$exp/rnn/log/score_plda.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$exp/rnn/plda.npz" \
+      "${em}_enroll/embedding.scp" "${em}_test/embedding.scp" "$test/trials" "$sc/rnn_plda.txt"
+  done_already "$sc/rnn_softmax_id.txt" || \
+    run "$exp/rnn/log/classify.log" spkrec classify-rnn --epochs "$epochs" --seed "${seed:-0}" \
+      --model-dir "$exp/rnn_classifier" "$enroll" "$test" "$sc/rnn_softmax_id.txt"
+}
+
 # results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists);
 # top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
 results() {
