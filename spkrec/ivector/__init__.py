@@ -1,1 +1,27 @@
-"""spkrec.ivector."""
+"""i-vectors: full-covariance UBM, Baum-Welch statistics, total-variability (T-matrix) training, extraction.
+
+Public API::
+
+    FullGMM(num_iters=4, num_gselect=20, ...).fit(X_or_loader, diag_ubm, utt_ids=None, config=SERIAL)
+    FullGMM.from_diag(diag_ubm); .log_likelihood_components(X); .save(path); FullGMM.load(path)
+    utterance_stats(ubm, X, num_gselect=20, min_post=0.025) -> (N (C,), F (C, D))
+    accumulate_stats(ubm, loader, utt_ids, config=SERIAL, num_gselect=20, min_post=0.025) -> (N (n, C), F (n, C, D))
+    pool_stats(N, F, keys, groups) -> (group ids, N, F)
+    IvectorExtractor(tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, random_state=0)
+        .fit(N, F, ubm, config=SERIAL); .transform(N, F, return_covariance=False, config=SERIAL)
+"""
+import importlib
+
+_EXPORTS = {
+    "FullGMM": "full_ubm", "gaussian_params": "full_ubm",
+    "StatsComputer": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
+    "IvectorExtractor": "extractor",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        module = importlib.import_module(f"spkrec.ivector.{_EXPORTS[name]}")
+        return getattr(module, name)
+    raise AttributeError(f"module 'spkrec.ivector' has no attribute {name!r}")

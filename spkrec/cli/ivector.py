@@ -1,0 +1,211 @@
+"""``train-full-ubm``, ``train-ivector-extractor``, ``extract-ivectors``."""
+import logging
+import os
+
+import numpy as np
+
+from spkrec.cli.common import add_parallel_args, parallel_config
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import load_npz, write_lines_atomic
+
+log = logging.getLogger("spkrec")
+UBM_FILE = "final.ubm.npz"
+EXTRACTOR_FILE = "extractor.npz"
+
+
+def _feature_args(parser):
+    g = parser.add_argument_group("features (must match the UBM's)")
+    g.add_argument("--deltas-order", type=int, default=None, help="delta order (default: as the UBM, else 2)")
+    g.add_argument("--cmvn", choices=["sliding", "utterance", "none", "warp"], default=None,
+                   help="feature normalisation (default: as the UBM, else sliding)")
+    g.add_argument("--cmvn-window", type=int, default=None, help="CMVN window in frames (default 300)")
+
+
+def _feature_options(args, meta):
+    """Feature options: command line, else those stored with the model, else FeatureLoader defaults."""
+    stored = meta.get("features", {}) if isinstance(meta.get("features"), dict) else {}
+    opts = {}
+    for key, default in (("deltas_order", 2), ("cmvn", "sliding"), ("cmvn_window", 300)):
+        value = getattr(args, key, None)
+        opts[key] = value if value is not None else stored.get(key, meta.get(key, default))
+    return opts
+
+
+def _loader(data, opts):
+    from spkrec.features.pipeline import FeatureLoader
+    feats = os.path.join(data, "feats.scp")
+    if not os.path.exists(feats):
+        raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
+    vad = os.path.join(data, "vad.scp")
+    return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
+
+
+def _model_path(path, default_name):
+    return os.path.join(path, default_name) if os.path.isdir(path) else path
+
+
+def _load_ubm(path, want=None):
+    """Load a DiagGMM or FullGMM from a file or a directory holding final.ubm.npz."""
+    path = _model_path(path, UBM_FILE)
+    kind = _model_kind(path)
+    if want == "full" and kind != "FullGMM":
+        raise SpkrecError(f"{path}: holds a {kind} model, --ubm full needs a full-covariance UBM; "
+                          "run `spkrec train-full-ubm` first or pass --ubm diag")
+    if want == "diag" and kind != "DiagGMM":
+        raise SpkrecError(f"{path}: holds a {kind} model, --ubm diag needs a diagonal UBM from `spkrec train-ubm`")
+    if kind == "FullGMM":
+        from spkrec.ivector import FullGMM
+        model = FullGMM.load(path)
+        return model, model.meta_
+    if kind == "DiagGMM":
+        from spkrec.gmm import DiagGMM
+        return DiagGMM.load(path), load_npz(path, "DiagGMM")[1]
+    raise SpkrecError(f"{path}: holds a {kind} model, not a UBM")
+
+
+def _model_kind(path):
+    """The ``kind`` in a spkrec model file's header (reads only the header)."""
+    import json
+    if not os.path.exists(path):
+        raise SpkrecError(f"{path}: model file not found; run the stage that trains it first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return json.loads(z["__header__"].tobytes().decode("utf-8"))["kind"]
+    except Exception as exc:
+        raise SpkrecError(f"{path}: not a readable spkrec model file ({exc}); delete it and re-run its stage") from None
+
+
+# ---------------------------------------------------------------------- train-full-ubm
+def add_train_full_ubm(p):
+    p.add_argument("--num-iters", type=int, default=4, help="EM iterations (default 4)")
+    p.add_argument("--num-gselect", type=int, default=20, help="Gaussians selected per frame by the diagonal UBM")
+    p.add_argument("--variance-floor", type=float, default=1e-3, help="covariance eigenvalue floor")
+    p.add_argument("--min-gaussian-weight", type=float, default=1e-5)
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("diag_ubm", help="diagonal UBM file or directory with final.ubm.npz (from train-ubm)")
+    p.add_argument("data", help="data dir with feats.scp [vad.scp]")
+    p.add_argument("out_dir", help="output directory (writes final.ubm.npz)")
+
+
+def run_train_full_ubm(args):
+    from spkrec.ivector import FullGMM
+    diag, meta = _load_ubm(args.diag_ubm, "diag")
+    opts = _feature_options(args, meta)
+    loader = _loader(args.data, opts)
+    model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
+                    min_gaussian_weight=args.min_gaussian_weight)
+    model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
+    out = os.path.join(args.out_dir, UBM_FILE)
+    model.save(out, meta={"features": opts})
+    write_lines_atomic(os.path.join(args.out_dir, "log", "train_full_ubm.log"),
+                       [f"iteration {i} average log-likelihood {v:.6f}"
+                        for i, v in enumerate(model.log_likelihood_history_)])
+    log.info("wrote %s", out)
+
+
+# ---------------------------------------------------------------------- train-ivector-extractor
+def _stats_args(p):
+    g = p.add_argument_group("Baum-Welch statistics")
+    g.add_argument("--num-gselect", type=int, default=20, help="Gaussians kept per frame (default 20)")
+    g.add_argument("--min-post", type=float, default=0.025, help="posterior pruning threshold (default 0.025)")
+    g.add_argument("--posterior-scale", type=float, default=1.0, help="scale of the posteriors (default 1)")
+
+
+def add_train_extractor(p):
+    p.add_argument("--tv-dim", type=int, default=400, help="i-vector dimension (default 400)")
+    p.add_argument("--num-iters", type=int, default=10, help="EM iterations (default 10)")
+    p.add_argument("--ubm", choices=["full", "diag"], default="full", help="kind of UBM in UBM_DIR (default full)")
+    p.add_argument("--prior-offset", type=float, default=100.0,
+                   help="Kaldi-style prior mean on the first dimension; 0 = zero-mean prior (default 100)")
+    p.add_argument("--no-min-divergence", action="store_true", help="skip the minimum-divergence step")
+    p.add_argument("--pool-speakers", action="store_true",
+                   help="train on statistics pooled per speaker (DATA/utt2spk): helps on small corpora")
+    p.add_argument("--batch-size", type=int, default=64, help="utterances per batch (default 64)")
+    p.add_argument("--seed", type=int, default=0, help="random seed of the initial T (default 0)")
+    _stats_args(p)
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("ubm_dir", help="UBM file or directory with final.ubm.npz")
+    p.add_argument("data", help="training data dir with feats.scp [vad.scp] utt2spk")
+    p.add_argument("out_dir", help="output directory (writes extractor.npz and final.ubm.npz)")
+
+
+def run_train_extractor(args):
+    from spkrec.ivector import IvectorExtractor, accumulate_stats, pool_stats
+    ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
+    opts = _feature_options(args, meta)
+    loader = _loader(args.data, opts)
+    config = parallel_config(args)
+    utts = loader.utt_ids
+    stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
+    N, F = accumulate_stats(ubm, loader, utts, config, **stats_opts)
+    if args.pool_speakers:
+        from spkrec.io.datadir import DataDir
+        spk2utt = DataDir(args.data).spk2utt
+        _, N, F = pool_stats(N, F, utts, spk2utt)
+        log.info("pooled statistics of %d utterances into %d speakers", len(utts), len(N))
+    model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
+                             prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed)
+    model.fit(N, F, ubm, config)
+    os.makedirs(args.out_dir, exist_ok=True)
+    ubm.save(os.path.join(args.out_dir, UBM_FILE), meta={"features": opts})
+    model.save(os.path.join(args.out_dir, EXTRACTOR_FILE), meta={"features": opts, "stats": stats_opts})
+    write_lines_atomic(os.path.join(args.out_dir, "log", "train_ivector_extractor.log"),
+                       [f"iteration {i} objective {v:.6f}" for i, v in enumerate(model.objective_history_)])
+    log.info("wrote %s", os.path.join(args.out_dir, EXTRACTOR_FILE))
+
+
+# ---------------------------------------------------------------------- extract-ivectors
+def add_extract(p):
+    p.add_argument("--batch-size", type=int, default=None, help="utterances per batch")
+    p.add_argument("--num-gselect", type=int, default=None, help="default: as in training")
+    p.add_argument("--min-post", type=float, default=None, help="default: as in training")
+    p.add_argument("--posterior-scale", type=float, default=None, help="default: as in training")
+    _feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("extractor_dir", help="directory with extractor.npz and final.ubm.npz (train-ivector-extractor)")
+    p.add_argument("data", help="data dir with feats.scp [vad.scp] [spk2utt]")
+    p.add_argument("out_dir", help="writes ivector.ark/.scp, spk_ivector.ark/.scp, num_utts.ark")
+
+
+def run_extract(args):
+    from spkrec.io.datadir import DataDir
+    from spkrec.io.kaldi_io import write_vectors
+    from spkrec.ivector import IvectorExtractor, accumulate_stats
+    extractor = IvectorExtractor.load(_model_path(args.extractor_dir, EXTRACTOR_FILE))
+    ubm_dir = args.extractor_dir if os.path.isdir(args.extractor_dir) else os.path.dirname(args.extractor_dir)
+    ubm, _ = _load_ubm(ubm_dir)
+    if args.batch_size:
+        extractor.batch_size = args.batch_size
+    meta = extractor.meta_
+    stored = meta.get("stats", {})
+    stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
+                  for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+    loader = _loader(args.data, _feature_options(args, meta))
+    config = parallel_config(args)
+    utts = loader.utt_ids
+    N, F = accumulate_stats(ubm, loader, utts, config, **stats_opts)
+    ivectors = extractor.transform(N, F, config=config)
+    del N, F
+    out = args.out_dir
+    write_vectors(os.path.join(out, "ivector.ark"), os.path.join(out, "ivector.scp"), zip(utts, ivectors))
+    data = DataDir(args.data)
+    if data.has("spk2utt") or data.has("utt2spk"):
+        row = {u: i for i, u in enumerate(utts)}
+        spk_rows, counts = [], []
+        for spk, members in data.spk2utt.items():
+            idx = [row[u] for u in members if u in row]
+            if idx:
+                spk_rows.append((spk, ivectors[idx].mean(0, dtype=np.float64).astype(np.float32)))
+                counts.append(f"{spk} {len(idx)}")
+        write_vectors(os.path.join(out, "spk_ivector.ark"), os.path.join(out, "spk_ivector.scp"), spk_rows)
+        write_lines_atomic(os.path.join(out, "num_utts.ark"), counts)
+    log.info("wrote %d i-vectors of dimension %d to %s", len(utts), ivectors.shape[1], out)
+
+
+COMMANDS = {
+    "train-full-ubm": (add_train_full_ubm, run_train_full_ubm),
+    "train-ivector-extractor": (add_train_extractor, run_train_extractor),
+    "extract-ivectors": (add_extract, run_extract),
+}

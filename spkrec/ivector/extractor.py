@@ -1,0 +1,430 @@
+"""Total-variability model (i-vector extractor) trained by EM (Kenny 2005; Dehak et al. 2011).
+
+Model, per utterance with statistics N (C,) and centred F (C, D):
+    F_c ~ N_c T_c w + noise with covariance N_c Sigma_c,      w ~ N(mu0, I),
+with Sigma_c the UBM covariances (fixed) and ``mu0 = prior_offset * e_1``. ``prior_offset > 0`` is
+Kaldi's convention (``ivector-extractor-init --prior-offset=100``): the first column of T then
+carries a learned shift of the supervector mean, and the reported i-vector is ``E[w] - mu0`` (as
+``ivector-extract`` subtracts the offset). ``prior_offset = 0`` is the plain zero-mean prior.
+
+Posterior of w:  precision  L = I + sum_c N_c T_c' Sigma_c^-1 T_c,
+                 mean       L^-1 (T' Sigma^-1 F + mu0),   covariance L^-1.
+EM: C_c = sum_u F_uc E[w_u]',  A_c = sum_u N_uc E[w_u w_u'],  T_c = C_c A_c^-1. The optional
+minimum-divergence step re-estimates the prior from the same posteriors and maps it back to the
+standard form by an invertible linear change of w (whitening, plus a Householder rotation that puts
+the mean on e_1 when prior_offset > 0), which leaves the likelihood unchanged.
+The logged objective is the marginal log-likelihood of the statistics per utterance, up to a constant
+that depends only on the data and Sigma:  0.5 b' L^-1 b - 0.5 log|L| - 0.5 |mu0|^2,  b = T'Sigma^-1 F + mu0.
+EM never decreases it.
+
+Internally ``G_c = Sigma_c^-1/2 T_c`` (whitened T), so ``T_c' Sigma_c^-1 T_c = G_c' G_c``; the linear
+term is ``F_flat @ U`` with ``U_c = Sigma_c^-1 T_c`` (statistics are never whitened per utterance). The
+precisions of a batch of B utterances are ONE product ``N (B, C) @ GG (C, R(R+1)/2)`` (lower triangles);
+Cholesky factorisations, solves and inverses run per utterance in LAPACK (float64, in place).
+"""
+import logging
+import os
+
+import numpy as np
+from threadpoolctl import threadpool_limits
+from scipy.linalg import blas, lapack
+
+from spkrec.errors import SpkrecError
+from spkrec.io.atomic import load_npz, save_npz
+from spkrec.ivector.full_ubm import gaussian_params
+from spkrec.parallel import SERIAL, map_chunks, reduce_chunks
+
+MAX_CHUNKS = 16
+"""Chunks of batches per call (fixed, so sums do not depend on ``nj``): each chunk ships the
+projection to a worker, which derives ``G_c' G_c`` once per process (see ``_Projection``)."""
+TRAIN_UTTS_PER_CHUNK = 512
+"""E-step chunks hold at least this many utterances (when there are enough): each returns a
+(C, R(R+1)/2) float64 accumulator, whose transfer must stay small beside the chunk's work."""
+_WORKER_CACHE = {}  # token -> {name: array}, in worker processes only (the latest projection)
+
+log = logging.getLogger("spkrec")
+
+
+class _Projection:
+    """Whitened T and its derived products, shipped to workers (derived arrays are rebuilt there)."""
+
+    def __init__(self, G, whiten, dtype):
+        self.dtype = np.dtype(dtype)
+        self.G = np.asarray(G, self.dtype)  # (C, D, R) whitened T
+        self.whiten = whiten                 # (C, D, D) Sigma_c^-1/2 (inverse Cholesky factor), or (C, D) 1/sigma
+        self.token = os.urandom(16).hex()    # identifies this projection in worker caches
+
+    def __getstate__(self):
+        return dict(G=self.G, whiten=self.whiten, dtype=self.dtype, token=self.token)
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._in_worker = True
+
+    def _cached(self, name, compute):
+        """Derived array ``name``: computed once per object, and once per worker process for a shipped one."""
+        if name not in self.__dict__:
+            in_worker = self.__dict__.get("_in_worker", False)
+            cache = _WORKER_CACHE.get(self.token, {}) if in_worker else {}
+            if name not in cache:
+                cache[name] = compute()
+                if in_worker:
+                    _WORKER_CACHE.clear()  # keep the arrays of the latest projection only
+                    _WORKER_CACHE[self.token] = cache
+            self.__dict__[name] = cache[name]
+        return self.__dict__[name]
+
+    @property
+    def GG(self):
+        """(C, R(R+1)/2) lower triangles of G_c' G_c (row-major packing) in ``dtype``."""
+        def compute():
+            C, _, R = self.G.shape
+            GG = np.empty((C, R * (R + 1) // 2), self.dtype)
+            for s in range(0, C, 64):  # blocks of Gaussians bound the (block, R, R) temporary
+                Gt = self.G[s:s + 64]
+                _pack_lower(_stack_matmul(Gt.transpose(0, 2, 1), Gt), GG[s:s + 64])
+            return GG
+        return self._cached("_GG", compute)
+
+    @property
+    def U_flat(self):
+        """(C*D, R) stacked ``Sigma_c^-1 T_c = W_c' G_c`` in ``dtype``: the linear term is ``F_flat @ U_flat``."""
+        def compute():
+            C, D, R = self.G.shape
+            if self.whiten.ndim == 2:
+                U = self.G * self.whiten[:, :, None]
+            else:
+                U = _stack_matmul(self.whiten.transpose(0, 2, 1), self.G.astype(np.float64))
+            return np.ascontiguousarray(U.reshape(C * D, R), dtype=self.dtype)
+        return self._cached("_U", compute)
+
+
+def _posteriors(Nb, Fb, proj, mu0, want_inverse):
+    """Posterior means (B, R) float64, log-det of the precisions (B,), linear terms b (B, R) and, if
+    asked, a (B, R, R) float64 array whose lower triangles hold the inverse precisions (covariances)."""
+    B = len(Nb)
+    R = proj.G.shape[2]
+    packed = np.asarray(Nb, proj.dtype) @ proj.GG  # ONE product: all precisions of the batch (lower halves)
+    b = (np.asarray(Fb, proj.dtype).reshape(B, -1) @ proj.U_flat).astype(np.float64) + mu0
+    L = np.empty((B, R, R))
+    starts = _row_starts(R)
+    for r in range(R):  # unpack row by row: contiguous copies (a fancy-index scatter is ~4x slower)
+        L[:, r, :r + 1] = packed[:, starts[r]:starts[r + 1]]
+    diag = np.arange(R)
+    L[:, diag, diag] += 1.0
+    means = np.empty((B, R))
+    logdet = np.empty(B)
+    for i in range(B):  # per utterance: LAPACK Cholesky in float64, in place in L
+        Li = L[i].T  # Fortran-ordered view whose upper triangle holds the data: no copy
+        c, info = lapack.dpotrf(Li, lower=0, clean=0, overwrite_a=1)
+        if info != 0:
+            raise SpkrecError(f"i-vector precision matrix not positive definite (LAPACK info {info}); "
+                              "the statistics or the extractor contain NaN/inf values")
+        logdet[i] = 2.0 * np.log(np.diagonal(c)).sum()
+        means[i], _ = lapack.dpotrs(c, b[i], lower=0)
+        if want_inverse:
+            lapack.dpotri(c, lower=0, overwrite_c=1)  # in place: lower triangle of L[i] = covariance
+    return means, logdet, b, (L if want_inverse else None)
+
+
+def _row_starts(R):
+    return np.concatenate([[0], np.cumsum(np.arange(1, R + 1))])
+
+
+def _pack_lower(M, out, v=None):
+    """Lower triangles of the stack M (B, R, R) (plus the outer products v v' of v (B, R), if given)
+    into out (B, R(R+1)/2), row by row (contiguous copies)."""
+    R = M.shape[1]
+    starts = _row_starts(R)
+    for r in range(R):
+        if v is None:
+            out[:, starts[r]:starts[r + 1]] = M[:, r, :r + 1]
+        else:
+            np.multiply(v[:, r:r + 1], v[:, :r + 1], out=out[:, starts[r]:starts[r + 1]])
+            out[:, starts[r]:starts[r + 1]] += M[:, r, :r + 1]
+    return out
+
+
+def _estep_chunk(batches, proj, mu0, tril):
+    """EM accumulators of a list of (N, F) batches (one BLAS thread: parallelism comes from ``nj``)."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _estep(batches, proj, mu0, tril)
+
+
+ACC_UTTS = 256
+"""Utterances whose E[w], E[ww'] are buffered before the accumulator products: the (C, R(R+1)/2)
+accumulator is read and written once per buffer, so the products are compute-bound, not memory-bound."""
+
+
+def _estep(batches, proj, mu0, tril):
+    C, D, R = proj.G.shape
+    P = len(tril[0])
+    # Fortran order: BLAS dgemm accumulates into them in place (beta=1)
+    acc = dict(Cacc=np.zeros((C * D, R), order="F"), A=np.zeros((C, P), order="F"), sum_mean=np.zeros(R),
+               sum_eww=np.zeros(P), objective=0.0, count=0)
+    size = min(ACC_UTTS, sum(len(b[0]) for b in batches))
+    bufN, bufF = np.empty((size, C)), np.empty((size, C * D))
+    bufM, bufE = np.empty((size, R)), np.empty((size, P))
+    fill = 0
+
+    def flush(k):
+        acc["Cacc"] = blas.dgemm(1.0, bufF[:k].T, bufM[:k].T, beta=1.0, c=acc["Cacc"], trans_b=1, overwrite_c=1)
+        acc["A"] = blas.dgemm(1.0, bufN[:k].T, bufE[:k].T, beta=1.0, c=acc["A"], trans_b=1, overwrite_c=1)
+
+    for Nb, Fb in batches:
+        means, logdet, b, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=True)
+        for s in range(0, len(means), size):  # a batch larger than the buffer is split
+            B = min(len(means) - s, size)
+            if fill + B > size:
+                flush(fill)
+                fill = 0
+            sl = slice(fill, fill + B)
+            m = means[s:s + B]
+            bufN[sl] = Nb[s:s + B]
+            bufF[sl] = np.asarray(Fb[s:s + B], np.float64).reshape(B, -1)  # raw F: whitened once per iteration
+            bufM[sl] = m
+            _pack_lower(inv[s:s + B], bufE[sl], m)  # packed lower E[ww'] = L^-1 + E[w]E[w]'
+            acc["sum_eww"] += bufE[sl].sum(0)
+            fill += B
+        acc["sum_mean"] += means.sum(0)
+        acc["objective"] += float((0.5 * (b * means).sum(1) - 0.5 * logdet).sum() - 0.5 * len(means) * (mu0 @ mu0))
+        acc["count"] += len(means)
+    if fill:
+        flush(fill)
+    return acc
+
+
+def _extract_chunk(batches, proj, mu0, want_cov):
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _extract(batches, proj, mu0, want_cov)
+
+
+def _extract(batches, proj, mu0, want_cov):
+    out = []
+    for Nb, Fb in batches:
+        means, _, _, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=want_cov)
+        if want_cov:
+            inv = np.tril(inv) + np.tril(inv, -1).transpose(0, 2, 1)  # lower triangles hold the covariances
+            out.append(((means - mu0).astype(np.float32), inv.astype(np.float32)))
+        else:
+            out.append(((means - mu0).astype(np.float32), None))
+    return out
+
+
+class IvectorExtractor:
+    """Total-variability i-vector extractor.
+
+    Parameters
+    ----------
+    tv_dim : i-vector dimension R.
+    num_iters : EM iterations.
+    min_divergence : re-estimate the prior each iteration (minimum-divergence step).
+    prior_offset : Kaldi-style prior mean ``prior_offset * e_1`` (Kaldi uses 100); 0 = zero-mean prior.
+    batch_size : utterances per precision product (fixed, so results do not depend on ``nj``).
+    random_state : seed (int/None/Generator) of the random initialisation of T.
+
+    Fitted attributes: ``T_`` (C, D, R) float64, ``covariances_`` (C, D, D) or (C, D) (UBM, fixed),
+    ``prior_offset_`` (float, changed by the minimum-divergence step), ``objective_history_``
+    (average objective per utterance at the start of each iteration).
+    """
+
+    def __init__(self, tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, batch_size=64,
+                 random_state=0):
+        self.tv_dim = tv_dim
+        self.num_iters = num_iters
+        self.min_divergence = min_divergence
+        self.prior_offset = prior_offset
+        self.batch_size = batch_size
+        self.random_state = random_state
+
+    def _hyper(self):
+        seed = self.random_state if isinstance(self.random_state, (int, type(None))) else None
+        return dict(tv_dim=self.tv_dim, num_iters=self.num_iters, min_divergence=bool(self.min_divergence),
+                    prior_offset=float(self.prior_offset), batch_size=self.batch_size, random_state=seed)
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def mu0_(self):
+        mu0 = np.zeros(self.T_.shape[2])
+        mu0[0] = self.prior_offset_
+        return mu0
+
+    def _whitener(self):
+        cov = self.covariances_
+        if cov.ndim == 2:
+            return 1.0 / np.sqrt(cov)
+        return np.linalg.inv(np.linalg.cholesky(cov))
+
+    def _projection(self, dtype, G=None):
+        """Whitened T for the E-step/extraction (cached for the current ``T_``)."""
+        cache = self.__dict__.get("_G_cache")
+        if G is None and cache is not None and cache[0] is self.T_:
+            G, whiten = cache[1], cache[2]
+        else:
+            whiten = self._whitener()
+            if G is None:
+                G = self.T_ * whiten[:, :, None] if whiten.ndim == 2 else _stack_matmul(whiten, self.T_)
+                self.__dict__["_G_cache"] = (self.T_, G, whiten)
+        return _Projection(G, whiten, dtype)
+
+    def _batches(self, N, F):
+        bs = max(1, int(self.batch_size))
+        return [(N[i:i + bs], F[i:i + bs]) for i in range(0, len(N), bs)]
+
+    def _check_stats(self, N, F):
+        N = np.asarray(N)
+        F = np.asarray(F)
+        C, D = self.covariances_.shape[:2]
+        if N.ndim != 2 or F.ndim != 3 or N.shape != F.shape[:2] or F.shape[1:] != (C, D):
+            raise SpkrecError(f"statistics of shapes N {N.shape}, F {F.shape} do not match the UBM "
+                              f"({C} Gaussians, dim {D}); compute them with the same UBM")
+        return N, F
+
+    # ------------------------------------------------------------------ training
+    def fit(self, N, F, ubm, config=SERIAL):
+        """Train T on statistics ``N (n, C)``, centred ``F (n, C, D)`` computed with ``ubm`` (whose
+        covariances are the model's Sigma; a FullGMM gives full, a DiagGMM diagonal covariances)."""
+        _, _, cov = gaussian_params(ubm)
+        self.covariances_ = np.array(cov, np.float64)
+        N, F = self._check_stats(N, F)
+        if len(N) == 0:
+            raise SpkrecError("no statistics to train the i-vector extractor on; check the data dir")
+        C, D = cov.shape[:2]
+        R = int(self.tv_dim)
+        rng = np.random.default_rng(self.random_state)
+        G = rng.standard_normal((C, D, R)) * (0.5 / np.sqrt(R))
+        self.prior_offset_ = float(self.prior_offset)
+        if self.prior_offset_ > 0:
+            G[:, :, 0] = 0.0  # Kaldi: the first column starts as the UBM mean (here: no shift)
+        chol = np.sqrt(cov)[:, :, None] if cov.ndim == 2 else np.linalg.cholesky(cov)
+        tril = np.tril_indices(R)
+        batches = self._batches(N, F)
+        train_chunks = max(1, min(MAX_CHUNKS, len(N) // TRAIN_UTTS_PER_CHUNK))  # independent of nj
+        self.objective_history_ = []
+        for it in range(int(self.num_iters)):
+            proj = self._projection(np.float64, G)
+            mu0 = np.zeros(R)
+            mu0[0] = self.prior_offset_
+            acc = reduce_chunks(_estep_chunk, batches, config, combine=_add_acc, max_chunks=train_chunks,
+                                desc="T-matrix E-step", proj=proj, mu0=mu0, tril=tril)
+            n = acc["count"]
+            objective = acc["objective"] / n
+            self.objective_history_.append(float(objective))
+            log.info("i-vector extractor iteration %d: objective %.4f per utterance (%d utterances)", it, objective, n)
+            raw = np.ascontiguousarray(acc["Cacc"]).reshape(C, D, R)  # sum_u F_uc E[w_u]'
+            whiten = proj.whiten
+            Cw = raw * whiten[:, :, None] if whiten.ndim == 2 else _stack_matmul(whiten, raw)
+            G = _m_step(acc["A"], Cw, tril)
+            if self.min_divergence:
+                G = self._min_divergence(G, acc["sum_mean"] / n, _unpack_lower(acc["sum_eww"] / n, tril, R))
+        self.T_ = chol * G if cov.ndim == 2 else _stack_matmul(chol, G)
+        self.__dict__["_G_cache"] = (self.T_, G, self._whitener())
+        return self
+
+    def _min_divergence(self, G, mean, second_moment):
+        if self.prior_offset_ > 0:
+            cov = second_moment - np.outer(mean, mean)
+            chol = np.linalg.cholesky(cov)
+            u = np.linalg.solve(chol, mean)
+            norm = float(np.linalg.norm(u))
+            v = u.copy()
+            v[0] -= norm
+            Q = np.eye(len(u))
+            if v @ v > 1e-20 * max(norm, 1.0) ** 2:
+                Q -= 2.0 * np.outer(v, v) / (v @ v)
+            self.prior_offset_ = norm
+            M = chol @ Q
+        else:
+            M = np.linalg.cholesky(second_moment)
+        C, D, R = G.shape
+        return (G.reshape(C * D, R) @ M).reshape(C, D, R)  # one large product
+
+    # ------------------------------------------------------------------ extraction
+    def transform(self, N, F, return_covariance=False, config=SERIAL, dtype=np.float32):
+        """i-vectors ``(n, R)`` float32 (posterior means minus the prior offset) of statistics
+        ``N (n, C)``, ``F (n, C, D)``; with ``return_covariance`` also ``(n, R, R)`` posterior covariances.
+        ``dtype`` is the precision of the big products (Cholesky solves are always float64)."""
+        self._check_fitted()
+        N, F = self._check_stats(N, F)
+        R = self.T_.shape[2]
+        if len(N) == 0:
+            out = np.zeros((0, R), np.float32)
+            return (out, np.zeros((0, R, R), np.float32)) if return_covariance else out
+        parts = map_chunks(_extract_chunk, self._batches(N, F), config, max_chunks=MAX_CHUNKS,
+                           proj=self._projection(dtype), mu0=self.mu0_, want_cov=bool(return_covariance))
+        results = [r for part in parts for r in part]
+        ivectors = np.concatenate([r[0] for r in results])
+        if return_covariance:
+            return ivectors, np.concatenate([r[1] for r in results])
+        return ivectors
+
+    def objective(self, N, F, config=SERIAL):
+        """Average objective (marginal log-likelihood up to a constant) per utterance."""
+        self._check_fitted()
+        N, F = self._check_stats(N, F)
+        R = self.T_.shape[2]
+        acc = reduce_chunks(_estep_chunk, self._batches(N, F), config, combine=_add_acc, max_chunks=MAX_CHUNKS,
+                            proj=self._projection(np.float64), mu0=self.mu0_, tril=np.tril_indices(R))
+        return acc["objective"] / acc["count"]
+
+    def score(self, N, F, y=None):
+        return self.objective(N, F)
+
+    # ------------------------------------------------------------------ io
+    def _check_fitted(self):
+        if not hasattr(self, "T_"):
+            raise SpkrecError("IvectorExtractor is not fitted; call fit() or load() first")
+
+    def save(self, path, meta=None):
+        self._check_fitted()
+        save_npz(path, "IvectorExtractor",
+                 dict(T=self.T_, covariances=self.covariances_,
+                      objective_history=np.asarray(self.objective_history_, np.float64)),
+                 dict(self._hyper(), prior_offset_=self.prior_offset_, **(meta or {})))
+
+    @classmethod
+    def load(cls, path):
+        arrays, meta = load_npz(path, "IvectorExtractor")
+        model = cls(**{k: meta[k] for k in cls().__dict__ if k in meta})
+        model.T_ = arrays["T"]
+        model.covariances_ = arrays["covariances"]
+        model.objective_history_ = list(arrays["objective_history"])
+        model.prior_offset_ = float(meta["prior_offset_"])
+        model.meta_ = meta
+        return model
+
+
+def _add_acc(total, part):
+    for k in total:
+        total[k] += part[k]
+    return total
+
+
+def _stack_matmul(a, b):
+    """Stacked small products (per Gaussian): single-threaded, BLAS threads only add overhead here."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        return np.matmul(a, b)
+
+
+def _unpack_lower(packed, tril, R):
+    out = np.zeros(packed.shape[:-1] + (R, R))
+    out[..., tril[0], tril[1]] = packed
+    out[..., tril[1], tril[0]] = packed
+    return out
+
+
+def _m_step(A_packed, Cacc, tril):
+    """G_c = C_c A_c^-1 for every Gaussian: one LAPACK Cholesky solve (dposv) per Gaussian, reading
+    only the packed lower triangle of A_c; single-threaded (400x400 factorisations gain nothing from threads)."""
+    C, D, R = Cacc.shape
+    G = np.empty((C, D, R))
+    A = np.zeros((R, R), order="F")
+    with threadpool_limits(limits=1, user_api="blas"):
+        for c in range(C):
+            A[tril] = A_packed[c]
+            _, x, info = lapack.dposv(A, Cacc[c].T, lower=1)
+            if info != 0:
+                raise SpkrecError(f"T-matrix update: accumulator of Gaussian {c} is not positive definite "
+                                  f"(LAPACK info {info}); too little data for tv_dim={R}? lower --tv-dim")
+            G[c] = x.T
+    return G

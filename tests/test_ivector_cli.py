@@ -1,0 +1,78 @@
+"""End to end: train-full-ubm, train-ivector-extractor, extract-ivectors on a small real-speech data dir."""
+import glob
+import os
+
+import kaldiio
+import numpy as np
+import pytest
+
+from spkrec.cli.main import main
+from spkrec.gmm import DiagGMM
+from spkrec.io.kaldi_io import write_matrices
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    import python_speech_features as psf
+    import soundfile as sf
+    files = sorted(glob.glob(os.path.join(ROOT, "data", "so762-mini", "WAVE", "*", "*.flac")))
+    if not files:
+        pytest.skip("data/so762-mini not present")
+    speakers = sorted({os.path.basename(os.path.dirname(f)) for f in files})[:12]
+    files = [f for f in files if os.path.basename(os.path.dirname(f)) in speakers]
+    tmp = tmp_path_factory.mktemp("iv")
+    data = tmp / "data"
+    data.mkdir()
+    items, utt2spk = [], {}
+    for f in files:
+        spk = os.path.basename(os.path.dirname(f))
+        utt = f"{spk}-{os.path.basename(f)[:-5]}"
+        sig, rate = sf.read(f, dtype="int16")
+        items.append((utt, psf.mfcc(sig, rate, numcep=13).astype(np.float32)))
+        utt2spk[utt] = spk
+    items.sort()
+    write_matrices(data / "raw.ark", data / "feats.scp", items)
+    (data / "utt2spk").write_text("".join(f"{u} {s}\n" for u, s in sorted(utt2spk.items())))
+    spk2utt = {}
+    for u, s in sorted(utt2spk.items()):
+        spk2utt.setdefault(s, []).append(u)
+    (data / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
+    X = np.concatenate([m for _, m in items])
+    X = X - X.mean(0)
+    diag = DiagGMM(num_gauss=8, num_iters=3).fit(X[::3])
+    diag.save(tmp / "ubm" / "final.ubm.npz")
+    return tmp, data, spk2utt
+
+
+def test_cli_pipeline(setup):
+    tmp, data, spk2utt = setup
+    feat = ["--deltas-order", "0", "--cmvn", "utterance"]
+    assert main(["train-full-ubm", "--num-iters", "2", *feat, str(tmp / "ubm"), str(data), str(tmp / "full")]) == 0
+    assert (tmp / "full" / "final.ubm.npz").exists()
+    assert main(["train-ivector-extractor", "--tv-dim", "6", "--num-iters", "3", "--pool-speakers",
+                 str(tmp / "full"), str(data), str(tmp / "ext")]) == 0
+    assert main(["extract-ivectors", "--nj", "2", str(tmp / "ext"), str(data), str(tmp / "iv")]) == 0
+    ivec = kaldiio.load_scp(str(tmp / "iv" / "ivector.scp"))
+    assert len(ivec) == sum(len(u) for u in spk2utt.values())
+    spk = kaldiio.load_scp(str(tmp / "iv" / "spk_ivector.scp"))
+    assert sorted(spk) == sorted(spk2utt)
+    s0 = sorted(spk2utt)[0]
+    np.testing.assert_allclose(spk[s0], np.mean([ivec[u] for u in spk2utt[s0]], axis=0), rtol=1e-5, atol=1e-6)
+    assert ivec[spk2utt[s0][0]].shape == (6,)
+    counts = dict(line.split() for line in (tmp / "iv" / "num_utts.ark").read_text().splitlines())
+    assert counts[s0] == str(len(spk2utt[s0]))
+    # nj=1 gives the same i-vectors
+    assert main(["extract-ivectors", str(tmp / "ext"), str(data), str(tmp / "iv1")]) == 0
+    ivec1 = kaldiio.load_scp(str(tmp / "iv1" / "ivector.scp"))
+    for u in ivec:
+        np.testing.assert_array_equal(ivec[u], ivec1[u])
+
+
+def test_cli_errors(setup, capsys):
+    tmp, data, _ = setup
+    assert main(["train-ivector-extractor", "--ubm", "full", str(tmp / "ubm"), str(data), str(tmp / "x")]) == 1
+    assert "train-full-ubm" in capsys.readouterr().err
+    assert main(["extract-ivectors", str(tmp / "missing"), str(data), str(tmp / "y")]) == 1
+    assert "not found" in capsys.readouterr().err
