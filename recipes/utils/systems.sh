@@ -169,7 +169,7 @@ rnn_systems() {
     run "$exp/rnn/log/score_plda.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$exp/rnn/plda.npz" \
       "${em}_enroll/embedding.scp" "${em}_test/embedding.scp" "$test/trials" "$sc/rnn_plda.txt"
   done_already "$sc/rnn_softmax_id.txt" || \
-    run "$exp/rnn/log/classify.log" spkrec classify-rnn --epochs "$epochs" --seed "${seed:-0}" \
+    run "$exp/rnn/log/classify.log" spkrec classify-rnn --epochs "$epochs" --lr 0.003 --batches-per-epoch 5 --seed "${seed:-0}" \
       --model-dir "$exp/rnn_classifier" "$enroll" "$test" "$sc/rnn_softmax_id.txt"
 }
 

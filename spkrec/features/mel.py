@@ -168,10 +168,11 @@ class _PsfFrames:
         if o["dither"] != 0.0:
             signal = signal + np.float32(o["dither"]) * gaussian_noise(signal.shape[0], o["seed"])
         n = signal.shape[0]
-        self.count = 1 if n <= self.length else 1 + int(np.ceil((n - self.length) / self.shift))
-        padded = np.zeros((self.count - 1) * self.shift + self.length, dtype=np.float32)
-        padded[0] = signal[0]
-        np.subtract(signal[1:], np.float32(o["preemph"]) * signal[:-1], out=padded[1:n])
+        self.count = min(n, 1) if n <= self.length else 1 + int(np.ceil((n - self.length) / self.shift))
+        padded = np.zeros(max(self.count - 1, 0) * self.shift + self.length, dtype=np.float32)
+        if n:
+            padded[0] = signal[0]
+            np.subtract(signal[1:], np.float32(o["preemph"]) * signal[:-1], out=padded[1:n])
         self.frames = strided_frames(padded, self.length, self.shift, snip_edges=True)
 
     def process(self, start, stop, out):
