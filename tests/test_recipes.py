@@ -119,3 +119,17 @@ def test_timit_recipe_on_the_embedded_sample(tmp_path):
     assert conditions[0::3] == ["fold1", "fold2", "id"]
     trials = (tmp_path / "data" / "verification" / "trials").read_text().split("\n")
     assert len([t for t in trials if t.endswith(" target")]) == 32  # 16 speakers x 2 test sentences
+
+
+def test_so762_recipe_takes_repeated_train_corpora(tmp_path):
+    """The general recipe's data stages: several --train corpora combined, the --eval corpus split."""
+    mini = os.path.join(ROOT, "data", "so762-mini")
+    _run_recipe("so762", "--train", mini, "--train", mini, "--eval", mini, "--num-enroll", 4,
+                "--exp", tmp_path / "exp", "--data", tmp_path / "data", "--stop-stage", 2, check=False)
+    # the same corpus twice as background is a conflict only if its tables disagree: they do not
+    train = (tmp_path / "data" / "train" / "spk2utt").read_text().split("\n")
+    assert len([t for t in train if t]) == 60
+    trials = [t for t in (tmp_path / "data" / "test" / "trials").read_text().split("\n") if t]
+    assert len(trials) == 60 * 60 * 2 and sum(t.endswith(" target") for t in trials) == 120
+    missing = _run_recipe("so762", "--exp", tmp_path / "exp2", check=False)
+    assert missing.returncode != 0 and "--train" in missing.stderr

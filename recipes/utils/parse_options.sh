@@ -22,7 +22,7 @@ while true; do
       __value=$2; shift 2 ;;
     *) break ;;
   esac
-  if [ -z "${!__name+set}" ] 2>/dev/null; then
+  if ! declare -p "$__name" >/dev/null 2>&1; then
     echo "$0: unknown option --${__name//_/-} (see $0 --help)" >&2; exit 1
   fi
   # append for options declared as bash arrays (e.g. --train repeated), else assign
