@@ -121,14 +121,15 @@ def test_timit_recipe_on_the_embedded_sample(tmp_path):
     assert len([t for t in trials if t.endswith(" target")]) == 32  # 16 speakers x 2 test sentences
 
 
-def test_so762_recipe_takes_repeated_train_corpora(tmp_path):
-    """The general recipe's data stages: several --train corpora combined, the --eval corpus split."""
+def test_so762_recipe_data_stages(tmp_path):
+    """The general recipe's data stages: --train corpora combined (conflicting ids refused), --eval split."""
     mini = os.path.join(ROOT, "data", "so762-mini")
-    _run_recipe("so762", "--train", mini, "--train", mini, "--eval", mini, "--num-enroll", 4,
-                "--exp", tmp_path / "exp", "--data", tmp_path / "data", "--stop-stage", 2, check=False)
-    # the same corpus twice as background is a conflict only if its tables disagree: they do not
-    train = (tmp_path / "data" / "train" / "spk2utt").read_text().split("\n")
-    assert len([t for t in train if t]) == 60
+    args = ["--eval", mini, "--num-enroll", 4, "--exp", tmp_path / "exp", "--data", tmp_path / "data"]
+    twice = _run_recipe("so762", "--train", mini, "--train", mini, *args, "--stop-stage", 2, check=False)
+    assert twice.returncode != 0 and "make the ids unique" in twice.stderr  # same utterances, other features
+    _run_recipe("so762", "--train", mini, *args, "--stage", 2, "--stop-stage", 2)
+    train = [t for t in (tmp_path / "data" / "train" / "spk2utt").read_text().split("\n") if t]
+    assert len(train) == 60
     trials = [t for t in (tmp_path / "data" / "test" / "trials").read_text().split("\n") if t]
     assert len(trials) == 60 * 60 * 2 and sum(t.endswith(" target") for t in trials) == 120
     missing = _run_recipe("so762", "--exp", tmp_path / "exp2", check=False)
