@@ -8,41 +8,17 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import add_parallel_args, parallel_config
+from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
+                               parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
 log = logging.getLogger("spkrec")
 UBM_FILE = "final.ubm.npz"
 MODELS_FILE = "speakers.npz"
-FEATURE_DEFAULTS = (("deltas_order", 2), ("cmvn", "sliding"), ("cmvn_window", 300))
 
 
 # ---------------------------------------------------------------------- shared helpers
-def _feature_args(parser, defaults_from_ubm=True):
-    title = "features" + (" (default: as stored in the UBM)" if defaults_from_ubm else "")
-    g = parser.add_argument_group(title)
-    g.add_argument("--deltas-order", type=int, default=None, help="delta order (default 2)")
-    g.add_argument("--cmvn", choices=["sliding", "utterance", "none", "warp"], default=None,
-                   help="feature normalisation (default sliding)")
-    g.add_argument("--cmvn-window", type=int, default=None, help="CMVN window in frames (default 300)")
-
-
-def _feature_options(args, stored=None):
-    stored = stored or {}
-    return {k: getattr(args, k) if getattr(args, k) is not None else stored.get(k, d)
-            for k, d in FEATURE_DEFAULTS}
-
-
-def _loader(data, opts):
-    from spkrec.features.pipeline import FeatureLoader
-    feats = os.path.join(data, "feats.scp")
-    if not os.path.exists(feats):
-        raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
-    vad = os.path.join(data, "vad.scp")
-    return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
-
-
 def _model_path(path, default_name):
     return os.path.join(path, default_name) if os.path.isdir(path) or not path.endswith(".npz") else path
 
@@ -66,7 +42,7 @@ def add_train_ubm(p):
     p.add_argument("--var-floor", type=float, default=1e-3,
                    help="variance floor as a fraction of the global variance (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (k-means init) (default 0)")
-    _feature_args(p, defaults_from_ubm=False)
+    add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp]")
     p.add_argument("ubm_dir", metavar="UBM_DIR", help="output dir: final.ubm.npz, log/train_ubm.log")
@@ -74,8 +50,8 @@ def add_train_ubm(p):
 
 def run_train_ubm(args):
     from spkrec.gmm import DiagGMM
-    opts = _feature_options(args)
-    loader = _loader(args.data, opts)
+    opts = feature_options(args)
+    loader = feature_loader(args.data, opts)
     start = time.time()
     gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
                   num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
@@ -97,7 +73,7 @@ def add_enroll_gmm(p):
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
     p.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m",
                    help="adapt means (m), also weights (mw), also variances (mwv) (default m)")
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
     p.add_argument("enroll_data", metavar="ENROLL_DATA", help="data dir with feats.scp, spk2utt (or utt2spk)")
@@ -116,7 +92,7 @@ def _spk2utt(data):
 def run_enroll_gmm(args):
     from spkrec.gmm.map import enroll_speakers
     ubm, stored = _load_ubm(args.ubm)
-    loader = _loader(args.enroll_data, _feature_options(args, stored))
+    loader = feature_loader(args.enroll_data, feature_options(args, stored))
     spk2utt = _spk2utt(args.enroll_data)
     known = set(loader.utt_ids)
     for spk, utts in spk2utt.items():
@@ -137,7 +113,7 @@ def add_score_gmm(p):
     g.add_argument("--top-c", type=int, default=5,
                    help="Gaussians selected per frame from the UBM (default 5)")
     g.add_argument("--exact", action="store_true", help="use all Gaussians (no top-C selection)")
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
     p.add_argument("models", metavar="MODELS", help="speaker models from enroll-gmm (file or dir)")
@@ -155,7 +131,7 @@ def run_score_gmm(args):
     if models.means.shape[1:] != ubm.means_.shape:
         raise SpkrecError(f"{args.models}: models have {models.means.shape[1:]} means, the UBM "
                           f"{ubm.means_.shape}; enrol them with this UBM")
-    loader = _loader(args.test_data, _feature_options(args, stored))
+    loader = feature_loader(args.test_data, feature_options(args, stored))
     trials, lines = read_trials_with_lines(args.trials, require_labels=False)
     known = set(loader.utt_ids)
     for (enroll, test, _), lineno in zip(trials, lines):
@@ -175,7 +151,7 @@ def run_score_gmm(args):
 # ---------------------------------------------------------------------- extract-supervectors
 def add_extract_supervectors(p):
     p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
     p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp]")
@@ -186,7 +162,7 @@ def run_extract_supervectors(args):
     from spkrec.gmm import extract_supervectors
     from spkrec.io.kaldi_io import write_vectors
     ubm, stored = _load_ubm(args.ubm)
-    loader = _loader(args.data, _feature_options(args, stored))
+    loader = feature_loader(args.data, feature_options(args, stored))
     utts = loader.utt_ids
     sv = extract_supervectors(ubm, loader, utts, args.relevance_factor, parallel_config(args))
     os.makedirs(args.out_dir, exist_ok=True)

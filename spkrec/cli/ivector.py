@@ -4,7 +4,8 @@ import os
 
 import numpy as np
 
-from spkrec.cli.common import add_parallel_args, parallel_config
+from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
+                               parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, write_lines_atomic
 
@@ -13,31 +14,11 @@ UBM_FILE = "final.ubm.npz"
 EXTRACTOR_FILE = "extractor.npz"
 
 
-def _feature_args(parser):
-    g = parser.add_argument_group("features (must match the UBM's)")
-    g.add_argument("--deltas-order", type=int, default=None, help="delta order (default: as the UBM, else 2)")
-    g.add_argument("--cmvn", choices=["sliding", "utterance", "none", "warp"], default=None,
-                   help="feature normalisation (default: as the UBM, else sliding)")
-    g.add_argument("--cmvn-window", type=int, default=None, help="CMVN window in frames (default 300)")
-
-
 def _feature_options(args, meta):
-    """Feature options: command line, else those stored with the model, else FeatureLoader defaults."""
-    stored = meta.get("features", {}) if isinstance(meta.get("features"), dict) else {}
-    opts = {}
-    for key, default in (("deltas_order", 2), ("cmvn", "sliding"), ("cmvn_window", 300)):
-        value = getattr(args, key, None)
-        opts[key] = value if value is not None else stored.get(key, meta.get(key, default))
-    return opts
+    """Feature options: command line, else those stored with the model (in meta["features"] or meta)."""
+    stored = meta.get("features") if isinstance(meta.get("features"), dict) else {}
+    return feature_options(args, {**meta, **stored})
 
-
-def _loader(data, opts):
-    from spkrec.features.pipeline import FeatureLoader
-    feats = os.path.join(data, "feats.scp")
-    if not os.path.exists(feats):
-        raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
-    vad = os.path.join(data, "vad.scp")
-    return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
 
 
 def _model_path(path, default_name):
@@ -81,7 +62,7 @@ def add_train_full_ubm(p):
     p.add_argument("--num-gselect", type=int, default=20, help="Gaussians selected per frame by the diagonal UBM")
     p.add_argument("--variance-floor", type=float, default=1e-3, help="covariance eigenvalue floor")
     p.add_argument("--min-gaussian-weight", type=float, default=1e-5)
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("diag_ubm", help="diagonal UBM file or directory with final.ubm.npz (from train-ubm)")
     p.add_argument("data", help="data dir with feats.scp [vad.scp]")
@@ -92,7 +73,7 @@ def run_train_full_ubm(args):
     from spkrec.ivector import FullGMM
     diag, meta = _load_ubm(args.diag_ubm, "diag")
     opts = _feature_options(args, meta)
-    loader = _loader(args.data, opts)
+    loader = feature_loader(args.data, opts)
     model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
                     min_gaussian_weight=args.min_gaussian_weight)
     model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
@@ -124,7 +105,7 @@ def add_train_extractor(p):
     p.add_argument("--batch-size", type=int, default=64, help="utterances per batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial T (default 0)")
     _stats_args(p)
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm_dir", help="UBM file or directory with final.ubm.npz")
     p.add_argument("data", help="training data dir with feats.scp [vad.scp] utt2spk")
@@ -135,7 +116,7 @@ def run_train_extractor(args):
     from spkrec.ivector import IvectorExtractor, accumulate_stats, pool_stats
     ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
     opts = _feature_options(args, meta)
-    loader = _loader(args.data, opts)
+    loader = feature_loader(args.data, opts)
     config = parallel_config(args)
     utts = loader.utt_ids
     stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
@@ -162,7 +143,7 @@ def add_extract(p):
     p.add_argument("--num-gselect", type=int, default=None, help="default: as in training")
     p.add_argument("--min-post", type=float, default=None, help="default: as in training")
     p.add_argument("--posterior-scale", type=float, default=None, help="default: as in training")
-    _feature_args(p)
+    add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("extractor_dir", help="directory with extractor.npz and final.ubm.npz (train-ivector-extractor)")
     p.add_argument("data", help="data dir with feats.scp [vad.scp] [spk2utt]")
@@ -182,7 +163,7 @@ def run_extract(args):
     stored = meta.get("stats", {})
     stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
                   for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
-    loader = _loader(args.data, _feature_options(args, meta))
+    loader = feature_loader(args.data, _feature_options(args, meta))
     config = parallel_config(args)
     utts = loader.utt_ids
     N, F = accumulate_stats(ubm, loader, utts, config, **stats_opts)

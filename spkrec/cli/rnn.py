@@ -6,36 +6,13 @@ import json
 import logging
 import os
 
-from spkrec.cli.common import add_parallel_args, parallel_config
+from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
+                               parallel_config)
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
 
 MODEL_FILE = "final.pt"
-
-
-def _feature_args(parser, stored_hint=""):
-    g = parser.add_argument_group("features (FeatureLoader on DATA/feats.scp and DATA/vad.scp)")
-    g.add_argument("--deltas-order", type=int, default=None, help=f"delta order (default: {stored_hint}2)")
-    g.add_argument("--cmvn", choices=["sliding", "utterance", "none", "warp"], default=None,
-                   help=f"feature normalisation (default: {stored_hint}sliding)")
-    g.add_argument("--cmvn-window", type=int, default=None,
-                   help=f"CMVN window in frames (default: {stored_hint}300)")
-
-
-def _feature_options(args, stored=None):
-    stored = stored or {}
-    return {key: getattr(args, key) if getattr(args, key) is not None else stored.get(key, default)
-            for key, default in (("deltas_order", 2), ("cmvn", "sliding"), ("cmvn_window", 300))}
-
-
-def _loader(data, opts):
-    from spkrec.features.pipeline import FeatureLoader
-    feats = os.path.join(data, "feats.scp")
-    if not os.path.exists(feats):
-        raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
-    vad = os.path.join(data, "vad.scp")
-    return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
 
 
 def _labels(data, utts):
@@ -96,7 +73,7 @@ def _params(args, for_classifier=False):
 
 def add_train(p):
     _model_args(p)
-    _feature_args(p)
+    add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("--no-resume", action="store_true", help="start again even if OUT_DIR has a checkpoint")
     p.add_argument("data", metavar="DATA", help="training data dir with feats.scp [vad.scp] utt2spk")
@@ -108,8 +85,8 @@ def run_train(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
     from spkrec.embeddings.train import RNNEmbedder
-    opts = _feature_options(args)
-    loader = _loader(args.data, opts)
+    opts = feature_options(args)
+    loader = feature_loader(args.data, opts)
     utts = loader.utt_ids
     model = RNNEmbedder(**_params(args))
     model.meta_ = {"features": opts}
@@ -131,7 +108,7 @@ def run_train(args):
 def add_extract(p):
     p.add_argument("--window", type=int, default=None, help="window in frames (default: the model's, 200)")
     p.add_argument("--shift", type=int, default=None, help="window shift in frames (default: the model's, 100)")
-    _feature_args(p, "as in training, else ")
+    add_feature_args(p, "the model")
     add_parallel_args(p)
     p.add_argument("model", metavar="MODEL_DIR", help="train-rnn output dir (or its final.pt)")
     p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp] [utt2spk]")
@@ -147,7 +124,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     path = os.path.join(args.model, MODEL_FILE) if os.path.isdir(args.model) else args.model
     model = RNNEmbedder.load(path)
-    loader = _loader(args.data, _feature_options(args, model.meta_.get("features")))
+    loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")))
     if loader.dim != model.encoder_.input_dim:
         raise SpkrecError(f"{loader.feats_scp}: features have {loader.dim} dimensions (after deltas) but the model "
                           f"{path} takes {model.encoder_.input_dim}; use the training features and options")
@@ -161,7 +138,7 @@ def run_extract(args):
 
 def add_classify(p):
     _model_args(p, for_classifier=True)
-    _feature_args(p)
+    add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("--top-k", type=int, default=5, help="also report top-k accuracy (default 5)")
     p.add_argument("--confusion", metavar="PNG", default=None, help="write the confusion-matrix image here")
@@ -177,8 +154,8 @@ def run_classify(args):
     from spkrec.embeddings.classify import classify_closed_set, identification_report
     from spkrec.io.datadir import DataDir
     from spkrec.io.scores import write_scores
-    opts = _feature_options(args)
-    enroll_loader, test_loader = _loader(args.enroll, opts), _loader(args.test, opts)
+    opts = feature_options(args)
+    enroll_loader, test_loader = feature_loader(args.enroll, opts), feature_loader(args.test, opts)
     enroll_utts = enroll_loader.utt_ids
     model, rows = classify_closed_set(enroll_utts, _labels(args.enroll, enroll_utts), test_loader.utt_ids,
                                       enroll_loader=enroll_loader, test_loader=test_loader,
