@@ -51,3 +51,15 @@ def feature_loader(data, opts):
         raise SpkrecError(f"{feats}: file not found; run `spkrec compute-feats` on {data} first")
     vad = os.path.join(data, "vad.scp")
     return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts)
+
+
+def model_file(path, default_name):
+    """A model path given as a file, or as a directory holding ``default_name``.
+
+    A directory, or a path that does not exist yet and does not end in ``.npz`` (an output directory
+    to be created), means ``path/default_name``; anything else is the file itself.
+    """
+    import os
+    if os.path.isdir(path) or (not os.path.exists(path) and not path.endswith(".npz")):
+        return os.path.join(path, default_name)
+    return path

@@ -9,7 +9,7 @@ import os
 import time
 
 from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               parallel_config)
+                               model_file, parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -19,13 +19,9 @@ MODELS_FILE = "speakers.npz"
 
 
 # ---------------------------------------------------------------------- shared helpers
-def _model_path(path, default_name):
-    return os.path.join(path, default_name) if os.path.isdir(path) or not path.endswith(".npz") else path
-
-
 def _load_ubm(path):
     from spkrec.gmm import DiagGMM
-    ubm = DiagGMM.load(_model_path(path, UBM_FILE))
+    ubm = DiagGMM.load(model_file(path, UBM_FILE))
     return ubm, ubm.meta_.get("features", {})
 
 
@@ -102,7 +98,7 @@ def run_enroll_gmm(args):
             raise SpkrecError(f"{feats}: no features for {missing[0]!r} "
                               f"(speaker {spk}); run compute-feats on {args.enroll_data}")
     models = enroll_speakers(ubm, loader, spk2utt, args.relevance_factor, args.adapt, parallel_config(args))
-    out = _model_path(args.out_models, MODELS_FILE)
+    out = model_file(args.out_models, MODELS_FILE)
     models.save(out)
     log.info("wrote %d speaker models to %s", len(models), out)
 
@@ -127,7 +123,7 @@ def run_score_gmm(args):
     from spkrec.io.scores import write_scores
     from spkrec.io.trials import read_trials_with_lines
     ubm, stored = _load_ubm(args.ubm)
-    models = SpeakerGMMs.load(_model_path(args.models, MODELS_FILE))
+    models = SpeakerGMMs.load(model_file(args.models, MODELS_FILE))
     if models.means.shape[1:] != ubm.means_.shape:
         raise SpkrecError(f"{args.models}: models have {models.means.shape[1:]} means, the UBM "
                           f"{ubm.means_.shape}; enrol them with this UBM")

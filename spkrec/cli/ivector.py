@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               parallel_config)
+                               model_file, parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, write_lines_atomic
 
@@ -21,13 +21,9 @@ def _feature_options(args, meta):
 
 
 
-def _model_path(path, default_name):
-    return os.path.join(path, default_name) if os.path.isdir(path) else path
-
-
 def _load_ubm(path, want=None):
     """Load a DiagGMM or FullGMM from a file or a directory holding final.ubm.npz."""
-    path = _model_path(path, UBM_FILE)
+    path = model_file(path, UBM_FILE)
     kind = _model_kind(path)
     if want == "full" and kind != "FullGMM":
         raise SpkrecError(f"{path}: holds a {kind} model, --ubm full needs a full-covariance UBM; "
@@ -154,7 +150,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.kaldi_io import write_vectors
     from spkrec.ivector import IvectorExtractor, accumulate_stats
-    extractor = IvectorExtractor.load(_model_path(args.extractor_dir, EXTRACTOR_FILE))
+    extractor = IvectorExtractor.load(model_file(args.extractor_dir, EXTRACTOR_FILE))
     ubm_dir = args.extractor_dir if os.path.isdir(args.extractor_dir) else os.path.dirname(args.extractor_dir)
     ubm, _ = _load_ubm(ubm_dir)
     if args.batch_size:
