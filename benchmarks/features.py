@@ -1,12 +1,17 @@
 """Feature-extraction speed: real-time factors of spkrec and reference libraries, single thread.
 
-Usage: python benchmarks/features.py [AUDIO_DIR ...] [--repeats 3] [--max-seconds S]
+Usage: python benchmarks/features.py [AUDIO_DIR ...] [--repeats 3] [--max-seconds S] [--same-process]
 
-Loads every WAV/FLAC/SPHERE file under the directories (default: data/), then runs every method on
-every utterance (interleaved per utterance, so that outside load hits all methods alike) and reports
-the real-time factor (seconds of audio per CPU second of this process, best of ``--repeats`` rounds)
-and the ratio to the reference a user would pick (python_speech_features for MFCC/fbank, spafe for
-PLP/LPC/LPCC).  Prints a Markdown table.
+Loads every WAV/FLAC/SPHERE file under the directories (default: data/), runs every method on every
+utterance and reports the real-time factor (seconds of audio per CPU second, best of ``--repeats``
+rounds) and the ratio to the reference a user would pick (python_speech_features for MFCC/fbank,
+spafe for PLP/LPC/LPCC).  Prints a Markdown table.
+
+By default each (round, method) pass runs in a fresh worker process, methods in turn within a round
+(so outside load, which comes and goes, hits all methods alike): a method's speed depends on the
+allocator state its neighbours leave behind (glibc raises its mmap threshold after large frees, which
+halves python_speech_features' page faults when librosa ran just before it).  ``--same-process``
+runs all methods interleaved per utterance in this process instead.
 """
 import os
 
@@ -16,6 +21,8 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMB
 
 import argparse  # noqa: E402
 import importlib  # noqa: E402
+import json  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
@@ -143,35 +150,90 @@ def interleaved_round(table, signals, totals):
             totals[name] += time.process_time() - start
 
 
+def _warm_up(table, signals):
+    """Call each method once (imports, plans, caches); return the names that work."""
+    working = []
+    for _, name, func in table:
+        if func is None:
+            continue
+        try:
+            func(*signals[0])
+            working.append(name)
+        except Exception as exc:
+            print(f"{name}: failed ({type(exc).__name__}: {exc})", file=sys.stderr)
+    return working
+
+
+def worker(name, dirs, max_seconds):
+    """One timed pass of method ``name`` over the audio, in this (fresh) process: its CPU seconds."""
+    signals = load_audio_dirs(dirs, max_seconds)
+    table = [row for row in methods() if row[1] == name]
+    warnings.simplefilter("ignore")
+    with threadpool_limits(limits=1):
+        if not _warm_up(table, signals):
+            return None
+        totals = {name: 0.0}
+        interleaved_round(table, signals, totals)
+    return totals.get(name)
+
+
+def isolated_rounds(names, args):
+    """Best CPU seconds per method over ``args.repeats`` rounds of one fresh process per method."""
+    best = {name: np.inf for name in names}
+    for round_ in range(args.repeats):
+        for name in list(best):
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", name, *args.dirs]
+            if args.max_seconds:
+                cmd += ["--max-seconds", str(args.max_seconds)]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            cpu = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
+            if cpu is None:
+                print(f"{name}: worker failed\n{done.stderr[-2000:]}", file=sys.stderr)
+                best.pop(name)
+                continue
+            best[name] = min(best[name], cpu)
+        print(f"round {round_ + 1}/{args.repeats} done", file=sys.stderr)
+    return best
+
+
+def same_process_rounds(table, signals, repeats):
+    """Best CPU seconds per method, all methods interleaved per utterance in this process."""
+    with threadpool_limits(limits=1):
+        best = {name: np.inf for name in _warm_up(table, signals)}
+        for round_ in range(repeats):
+            totals = {name: 0.0 for name in best}
+            interleaved_round(table, signals, totals)
+            best = {name: min(best[name], totals[name]) for name in totals}
+            print(f"round {round_ + 1}/{repeats} done", file=sys.stderr)
+    return best
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dirs", nargs="*", default=["data"], help="audio directories (default: data/)")
     parser.add_argument("--repeats", type=int, default=3, help="passes per method; the best counts")
     parser.add_argument("--max-seconds", type=float, default=None,
                         help="use only the first files (sorted) up to this much audio")
+    parser.add_argument("--same-process", action="store_true",
+                        help="run all methods interleaved in this process instead of one process each")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.dirs, args.max_seconds)))
+        return
     signals = load_audio_dirs(args.dirs, args.max_seconds)
     if not signals:
         parser.error(f"no audio found under {' '.join(args.dirs)}")
     seconds = sum(len(x) / rate for x, rate in signals)
+    mode = "all methods in one process" if args.same_process else "one fresh process per method and round"
     print(f"{len(signals)} files, {seconds:.1f} s of audio from {' '.join(args.dirs)}; single thread, "
-          f"best of {args.repeats}\n")
+          f"best of {args.repeats}, {mode}\n")
     table = methods()
-    best = {name: np.inf for _, name, func in table if func is not None}
     warnings.simplefilter("ignore")
-    with threadpool_limits(limits=1):
-        for _, name, func in table:
-            if func is not None:
-                try:
-                    func(*signals[0])  # warm-up (imports, JIT, caches)
-                except Exception as exc:
-                    print(f"{name}: failed ({type(exc).__name__}: {exc})", file=sys.stderr)
-                    best.pop(name)
-        for round_ in range(args.repeats):
-            totals = {name: 0.0 for name in best}
-            interleaved_round(table, signals, totals)
-            best = {name: min(best[name], totals[name]) for name in totals}
-            print(f"round {round_ + 1}/{args.repeats} done", file=sys.stderr)
+    if args.same_process:
+        best = same_process_rounds(table, signals, args.repeats)
+    else:
+        best = isolated_rounds([name for _, name, func in table if func is not None], args)
     rtf = {name: seconds / max(cpu, 1e-9) for name, cpu in best.items()}
     rows = [(group, name, rtf.get(name)) for group, name, _ in table]
     print("| feature | implementation | real-time factor | vs reference |")

@@ -17,11 +17,10 @@ Signals are in int16 scale (as ``spkrec.io.read_audio`` returns them).
 import functools
 
 import numpy as np
-import scipy.fft
 
 from spkrec.errors import SpkrecError
-from spkrec.features.framing import (FLOAT_EPS, FrameProcessor, _window, gaussian_noise, next_pow2,
-                                     strided_frames)
+from spkrec.features.framing import (FLOAT_EPS, FrameProcessor, _window, band_energies, gaussian_noise,
+                                     next_pow2, strided_frames)
 
 _FRAMING_KALDI = dict(frame_length_ms=25.0, frame_shift_ms=10.0, dither=1.0, seed=0, preemph=0.97,
                       remove_dc_offset=True, window="povey", blackman_coeff=0.42, snip_edges=True,
@@ -143,9 +142,6 @@ def _check_signal(signal):
     return signal
 
 
-BLOCK_FRAMES = 256  # frames processed together: buffers stay in L2 cache
-
-
 def _fft_size(length, o):
     n_fft = o["n_fft"]
     if n_fft is None:
@@ -165,6 +161,7 @@ class _PsfFrames:
         if self.length < 1 or self.shift < 1:
             raise SpkrecError(f"frame length/shift under one sample at {sample_rate} Hz; use longer frames")
         self.window = _window(o["window"], self.length, 0.42)
+        self.rectangular = o["window"] == "rectangular"
         if o["dither"] != 0.0:
             signal = signal + np.float32(o["dither"]) * gaussian_noise(signal.shape[0], o["seed"])
         n = signal.shape[0]
@@ -175,37 +172,27 @@ class _PsfFrames:
             np.subtract(signal[1:], np.float32(o["preemph"]) * signal[:-1], out=padded[1:n])
         self.frames = strided_frames(padded, self.length, self.shift, snip_edges=True)
 
-    def process(self, start, stop, out):
-        np.multiply(self.frames[start:stop], self.window, out=out[: stop - start, : self.length])
+    def process(self, start, stop, out, energy=False):
+        dest = out[: stop - start, : self.length]
+        if self.rectangular:
+            np.copyto(dest, self.frames[start:stop])
+        else:
+            np.multiply(self.frames[start:stop], self.window, out=dest)
 
 
-def _run_blocks(frames, n_fft, fb_t, finish, out_dim, psf, use_power=True):
-    """Frames -> power spectrum -> mel energies ``power @ fb_t`` -> ``finish(mel, log_energy)``, block by
-    block of ``BLOCK_FRAMES`` frames.
+def _mel_energies(frames, n_fft, fb_t, psf, use_power=True):
+    """Mel energies (count, bins) float32 and log energies (count,) float32 of ``frames``.
 
-    ``frames`` has ``count``, ``length`` and ``process(start, stop, buf)`` (returns log energies or
-    None).  With ``psf`` the last column of ``fb_t`` is all ``1/n_fft``: it yields psf's frame energy
-    ``sum(|X|^2) / n_fft`` inside the same matrix product.  Returns (count, out_dim) float32.
+    With ``psf`` the last column of ``fb_t`` is all ``1/n_fft``: it yields psf's frame energy
+    ``sum(|X|^2) / n_fft`` inside the same matrix product, returned as the log energy; otherwise the
+    log energies are the frame processor's.
     """
-    count = frames.count
-    out = np.empty((count, out_dim), dtype=np.float32)
-    buf = np.empty((min(BLOCK_FRAMES, max(count, 1)), max(n_fft, frames.length)), dtype=np.float32)
-    buf[:, frames.length:] = 0.0  # process() writes columns :length only
-    for start in range(0, count, BLOCK_FRAMES):
-        stop = min(start + BLOCK_FRAMES, count)
-        log_energy = frames.process(start, stop, buf)
-        spec = scipy.fft.rfft(buf[: stop - start], n=n_fft, axis=1)
-        power = np.square(spec.real)
-        power += np.square(spec.imag)
-        if not use_power:
-            np.sqrt(power, out=power)
-        mel = power @ fb_t
-        if psf:
-            total = mel[:, -1]
-            log_energy = np.log(np.where(total == 0, np.float32(np.finfo(float).eps), total))
-            mel = mel[:, :-1]
-        out[start:stop] = finish(mel, log_energy)
-    return out
+    mel, log_energy = band_energies(frames, n_fft, fb_t, use_power=use_power, energy=not psf)
+    if psf:
+        total = mel[:, -1]
+        log_energy = np.log(np.where(total == 0, np.float32(np.finfo(float).eps), total))
+        mel = mel[:, :-1]
+    return mel, log_energy
 
 
 def _setup(kind, signal, sample_rate, preset, options):
@@ -282,15 +269,12 @@ def fbank(signal, sample_rate, preset="kaldi", **options):
     psf = preset == "psf"
     use_energy, use_log = o.get("use_energy", False), o.get("use_log_fbank", True)
 
-    def finish(mel, log_energy):
-        if use_log:
-            mel = _log_floor(mel, psf)
-        if use_energy:
-            return np.concatenate([_energy_floor(log_energy, o)[:, None], mel], axis=1)
-        return mel
-
-    return _run_blocks(frames, n_fft, fb_t, finish, o["num_mel_bins"] + int(use_energy), psf,
-                       o.get("use_power", True))
+    mel, log_energy = _mel_energies(frames, n_fft, fb_t, psf, o.get("use_power", True))
+    if use_log:
+        mel = _log_floor(mel, psf)
+    if use_energy:
+        return np.concatenate([_energy_floor(log_energy, o)[:, None], mel], axis=1)
+    return np.ascontiguousarray(mel)
 
 
 def mfcc(signal, sample_rate, preset="kaldi", **options):
@@ -320,10 +304,8 @@ def mfcc(signal, sample_rate, preset="kaldi", **options):
     dct_t = _cepstral_t(num_ceps, num_bins, float(o["cepstral_lifter"]))
     use_energy = o["use_energy"]
 
-    def finish(mel, log_energy):
-        ceps = _log_floor(mel, psf) @ dct_t
-        if use_energy:
-            ceps[:, 0] = _energy_floor(log_energy, o)
-        return ceps
-
-    return _run_blocks(frames, n_fft, fb_t, finish, num_ceps, psf)
+    mel, log_energy = _mel_energies(frames, n_fft, fb_t, psf)
+    ceps = _log_floor(mel, psf) @ dct_t
+    if use_energy:
+        ceps[:, 0] = _energy_floor(log_energy, o)
+    return ceps

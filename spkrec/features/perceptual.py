@@ -17,7 +17,7 @@ import numpy as np
 from scipy.signal import lfilter
 
 from spkrec.errors import SpkrecError
-from spkrec.features.framing import FLOAT_EPS, frame_signal, next_pow2, power_spectrum
+from spkrec.features.framing import FLOAT_EPS, FrameProcessor, band_energies, next_pow2
 from spkrec.features.linpred import levinson_durbin, lift_cepstra, lpc_to_cepstrum
 
 
@@ -98,13 +98,14 @@ def _plp(signal, sample_rate, order, num_ceps, cepstral_lifter, num_bands, low_f
     order = int(order)
     if order < 1:
         raise SpkrecError(f"PLP order must be >= 1 (got {order}); use e.g. order=12")
-    frames, _ = frame_signal(signal, sample_rate, **framing)
-    n_fft = next_pow2(frames.shape[1]) if n_fft is None else int(n_fft)
+    frames = FrameProcessor(signal, sample_rate, **framing)
+    n_fft = next_pow2(frames.length) if n_fft is None else int(n_fft)
     weights, centres = bark_filterbank(n_fft, sample_rate, num_bands, low_freq, high_freq, band_width)
     if order >= weights.shape[0]:
         raise SpkrecError(f"PLP order {order} must be below the number of critical bands "
                           f"({weights.shape[0]}); lower the order or add bands")
-    bands = (power_spectrum(frames, n_fft) @ weights.T).astype(np.float64)  # (T, B)
+    weights_t = np.ascontiguousarray(weights.T, dtype=np.float32)
+    bands = band_energies(frames, n_fft, weights_t, energy=False)[0].astype(np.float64)  # (T, B)
     if rasta_pole is not None:
         bands = np.exp(rasta_filter(np.log(np.maximum(bands, FLOAT_EPS)), rasta_pole))
     loud = np.cbrt(bands * equal_loudness(centres))
