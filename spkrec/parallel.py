@@ -17,12 +17,17 @@ import atexit
 import contextlib
 import logging
 import operator
+import os
+import shutil
+import tempfile
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Optional
 
 import joblib
+import numpy as np
 
 log = logging.getLogger("spkrec")
 
@@ -47,6 +52,63 @@ class ParallelConfig:
 
 
 SERIAL = ParallelConfig()
+
+
+class SharedArrays:
+    """Large read-only arrays that every chunk needs (a model), sent once instead of once per chunk.
+
+    With local worker processes (loky, ``nj > 1``) the arrays are saved once to a temporary directory
+    that is removed when this object is garbage collected; pickling sends the paths only and workers
+    memory-map the files (one copy in the page cache for all workers).  Otherwise (in-process, or Dask
+    workers that may not see this machine's disk) the arrays travel with the object.  ``token``
+    identifies the contents, so workers can cache arrays derived from them (see :meth:`cached`).
+    """
+
+    _worker_cache = {}  # token -> {name: array}: the latest shared arrays, in worker processes
+
+    def __init__(self, arrays, config=SERIAL):
+        self.token = os.urandom(16).hex()
+        self._arrays = dict(arrays)
+        self._dir = None
+        if config.backend == "loky" and max(1, int(config.nj)) > 1:
+            self._dir = tempfile.mkdtemp(prefix="spkrec-shared-")
+            weakref.finalize(self, shutil.rmtree, self._dir, True)
+            for name, array in self._arrays.items():
+                np.save(os.path.join(self._dir, f"{name}.npy"), np.asarray(array), allow_pickle=False)
+
+    def __getstate__(self):
+        if self._dir is not None:
+            return dict(token=self.token, dir=self._dir, names=sorted(self._arrays))
+        return dict(token=self.token, arrays=self._arrays)
+
+    def __setstate__(self, state):
+        self.token, self._dir = state["token"], None
+        if "arrays" in state:
+            self._arrays = state["arrays"]
+        else:
+            self._arrays = {name: np.load(os.path.join(state["dir"], f"{name}.npy"), mmap_mode="r",
+                                          allow_pickle=False) for name in state["names"]}
+        self._in_worker = True
+
+    def __getitem__(self, name):
+        return self._arrays[name]
+
+    def cached(self, name, compute):
+        """``compute()`` once per object here, and once per worker process (for these contents) in a
+        worker; only the latest shared arrays' derived values are kept in a worker."""
+        own = self.__dict__.setdefault("_derived", {})
+        if name not in own:
+            if self.__dict__.get("_in_worker", False):
+                cache = SharedArrays._worker_cache
+                if self.token not in cache:
+                    cache.clear()
+                    cache[self.token] = {}
+                if name not in cache[self.token]:
+                    cache[self.token][name] = compute()
+                own[name] = cache[self.token][name]
+            else:
+                own[name] = compute()
+        return own[name]
 
 
 def chunk(items, num_chunks):

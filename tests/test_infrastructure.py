@@ -9,7 +9,7 @@ import pytest
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import atomic_path, load_npz, save_npz, write_text_atomic
 from spkrec.io.audio import read_audio, resample
-from spkrec.parallel import ParallelConfig, chunk, map_chunks, map_items
+from spkrec.parallel import ParallelConfig, SharedArrays, chunk, map_chunks, map_items
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data")
 
@@ -66,6 +66,37 @@ def test_map_chunks_keeps_input_order(nj):
     out = map_chunks(_square_sum, range(50), ParallelConfig(nj=nj), offset=1)
     assert [x for part in out for x in part] == [x * x + 1 for x in range(50)]
     assert map_items(abs, [-3, 2, -1], ParallelConfig(nj=nj)) == [3, 2, 1]
+
+
+_COMPUTED = []  # per process: how often the derived value was computed
+
+
+def _shared_sums(items, shared):
+    total = shared.cached("total", lambda: _COMPUTED.append(1) or float(np.asarray(shared["a"]).sum()))
+    return [(os.getpid(), total, len(_COMPUTED), float(shared["a"][i])) for i in items]
+
+
+def test_shared_arrays_travel_once_as_files_and_are_cached_per_worker():
+    import gc
+    import pickle
+    a = np.arange(300_000, dtype=np.float64)
+    local = SharedArrays(dict(a=a), ParallelConfig(nj=2))
+    assert len(pickle.dumps(local)) < 1000  # paths only, not the 2.4 MB array
+    copy = pickle.loads(pickle.dumps(local))
+    assert isinstance(copy["a"], np.memmap) and np.array_equal(copy["a"], a)
+    inline = SharedArrays(dict(a=a), ParallelConfig(nj=1))
+    assert len(pickle.dumps(inline)) > a.nbytes  # in-process / Dask: the arrays travel with it
+    out = [x for part in map_chunks(_shared_sums, range(40), ParallelConfig(nj=2), shared=local) for x in part]
+    assert [x[3] for x in out] == list(range(40)) and all(x[1] == a.sum() for x in out)
+    per_worker = {}
+    for pid, _, computed, _ in out:
+        per_worker.setdefault(pid, set()).add(computed)
+    assert all(v == {1} for v in per_worker.values())  # derived value computed once per worker process
+    folder = local._dir
+    assert os.path.isdir(folder)
+    del local, copy
+    gc.collect()
+    assert not os.path.exists(folder)  # temporary files removed with the object
 
 
 def test_unknown_backend_is_a_clear_error():

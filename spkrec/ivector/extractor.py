@@ -20,10 +20,10 @@ EM never decreases it.
 Internally ``G_c = Sigma_c^-1/2 T_c`` (whitened T), so ``T_c' Sigma_c^-1 T_c = G_c' G_c``; the linear
 term is ``F_flat @ U`` with ``U_c = Sigma_c^-1 T_c`` (statistics are never whitened per utterance). The
 precisions of a batch of B utterances are ONE product ``N (B, C) @ GG (C, R(R+1)/2)`` (lower triangles);
-Cholesky factorisations, solves and inverses run per utterance in LAPACK (float64, in place).
+Cholesky factorisations, solves and inverses run per utterance in LAPACK, in place (float64 in
+training; float32 by default in extraction).
 """
 import logging
-import os
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -32,7 +32,7 @@ from scipy.linalg import blas, lapack
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.full_ubm import gaussian_params
-from spkrec.parallel import SERIAL, map_chunks, reduce_chunks
+from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16
 """Chunks of batches per call (fixed, so sums do not depend on ``nj``): each chunk ships the
@@ -40,39 +40,25 @@ projection to a worker, which derives ``G_c' G_c`` once per process (see ``_Proj
 TRAIN_UTTS_PER_CHUNK = 512
 """E-step chunks hold at least this many utterances (when there are enough): each returns a
 (C, R(R+1)/2) float64 accumulator, whose transfer must stay small beside the chunk's work."""
-_WORKER_CACHE = {}  # token -> {name: array}, in worker processes only (the latest projection)
-
 log = logging.getLogger("spkrec")
 
 
 class _Projection:
-    """Whitened T and its derived products, shipped to workers (derived arrays are rebuilt there)."""
+    """Whitened T for the workers: sent once per worker process (``SharedArrays``), with its derived
+    products computed once per worker process."""
 
-    def __init__(self, G, whiten, dtype):
+    def __init__(self, G, whiten, dtype, config=SERIAL):
         self.dtype = np.dtype(dtype)
-        self.G = np.asarray(G, self.dtype)  # (C, D, R) whitened T
-        self.whiten = whiten                 # (C, D, D) Sigma_c^-1/2 (inverse Cholesky factor), or (C, D) 1/sigma
-        self.token = os.urandom(16).hex()    # identifies this projection in worker caches
+        # G (C, D, R) whitened T; whiten (C, D, D) Sigma_c^-1/2 (inverse Cholesky factor) or (C, D) 1/sigma
+        self.shared = SharedArrays(dict(G=np.asarray(G, self.dtype), whiten=whiten), config)
 
-    def __getstate__(self):
-        return dict(G=self.G, whiten=self.whiten, dtype=self.dtype, token=self.token)
+    @property
+    def G(self):
+        return self.shared["G"]
 
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._in_worker = True
-
-    def _cached(self, name, compute):
-        """Derived array ``name``: computed once per object, and once per worker process for a shipped one."""
-        if name not in self.__dict__:
-            in_worker = self.__dict__.get("_in_worker", False)
-            cache = _WORKER_CACHE.get(self.token, {}) if in_worker else {}
-            if name not in cache:
-                cache[name] = compute()
-                if in_worker:
-                    _WORKER_CACHE.clear()  # keep the arrays of the latest projection only
-                    _WORKER_CACHE[self.token] = cache
-            self.__dict__[name] = cache[name]
-        return self.__dict__[name]
+    @property
+    def whiten(self):
+        return self.shared["whiten"]
 
     @property
     def GG(self):
@@ -81,49 +67,56 @@ class _Projection:
             C, _, R = self.G.shape
             GG = np.empty((C, R * (R + 1) // 2), self.dtype)
             for s in range(0, C, 64):  # blocks of Gaussians bound the (block, R, R) temporary
-                Gt = self.G[s:s + 64]
+                Gt = np.asarray(self.G[s:s + 64])
                 _pack_lower(_stack_matmul(Gt.transpose(0, 2, 1), Gt), GG[s:s + 64])
             return GG
-        return self._cached("_GG", compute)
+        return self.shared.cached(f"GG-{self.dtype}", compute)
 
     @property
     def U_flat(self):
         """(C*D, R) stacked ``Sigma_c^-1 T_c = W_c' G_c`` in ``dtype``: the linear term is ``F_flat @ U_flat``."""
         def compute():
             C, D, R = self.G.shape
-            if self.whiten.ndim == 2:
-                U = self.G * self.whiten[:, :, None]
+            G, whiten = np.asarray(self.G), np.asarray(self.whiten)
+            if whiten.ndim == 2:
+                U = G * whiten[:, :, None]
             else:
-                U = _stack_matmul(self.whiten.transpose(0, 2, 1), self.G.astype(np.float64))
+                U = _stack_matmul(whiten.transpose(0, 2, 1), G.astype(np.float64))
             return np.ascontiguousarray(U.reshape(C * D, R), dtype=self.dtype)
-        return self._cached("_U", compute)
+        return self.shared.cached(f"U-{self.dtype}", compute)
 
 
-def _posteriors(Nb, Fb, proj, mu0, want_inverse):
+def _posteriors(Nb, Fb, proj, mu0, want_inverse, work=None):
     """Posterior means (B, R) float64, log-det of the precisions (B,), linear terms b (B, R) and, if
-    asked, a (B, R, R) float64 array whose lower triangles hold the inverse precisions (covariances)."""
+    asked, a (B, R, R) array whose lower triangles hold the inverse precisions (covariances).
+
+    Precisions are formed, factorised (LAPACK Cholesky, in place) and solved in ``proj.dtype``;
+    ``work`` is an optional (>= B, R, R) buffer of that dtype, reused across batches (a fresh 40-80 MB
+    array per batch costs ~10 % in page faults)."""
     B = len(Nb)
     R = proj.G.shape[2]
-    packed = np.asarray(Nb, proj.dtype) @ proj.GG  # ONE product: all precisions of the batch (lower halves)
-    b = (np.asarray(Fb, proj.dtype).reshape(B, -1) @ proj.U_flat).astype(np.float64) + mu0
-    L = np.empty((B, R, R))
+    dtype = proj.dtype
+    packed = np.asarray(Nb, dtype) @ proj.GG  # ONE product: all precisions of the batch (lower halves)
+    b = (np.asarray(Fb, dtype).reshape(B, -1) @ proj.U_flat).astype(np.float64) + mu0
+    L = work[:B] if work is not None else np.empty((B, R, R), dtype)
     starts = _row_starts(R)
     for r in range(R):  # unpack row by row: contiguous copies (a fancy-index scatter is ~4x slower)
         L[:, r, :r + 1] = packed[:, starts[r]:starts[r + 1]]
     diag = np.arange(R)
     L[:, diag, diag] += 1.0
+    potrf, potrs, potri = lapack.get_lapack_funcs(("potrf", "potrs", "potri"), dtype=dtype)
     means = np.empty((B, R))
     logdet = np.empty(B)
-    for i in range(B):  # per utterance: LAPACK Cholesky in float64, in place in L
+    for i in range(B):  # per utterance: LAPACK Cholesky in place in L
         Li = L[i].T  # Fortran-ordered view whose upper triangle holds the data: no copy
-        c, info = lapack.dpotrf(Li, lower=0, clean=0, overwrite_a=1)
+        c, info = potrf(Li, lower=0, clean=0, overwrite_a=1)
         if info != 0:
             raise SpkrecError(f"i-vector precision matrix not positive definite (LAPACK info {info}); "
                               "the statistics or the extractor contain NaN/inf values")
-        logdet[i] = 2.0 * np.log(np.diagonal(c)).sum()
-        means[i], _ = lapack.dpotrs(c, b[i], lower=0)
+        logdet[i] = 2.0 * np.log(np.diagonal(c).astype(np.float64)).sum()
+        means[i], _ = potrs(c, b[i].astype(dtype), lower=0)
         if want_inverse:
-            lapack.dpotri(c, lower=0, overwrite_c=1)  # in place: lower triangle of L[i] = covariance
+            potri(c, lower=0, overwrite_c=1)  # in place: lower triangle of L[i] = covariance
     return means, logdet, b, (L if want_inverse else None)
 
 
@@ -171,8 +164,9 @@ def _estep(batches, proj, mu0, tril):
         acc["Cacc"] = blas.dgemm(1.0, bufF[:k].T, bufM[:k].T, beta=1.0, c=acc["Cacc"], trans_b=1, overwrite_c=1)
         acc["A"] = blas.dgemm(1.0, bufN[:k].T, bufE[:k].T, beta=1.0, c=acc["A"], trans_b=1, overwrite_c=1)
 
+    work = _work_buffer(batches, proj)
     for Nb, Fb in batches:
-        means, logdet, b, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=True)
+        means, logdet, b, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=True, work=work)
         for s in range(0, len(means), size):  # a batch larger than the buffer is split
             B = min(len(means) - s, size)
             if fill + B > size:
@@ -199,10 +193,16 @@ def _extract_chunk(batches, proj, mu0, want_cov):
         return _extract(batches, proj, mu0, want_cov)
 
 
+def _work_buffer(batches, proj):
+    """One (largest batch, R, R) buffer for all batches of a chunk."""
+    return np.empty((max(len(b[0]) for b in batches),) + (proj.G.shape[2],) * 2, proj.dtype)
+
+
 def _extract(batches, proj, mu0, want_cov):
     out = []
+    work = _work_buffer(batches, proj)
     for Nb, Fb in batches:
-        means, _, _, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=want_cov)
+        means, _, _, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=want_cov, work=work)
         if want_cov:
             inv = np.tril(inv) + np.tril(inv, -1).transpose(0, 2, 1)  # lower triangles hold the covariances
             out.append(((means - mu0).astype(np.float32), inv.astype(np.float32)))
@@ -255,8 +255,9 @@ class IvectorExtractor:
             return 1.0 / np.sqrt(cov)
         return np.linalg.inv(np.linalg.cholesky(cov))
 
-    def _projection(self, dtype, G=None):
-        """Whitened T for the E-step/extraction (cached for the current ``T_``)."""
+    def _projection(self, dtype, G=None, config=SERIAL):
+        """Whitened T for the E-step/extraction (cached for the current ``T_``), shared with the
+        workers of ``config``."""
         cache = self.__dict__.get("_G_cache")
         if G is None and cache is not None and cache[0] is self.T_:
             G, whiten = cache[1], cache[2]
@@ -265,7 +266,7 @@ class IvectorExtractor:
             if G is None:
                 G = self.T_ * whiten[:, :, None] if whiten.ndim == 2 else _stack_matmul(whiten, self.T_)
                 self.__dict__["_G_cache"] = (self.T_, G, whiten)
-        return _Projection(G, whiten, dtype)
+        return _Projection(G, whiten, dtype, config)
 
     def _batches(self, N, F):
         bs = max(1, int(self.batch_size))
@@ -302,7 +303,7 @@ class IvectorExtractor:
         train_chunks = max(1, min(MAX_CHUNKS, len(N) // TRAIN_UTTS_PER_CHUNK))  # independent of nj
         self.objective_history_ = []
         for it in range(int(self.num_iters)):
-            proj = self._projection(np.float64, G)
+            proj = self._projection(np.float64, G, config)
             mu0 = np.zeros(R)
             mu0[0] = self.prior_offset_
             acc = reduce_chunks(_estep_chunk, batches, config, combine=_add_acc, max_chunks=train_chunks,
@@ -343,7 +344,8 @@ class IvectorExtractor:
     def transform(self, N, F, return_covariance=False, config=SERIAL, dtype=np.float32):
         """i-vectors ``(n, R)`` float32 (posterior means minus the prior offset) of statistics
         ``N (n, C)``, ``F (n, C, D)``; with ``return_covariance`` also ``(n, R, R)`` posterior covariances.
-        ``dtype`` is the precision of the big products (Cholesky solves are always float64)."""
+        ``dtype`` is the precision of the products, Cholesky factorisations and solves (float32: about
+        1e-6 relative difference from float64 on 400-dim i-vectors; float64 for training)."""
         self._check_fitted()
         N, F = self._check_stats(N, F)
         R = self.T_.shape[2]
@@ -351,7 +353,8 @@ class IvectorExtractor:
             out = np.zeros((0, R), np.float32)
             return (out, np.zeros((0, R, R), np.float32)) if return_covariance else out
         parts = map_chunks(_extract_chunk, self._batches(N, F), config, max_chunks=MAX_CHUNKS,
-                           proj=self._projection(dtype), mu0=self.mu0_, want_cov=bool(return_covariance))
+                           proj=self._projection(dtype, config=config), mu0=self.mu0_,
+                           want_cov=bool(return_covariance))
         results = [r for part in parts for r in part]
         ivectors = np.concatenate([r[0] for r in results])
         if return_covariance:
@@ -364,7 +367,8 @@ class IvectorExtractor:
         N, F = self._check_stats(N, F)
         R = self.T_.shape[2]
         acc = reduce_chunks(_estep_chunk, self._batches(N, F), config, combine=_add_acc, max_chunks=MAX_CHUNKS,
-                            proj=self._projection(np.float64), mu0=self.mu0_, tril=np.tril_indices(R))
+                            proj=self._projection(np.float64, config=config), mu0=self.mu0_,
+                            tril=np.tril_indices(R))
         return acc["objective"] / acc["count"]
 
     def score(self, N, F, y=None):
