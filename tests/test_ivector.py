@@ -344,6 +344,8 @@ def test_fit_on_archive_reads_one_file_at_a_time(tmp_path, toy, monkeypatch):
     assert len(ex.objective_history_) == 2
     assert max(loads) == max(archive.counts) < len(ids)
     assert len(loads) <= 2 * (len(archive.paths) + 1)  # once per file per iteration (chunk borders: +1)
+    with pytest.raises(SpkrecError, match="do not match the UBM"):
+        IvectorExtractor(tv_dim=3).fit(archive, ubm=DiagGMM.from_params(np.ones(2) / 2, np.zeros((2, 3)), np.ones((2, 3))))
     with pytest.raises(SpkrecError, match="F=None"):
         IvectorExtractor(tv_dim=3).fit(archive, archive, full)
     os.remove(archive.paths[1])
