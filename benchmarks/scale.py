@@ -14,9 +14,11 @@ BLAS thread per process, so that "1 worker" means one core:
   features   spkrec compute-feats (MFCC, recipes/so762/conf/mfcc.conf)
   vad        spkrec compute-vad (recipes/so762/conf/vad.conf)
   ubm_iter   one EM iteration of a diagonal UBM (``--num-gauss``), streamed from the feature files
-  stats      Baum-Welch statistics of every utterance for the i-vector extractor (20 Gaussians selected)
-  tmat_iter  one EM iteration of the total-variability matrix (``--tv-dim``)
-  extract    i-vector extraction of every utterance
+  stats      Baum-Welch statistics of every utterance for the i-vector extractor (20 Gaussians selected),
+             written by the workers to chunk files (``write_stats``, as train-ivector-extractor does)
+  tmat_iter  one EM iteration of the total-variability matrix (``--tv-dim``), reading those files
+  extract    i-vector extraction of every utterance, streamed as extract-ivectors does (statistics and
+             i-vectors per batch in the workers, ``extract_ivectors``): includes computing the statistics
   scoring    GMM-UBM: MAP enrolment of each speaker (first 10 utterances) and LLR of each other
              utterance against 10 models (its own and 9 others; top-5 Gaussians)
 
@@ -94,26 +96,23 @@ def run_stage(name, work, nj, backend, num_gauss, tv_dim, ubm_path):
         start = time.perf_counter()
         ubm.em_iterations(loader, loader.utt_ids, 1, config)
         return time.perf_counter() - start
-    from spkrec.ivector import IvectorExtractor, accumulate_stats
-    stats_path = work / "stats.npz"
+    from spkrec.ivector import IvectorExtractor, StatsArchive, extract_ivectors, write_stats
+    stats_dir = work / f"stats_nj{nj}"
     if name == "stats":
         start = time.perf_counter()
-        N, F = accumulate_stats(ubm, loader, config=config)
-        seconds = time.perf_counter() - start
-        np.savez(stats_path, N=N, F=F)
-        return seconds
-    if name in ("tmat_iter", "extract"):
-        with np.load(stats_path) as z:
-            N, F = z["N"], z["F"]
-        if name == "tmat_iter":
-            start = time.perf_counter()
-            model = IvectorExtractor(tv_dim=tv_dim, num_iters=1).fit(N, F, ubm, config=config)
-            seconds = time.perf_counter() - start
-            model.save(str(work / "extractor.npz"))
-            return seconds
-        model = IvectorExtractor.load(str(work / "extractor.npz"))
+        write_stats(ubm, loader, loader.utt_ids, stats_dir, config=config)
+        return time.perf_counter() - start
+    if name == "tmat_iter":
+        archive = StatsArchive.from_dir(stats_dir)
         start = time.perf_counter()
-        model.transform(N, F, config=config)
+        model = IvectorExtractor(tv_dim=tv_dim, num_iters=1).fit(archive, ubm=ubm, config=config)
+        seconds = time.perf_counter() - start
+        model.save(str(work / f"extractor_nj{nj}.npz"))
+        return seconds
+    if name == "extract":
+        model = IvectorExtractor.load(str(work / f"extractor_nj{nj}.npz"))
+        start = time.perf_counter()
+        extract_ivectors(model, ubm, loader, loader.utt_ids, config=config)
         return time.perf_counter() - start
     if name == "scoring":
         from spkrec.gmm import enroll_speakers, score_trials

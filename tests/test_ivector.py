@@ -291,6 +291,85 @@ def test_tmatrix_same_seed_identical_and_nj(toy):
     assert d.objective_history_ == a.objective_history_
 
 
+# ---------------------------------------------------------------------------------------- out of core
+@pytest.mark.parametrize("file_bs,fit_bs,pooled", [(5, 5, False), (3, 5, False), (4, 7, True)])
+def test_fit_on_stats_archive_equals_arrays(tmp_path, toy, file_bs, fit_bs, pooled):
+    """Statistics written to chunk files give the same T as the arrays, also when batches span files."""
+    from spkrec.ivector import StatsArchive, write_stats
+    full, _, utts = toy
+    ids = sorted(utts)
+    N, F = accumulate_stats(full, utts, ids)
+    groups = {f"s{i}": ids[i * 3 // 2:i * 3 // 2 + 1 + i % 3] + ["missing"] for i in range(12)} if pooled else None
+    if pooled:
+        _, N, F = pool_stats(N, F, ids, groups)
+    archive = write_stats(full, utts, ids, tmp_path / "stats", groups=groups, batch_size=file_bs)
+    assert archive.num_utts == len(N) and len(archive.paths) > 2
+    assert [os.path.basename(p) for p in archive.paths] == [f"stats.{k + 1}.npz" for k in range(len(archive.paths))]
+    np.testing.assert_array_equal(np.concatenate([archive.load(k)[0] for k in range(len(archive.paths))]), N)
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in archive.iter_batches(fit_bs)]), F)
+    if pooled:
+        assert archive.ids() == list(groups) and len(N) == 12
+    kw = dict(tv_dim=4, num_iters=3, batch_size=fit_bs, random_state=2)
+    ref = IvectorExtractor(**kw).fit(N, F, full)
+    got = IvectorExtractor(**kw).fit(archive, ubm=full)
+    np.testing.assert_array_equal(got.T_, ref.T_)
+    assert got.objective_history_ == ref.objective_history_
+    again = StatsArchive.from_dir(tmp_path / "stats")
+    got2 = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
+    np.testing.assert_array_equal(got2.T_, ref.T_)
+    # written with nj=2: the same files
+    other = write_stats(full, utts, ids, tmp_path / "stats2", ParallelConfig(nj=2), groups=groups, batch_size=file_bs)
+    for a, b in zip(archive.paths, other.paths):
+        for x, y in zip(StatsArchive([a]).load(0), StatsArchive([b]).load(0)):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_fit_on_archive_reads_one_file_at_a_time(tmp_path, toy, monkeypatch):
+    """The E-step reads each file once per iteration (plus a file shared by two chunks), never all rows at once."""
+    from spkrec.ivector import archive as archive_mod
+    from spkrec.ivector import write_stats
+    full, _, utts = toy
+    ids = sorted(utts) * 46  # 1104 rows: 2 E-step chunks of 552 rows (TRAIN_UTTS_PER_CHUNK = 512)
+    archive = write_stats(full, utts, ids, tmp_path / "stats", batch_size=4)
+    assert len(archive.paths) >= 16
+    loads = []
+    real_load = archive_mod.StatsArchive.load
+
+    def counting_load(self, k):
+        out = real_load(self, k)
+        loads.append(len(out[0]))
+        return out
+    monkeypatch.setattr(archive_mod.StatsArchive, "load", counting_load)
+    ex = IvectorExtractor(tv_dim=3, num_iters=2, batch_size=4).fit(archive, ubm=full)
+    assert len(ex.objective_history_) == 2
+    assert max(loads) == max(archive.counts) < len(ids)
+    assert len(loads) <= 2 * (len(archive.paths) + 1)  # once per file per iteration (chunk borders: +1)
+    with pytest.raises(SpkrecError, match="do not match the UBM"):
+        IvectorExtractor(tv_dim=3).fit(archive, ubm=DiagGMM.from_params(np.ones(2) / 2, np.zeros((2, 3)), np.ones((2, 3))))
+    with pytest.raises(SpkrecError, match="F=None"):
+        IvectorExtractor(tv_dim=3).fit(archive, archive, full)
+    os.remove(archive.paths[1])
+    with pytest.raises(SpkrecError, match="stats.2.npz: statistics file not found"):
+        IvectorExtractor(tv_dim=3, num_iters=1).fit(archive, ubm=full)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5, 64])
+def test_streaming_extraction_equals_stats_then_transform(toy, batch_size):
+    from spkrec.ivector import extract_ivectors
+    full, diag, utts = toy
+    ids = sorted(utts)
+    N, F = accumulate_stats(full, utts, ids, num_gselect=4)
+    ex = IvectorExtractor(tv_dim=4, num_iters=2, batch_size=batch_size).fit(N, F, full)
+    ref = ex.transform(N, F)
+    got = extract_ivectors(ex, full, utts, ids, num_gselect=4)
+    assert got.dtype == np.float32 and got.shape == (len(ids), 4)
+    np.testing.assert_array_equal(got, ref)
+    np.testing.assert_array_equal(extract_ivectors(ex, full, utts, ids, ParallelConfig(nj=2), num_gselect=4), ref)
+    assert extract_ivectors(ex, full, utts, []).shape == (0, 4)
+    with pytest.raises(SpkrecError, match="does not match"):
+        extract_ivectors(ex, DiagGMM.from_params(np.ones(2) / 2, np.zeros((2, 3)), np.ones((2, 3))), utts)
+
+
 def test_tmatrix_recovers_subspace():
     """Synthetic supervectors in a known 2-dim subspace: the trained T spans it."""
     rng = np.random.default_rng(11)

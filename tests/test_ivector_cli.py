@@ -53,6 +53,7 @@ def test_cli_pipeline(setup):
     assert (tmp / "full" / "final.ubm.npz").exists()
     assert main(["train-ivector-extractor", "--tv-dim", "6", "--num-iters", "3", "--pool-speakers",
                  str(tmp / "full"), str(data), str(tmp / "ext")]) == 0
+    assert not (tmp / "ext" / "stats").exists()  # statistics files are removed after training
     assert main(["extract-ivectors", "--nj", "2", str(tmp / "ext"), str(data), str(tmp / "iv")]) == 0
     ivec = kaldiio.load_scp(str(tmp / "iv" / "ivector.scp"))
     assert len(ivec) == sum(len(u) for u in spk2utt.values())
@@ -76,3 +77,22 @@ def test_cli_errors(setup, capsys):
     assert "train-full-ubm" in capsys.readouterr().err
     assert main(["extract-ivectors", str(tmp / "missing"), str(data), str(tmp / "y")]) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_cli_statistics_stay_out_of_the_driver(setup, monkeypatch):
+    """Training writes per-chunk statistics files (pooled per speaker) and trains from them; neither
+    command gathers the statistics of all utterances (accumulate_stats) in the driver."""
+    from spkrec.ivector import StatsArchive, stats
+    tmp, data, spk2utt = setup
+
+    def gathered(*args, **kwargs):
+        raise AssertionError("accumulate_stats called: all statistics held in the driver")
+    monkeypatch.setattr(stats, "accumulate_stats", gathered)
+    feat = ["--deltas-order", "0", "--cmvn", "utterance"]
+    assert main(["train-full-ubm", "--num-iters", "1", *feat, str(tmp / "ubm"), str(data), str(tmp / "full2")]) == 0
+    assert main(["train-ivector-extractor", "--tv-dim", "4", "--num-iters", "2", "--pool-speakers", "--batch-size",
+                 "4", "--keep-stats", "--nj", "2", str(tmp / "full2"), str(data), str(tmp / "ext2")]) == 0
+    archive = StatsArchive.from_dir(tmp / "ext2" / "stats")
+    assert archive.ids() == sorted(spk2utt) and archive.num_gauss == 8
+    assert main(["extract-ivectors", str(tmp / "ext2"), str(data), str(tmp / "iv2")]) == 0
+    assert len(kaldiio.load_scp(str(tmp / "iv2" / "ivector.scp"))) == sum(len(u) for u in spk2utt.values())

@@ -208,6 +208,21 @@ def test_ivector_stats_training_and_extraction_identical_on_dask(loader, ubm):
     assert ivectors_local.shape == (12, 5) and np.all(np.isfinite(ivectors_local))
 
 
+def test_ivector_out_of_core_paths_identical_on_dask(loader, ubm, tmp_path):
+    """Statistics files written by Dask workers, T trained with the E-step reading them by path, and
+    streamed extraction: the same numbers as the in-memory path."""
+    from spkrec.ivector import IvectorExtractor, accumulate_stats, extract_ivectors, write_stats
+    N, F = accumulate_stats(ubm, loader, num_gselect=4)
+    kw = dict(tv_dim=5, num_iters=2, batch_size=1, random_state=3)
+    ref = IvectorExtractor(**kw).fit(N, F, ubm)
+    archive = write_stats(ubm, loader, loader.utt_ids, tmp_path / "stats", DASK2, batch_size=1, num_gselect=4)
+    assert len(archive.paths) == 12 and archive.ids() == list(loader.utt_ids)
+    model = IvectorExtractor(**kw).fit(archive, ubm=ubm, config=DASK2)
+    np.testing.assert_array_equal(model.T_, ref.T_)
+    np.testing.assert_array_equal(extract_ivectors(model, ubm, loader, config=DASK2, num_gselect=4),
+                                  ref.transform(N, F))
+
+
 def test_killed_worker_is_retried_and_result_unchanged(loader, ubm, scheduler, tmp_path):
     from spkrec.gmm.em import collect_stats, utterance_blocks
     from spkrec.gmm.estep import GmmStats, PackedGMM

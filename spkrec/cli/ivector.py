@@ -1,4 +1,5 @@
 """``train-full-ubm``, ``train-ivector-extractor``, ``extract-ivectors``."""
+import contextlib
 import logging
 import os
 
@@ -100,6 +101,8 @@ def add_train_extractor(p):
                    help="train on statistics pooled per speaker (DATA/utt2spk): helps on small corpora")
     p.add_argument("--batch-size", type=int, default=64, help="utterances per batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial T (default 0)")
+    p.add_argument("--keep-stats", action="store_true",
+                   help="keep the statistics files OUT_DIR/stats/stats.<k>.npz (removed after training by default)")
     _stats_args(p)
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
@@ -109,22 +112,31 @@ def add_train_extractor(p):
 
 
 def run_train_extractor(args):
-    from spkrec.ivector import IvectorExtractor, accumulate_stats, pool_stats
+    from spkrec.ivector import IvectorExtractor, write_stats
     ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
     opts = _feature_options(args, meta)
     loader = feature_loader(args.data, opts)
     config = parallel_config(args)
     utts = loader.utt_ids
     stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
-    N, F = accumulate_stats(ubm, loader, utts, config, **stats_opts)
+    groups = None
     if args.pool_speakers:
         from spkrec.io.datadir import DataDir
-        spk2utt = DataDir(args.data).spk2utt
-        _, N, F = pool_stats(N, F, utts, spk2utt)
-        log.info("pooled statistics of %d utterances into %d speakers", len(utts), len(N))
+        groups = DataDir(args.data).spk2utt
+    # statistics go to disk, written by the workers; training reads them back one file at a time
+    stats_dir = os.path.join(args.out_dir, "stats")
+    archive = write_stats(ubm, loader, utts, stats_dir, config, groups=groups, batch_size=args.batch_size,
+                          **stats_opts)
+    if args.pool_speakers:
+        log.info("pooled statistics of %d utterances into %d speakers", len(utts), archive.num_utts)
     model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
                              prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed)
-    model.fit(N, F, ubm, config)
+    model.fit(archive, ubm=ubm, config=config)
+    if not args.keep_stats:
+        for path in archive.paths:
+            os.remove(path)
+        with contextlib.suppress(OSError):
+            os.rmdir(stats_dir)
     os.makedirs(args.out_dir, exist_ok=True)
     ubm.save(os.path.join(args.out_dir, UBM_FILE), meta={"features": opts})
     model.save(os.path.join(args.out_dir, EXTRACTOR_FILE), meta={"features": opts, "stats": stats_opts})
@@ -149,7 +161,7 @@ def add_extract(p):
 def run_extract(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.kaldi_io import write_vectors
-    from spkrec.ivector import IvectorExtractor, accumulate_stats
+    from spkrec.ivector import IvectorExtractor, extract_ivectors
     extractor = IvectorExtractor.load(model_file(args.extractor_dir, EXTRACTOR_FILE))
     ubm_dir = args.extractor_dir if os.path.isdir(args.extractor_dir) else os.path.dirname(args.extractor_dir)
     ubm, _ = _load_ubm(ubm_dir)
@@ -162,9 +174,7 @@ def run_extract(args):
     loader = feature_loader(args.data, _feature_options(args, meta))
     config = parallel_config(args)
     utts = loader.utt_ids
-    N, F = accumulate_stats(ubm, loader, utts, config, **stats_opts)
-    ivectors = extractor.transform(N, F, config=config)
-    del N, F
+    ivectors = extract_ivectors(extractor, ubm, loader, utts, config, **stats_opts)  # statistics stay in the workers
     out = args.out_dir
     write_vectors(os.path.join(out, "ivector.ark"), os.path.join(out, "ivector.scp"), zip(utts, ivectors))
     data = DataDir(args.data)

@@ -8,7 +8,10 @@ Public API::
     accumulate_stats(ubm, loader, utt_ids, config=SERIAL, num_gselect=20, min_post=0.025) -> (N (n, C), F (n, C, D))
     pool_stats(N, F, keys, groups) -> (group ids, N, F)
     IvectorExtractor(tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, random_state=0)
-        .fit(N, F, ubm, config=SERIAL); .transform(N, F, return_covariance=False, config=SERIAL)
+        .fit(N, F, ubm, config=SERIAL) or .fit(StatsArchive, ubm=ubm); .transform(N, F, return_covariance=False, config=SERIAL)
+    write_stats(ubm, loader, utt_ids, out_dir, config, groups=None, batch_size=64, ...) -> StatsArchive (files on disk)
+    StatsArchive(paths) / StatsArchive.from_dir(dir): .num_utts, .iter_batches(batch_size), .load(k)
+    extract_ivectors(extractor, ubm, loader, utt_ids, config, ...) -> (n, R) i-vectors, streamed
 """
 import importlib
 
@@ -16,6 +19,7 @@ _EXPORTS = {
     "FullGMM": "full_ubm", "gaussian_params": "full_ubm",
     "StatsComputer": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
     "IvectorExtractor": "extractor",
+    "StatsArchive": "archive", "write_stats": "archive", "extract_ivectors": "streaming",
 }
 __all__ = sorted(_EXPORTS)
 

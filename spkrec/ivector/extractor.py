@@ -31,6 +31,7 @@ from scipy.linalg import blas, lapack
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
+from spkrec.ivector.archive import StatsArchive
 from spkrec.ivector.full_ubm import gaussian_params
 from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
@@ -138,8 +139,11 @@ def _pack_lower(M, out, v=None):
     return out
 
 
-def _estep_chunk(batches, proj, mu0, tril):
-    """EM accumulators of a list of (N, F) batches (one BLAS thread: parallelism comes from ``nj``)."""
+def _estep_chunk(batches, proj, mu0, tril, source=None):
+    """EM accumulators of a list of (N, F) batches, or of batch descriptors of the StatsArchive ``source``
+    (whose files are then read here, one at a time); one BLAS thread: parallelism comes from ``nj``."""
+    if source is not None:
+        batches = source.reader(batches)
     with threadpool_limits(limits=1, user_api="blas"):
         return _estep(batches, proj, mu0, tril)
 
@@ -155,7 +159,8 @@ def _estep(batches, proj, mu0, tril):
     # Fortran order: BLAS dgemm accumulates into them in place (beta=1)
     acc = dict(Cacc=np.zeros((C * D, R), order="F"), A=np.zeros((C, P), order="F"), sum_mean=np.zeros(R),
                sum_eww=np.zeros(P), objective=0.0, count=0)
-    size = min(ACC_UTTS, sum(len(b[0]) for b in batches))
+    num_utts = getattr(batches, "num_utts", None)  # a lazy archive reader knows it without reading
+    size = min(ACC_UTTS, num_utts if num_utts is not None else sum(len(b[0]) for b in batches))
     bufN, bufF = np.empty((size, C)), np.empty((size, C * D))
     bufM, bufE = np.empty((size, R)), np.empty((size, P))
     fill = 0
@@ -282,13 +287,29 @@ class IvectorExtractor:
         return N, F
 
     # ------------------------------------------------------------------ training
-    def fit(self, N, F, ubm, config=SERIAL):
+    def fit(self, N, F=None, ubm=None, config=SERIAL):
         """Train T on statistics ``N (n, C)``, centred ``F (n, C, D)`` computed with ``ubm`` (whose
-        covariances are the model's Sigma; a FullGMM gives full, a DiagGMM diagonal covariances)."""
+        covariances are the model's Sigma; a FullGMM gives full, a DiagGMM diagonal covariances).
+
+        ``N`` may instead be a :class:`~spkrec.ivector.archive.StatsArchive` (and ``F`` None): the
+        E-step workers then read its files by path, in the same batches, giving the same T."""
+        if ubm is None:
+            raise SpkrecError("IvectorExtractor.fit needs the UBM the statistics were computed with (ubm=...)")
         _, _, cov = gaussian_params(ubm)
         self.covariances_ = np.array(cov, np.float64)
-        N, F = self._check_stats(N, F)
-        if len(N) == 0:
+        source = N if isinstance(N, StatsArchive) else None
+        if source is not None:
+            if F is not None:
+                raise SpkrecError("IvectorExtractor.fit: pass F=None with a StatsArchive (it holds N and F)")
+            if source.num_utts and (source.num_gauss, source.dim) != cov.shape[:2]:
+                raise SpkrecError(f"{os.path.dirname(source.paths[0])}: statistics of {source.num_gauss} Gaussians, "
+                                  f"dim {source.dim} do not match the UBM {cov.shape[:2]}; recompute them")
+            batches = source.batches(self.batch_size)
+        else:
+            N, F = self._check_stats(N, F)
+            batches = self._batches(N, F)
+        num_utts = len(N)
+        if num_utts == 0:
             raise SpkrecError("no statistics to train the i-vector extractor on; check the data dir")
         C, D = cov.shape[:2]
         R = int(self.tv_dim)
@@ -299,15 +320,14 @@ class IvectorExtractor:
             G[:, :, 0] = 0.0  # Kaldi: the first column starts as the UBM mean (here: no shift)
         chol = np.sqrt(cov)[:, :, None] if cov.ndim == 2 else np.linalg.cholesky(cov)
         tril = np.tril_indices(R)
-        batches = self._batches(N, F)
-        train_chunks = max(1, min(MAX_CHUNKS, len(N) // TRAIN_UTTS_PER_CHUNK))  # independent of nj
+        train_chunks = max(1, min(MAX_CHUNKS, num_utts // TRAIN_UTTS_PER_CHUNK))  # independent of nj
         self.objective_history_ = []
         for it in range(int(self.num_iters)):
             proj = self._projection(np.float64, G, config)
             mu0 = np.zeros(R)
             mu0[0] = self.prior_offset_
             acc = reduce_chunks(_estep_chunk, batches, config, combine=_add_acc, max_chunks=train_chunks,
-                                desc="T-matrix E-step", proj=proj, mu0=mu0, tril=tril)
+                                desc="T-matrix E-step", proj=proj, mu0=mu0, tril=tril, source=source)
             n = acc["count"]
             objective = acc["objective"] / n
             self.objective_history_.append(float(objective))
