@@ -24,6 +24,7 @@ Cholesky factorisations, solves and inverses run per utterance in LAPACK, in pla
 training; float32 by default in extraction).
 """
 import logging
+import os
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -169,8 +170,9 @@ def _estep(batches, proj, mu0, tril):
         acc["Cacc"] = blas.dgemm(1.0, bufF[:k].T, bufM[:k].T, beta=1.0, c=acc["Cacc"], trans_b=1, overwrite_c=1)
         acc["A"] = blas.dgemm(1.0, bufN[:k].T, bufE[:k].T, beta=1.0, c=acc["A"], trans_b=1, overwrite_c=1)
 
-    work = _work_buffer(batches, proj)
+    work = None
     for Nb, Fb in batches:
+        work = _work_buffer(work, len(Nb), proj)
         means, logdet, b, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=True, work=work)
         for s in range(0, len(means), size):  # a batch larger than the buffer is split
             B = min(len(means) - s, size)
@@ -198,15 +200,19 @@ def _extract_chunk(batches, proj, mu0, want_cov):
         return _extract(batches, proj, mu0, want_cov)
 
 
-def _work_buffer(batches, proj):
-    """One (largest batch, R, R) buffer for all batches of a chunk."""
-    return np.empty((max(len(b[0]) for b in batches),) + (proj.G.shape[2],) * 2, proj.dtype)
+def _work_buffer(work, size, proj):
+    """A (>= size, R, R) buffer of ``proj.dtype`` for the precisions of a batch: ``work`` when it is big
+    enough (one buffer serves all batches of a chunk), else a new one."""
+    if work is None or len(work) < size:
+        work = np.empty((size,) + (proj.G.shape[2],) * 2, proj.dtype)
+    return work
 
 
 def _extract(batches, proj, mu0, want_cov):
     out = []
-    work = _work_buffer(batches, proj)
+    work = None
     for Nb, Fb in batches:
+        work = _work_buffer(work, len(Nb), proj)
         means, _, _, inv = _posteriors(Nb, Fb, proj, mu0, want_inverse=want_cov, work=work)
         if want_cov:
             inv = np.tril(inv) + np.tril(inv, -1).transpose(0, 2, 1)  # lower triangles hold the covariances
