@@ -16,12 +16,9 @@ from spkrec.parallel import SERIAL, map_chunks
 
 def _extract_utts(batches, loader, computer, proj, mu0):
     """Worker: i-vectors ``(n, R)`` float32 of lists of utterance ids (one list = one batch)."""
-    out = []
     with threadpool_limits(limits=1, user_api="blas"):
-        for utts in batches:
-            N, F = _stats_of(utts, loader, computer)
-            out += [ivectors for ivectors, _ in _extract([(N, F)], proj, mu0, False)]
-    return np.concatenate(out)
+        stats = (_stats_of(utts, loader, computer) for utts in batches)  # one batch in memory at a time
+        return np.concatenate([ivectors for ivectors, _ in _extract(stats, proj, mu0, False)])
 
 
 def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
@@ -46,5 +43,6 @@ def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gs
     bs = max(1, int(extractor.batch_size))
     batches = [utt_ids[i:i + bs] for i in range(0, len(utt_ids), bs)]
     parts = map_chunks(_extract_utts, batches, config, desc="i-vector extraction", max_chunks=MAX_CHUNKS,
-                       loader=loader, computer=computer, proj=extractor._projection(dtype), mu0=extractor.mu0_)
+                       loader=loader, computer=computer, proj=extractor._projection(dtype, config=config),
+                       mu0=extractor.mu0_)
     return np.concatenate(parts)
