@@ -54,11 +54,27 @@ class ParallelConfig:
 SERIAL = ParallelConfig()
 
 
+def _shared_folder(nbytes):
+    """Where to put shared arrays: ``$SPKREC_TEMP_FOLDER``, else ``/dev/shm`` (RAM, as joblib) when it has
+    room for twice ``nbytes``, else the system temporary directory."""
+    folder = os.environ.get("SPKREC_TEMP_FOLDER")
+    if folder:
+        return folder
+    try:
+        stat = os.statvfs("/dev/shm")
+        if stat.f_bavail * stat.f_frsize > 2 * nbytes and os.access("/dev/shm", os.W_OK):
+            return "/dev/shm"
+    except OSError:
+        pass
+    return None
+
+
 class SharedArrays:
     """Large read-only arrays that every chunk needs (a model), sent once instead of once per chunk.
 
     With local worker processes (loky, ``nj > 1``) the arrays are saved once to a temporary directory
-    that is removed when this object is garbage collected; pickling sends the paths only and workers
+    (in ``/dev/shm`` when there is room, see :func:`_shared_folder`) that is removed when this object is
+    garbage collected; pickling sends the paths only and workers
     memory-map the files (one copy in the page cache for all workers).  Otherwise (in-process, or Dask
     workers that may not see this machine's disk) the arrays travel with the object.  ``token``
     identifies the contents, so workers can cache arrays derived from them (see :meth:`cached`).
@@ -71,7 +87,8 @@ class SharedArrays:
         self._arrays = dict(arrays)
         self._dir = None
         if config.backend == "loky" and max(1, int(config.nj)) > 1:
-            self._dir = tempfile.mkdtemp(prefix="spkrec-shared-")
+            nbytes = sum(np.asarray(a).nbytes for a in self._arrays.values())
+            self._dir = tempfile.mkdtemp(prefix="spkrec-shared-", dir=_shared_folder(nbytes))
             weakref.finalize(self, shutil.rmtree, self._dir, True)
             for name, array in self._arrays.items():
                 np.save(os.path.join(self._dir, f"{name}.npy"), np.asarray(array), allow_pickle=False)
