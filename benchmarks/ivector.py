@@ -15,7 +15,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.ivector import FullGMM, IvectorExtractor, accumulate_stats
-from spkrec.parallel import ParallelConfig
+from spkrec.parallel import ParallelConfig, tune_allocator
 
 
 def matmul_peak(dtype, threads, n=2048, reps=5):
@@ -60,6 +60,7 @@ def main():
     p.add_argument("--train-utts", type=int, default=512)
     p.add_argument("--nj", type=int, default=2)
     args = p.parse_args()
+    tune_allocator()  # as the spkrec CLI does in its process (workers do it themselves)
     C, D, R, T = args.gauss, args.dim, args.tv_dim, args.frames
     rng = np.random.default_rng(0)
 

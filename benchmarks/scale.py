@@ -253,7 +253,9 @@ def main():
     p.add_argument("--nj", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--ubm", default="", help=argparse.SUPPRESS)
     args = p.parse_args()
-    if args.stage:  # child process: one stage
+    if args.stage:  # child process: one stage, set up as the spkrec CLI sets up its process
+        from spkrec.parallel import tune_allocator
+        tune_allocator()
         seconds = run_stage(args.stage, args.work, args.nj, args.backend, args.num_gauss, args.tv_dim, args.ubm)
         print(json.dumps({"seconds": seconds}))
         return

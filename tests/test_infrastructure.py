@@ -156,3 +156,40 @@ def test_cli_lists_verbs_and_rejects_unknown(capsys):
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "spkrec.cli.main", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "train-ubm" in proc.stdout
+
+
+_FAULTS = """
+import pickle, resource, sys
+if sys.argv[1] == "tuned":
+    from spkrec.parallel import tune_allocator
+    tune_allocator()
+with open(sys.argv[2], "rb") as f:  # as a fresh worker process receives its task
+    computer, frames = pickle.load(f)
+computer(frames[0])
+start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for x in frames[1:]:
+    computer(x)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_tuned_allocator_spares_a_fresh_worker_the_page_faults(tmp_path):
+    import pickle
+    from spkrec.ivector import FullGMM
+    from spkrec.ivector.stats import StatsComputer
+    rng = np.random.default_rng(0)
+    C, D = 64, 60
+    A = rng.standard_normal((C, D, D)) * 0.05 + np.eye(D)
+    ubm = FullGMM.from_params(np.full(C, 1.0 / C), rng.standard_normal((C, D)), A @ A.transpose(0, 2, 1))
+    task = tmp_path / "task.pkl"
+    frames = [rng.standard_normal((300, D)).astype(np.float32) for _ in range(21)]
+    task.write_bytes(pickle.dumps((StatsComputer(ubm), frames)))
+
+    def faults(mode):
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode, str(task)], capture_output=True, text=True,
+                             check=True)
+        return int(out.stdout.strip())
+    default, tuned = faults("default"), faults("tuned")
+    assert default > 20 * 500  # (300, 1830) float32 temporaries mapped and faulted in for every utterance
+    assert tuned < 500  # reused from the heap

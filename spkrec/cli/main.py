@@ -75,6 +75,8 @@ def main(argv=None):
         args = parser.parse_args(argv[1:])
         level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
         logging.basicConfig(level=level, format=f"spkrec {verb}: %(message)s", stream=sys.stderr)
+        from spkrec.parallel import tune_allocator
+        tune_allocator()  # steady per-utterance temporaries in this process too (--nj 1)
         result = run(args)
     except SpkrecError as err:
         print(f"spkrec {verb}: error: {err}", file=sys.stderr)

@@ -171,7 +171,7 @@ def write_stats(ubm, loader, utt_ids, out_dir, config=SERIAL, groups=None, batch
     batch_size : files hold whole batches of this many rows where possible (fewer pieces per batch).
     Older ``stats.*.npz`` files in ``out_dir`` are removed first.
     """
-    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale)
+    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     utt_ids = list(utt_ids)
     if groups is None:
         rows = [(u, [u]) for u in utt_ids]

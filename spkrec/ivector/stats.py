@@ -12,13 +12,15 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.ivector.full_ubm import (FullGMM, _as_frames, _Quadratic, diag_log_likelihoods, diag_loglik_weights,
                                      gaussian_params, masked_to_selection, softmax_rows, top_gaussians)
-from spkrec.parallel import SERIAL, map_chunks
+from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
+
+MIN_CHUNK_UTTS = 16  # utterances per chunk at least (results are per utterance: chunking changes nothing)
 
 
 class StatsComputer:
     """Picklable per-utterance statistics computer for one UBM (coefficients precomputed once)."""
 
-    def __init__(self, ubm, num_gselect=20, min_post=0.025, posterior_scale=1.0):
+    def __init__(self, ubm, num_gselect=20, min_post=0.025, posterior_scale=1.0, config=SERIAL):
         weights, means, cov = gaussian_params(ubm)
         self.full = cov.ndim == 3
         variances = np.diagonal(cov, axis1=1, axis2=2) if self.full else cov
@@ -29,11 +31,15 @@ class StatsComputer:
             model = ubm if isinstance(ubm, FullGMM) else FullGMM.from_params(weights, means, cov)
             W, center, _ = model._coefficients()
             assert np.allclose(center, weights @ means)
-            self.full_w = W
+            self._shared = SharedArrays(dict(full_w=W), config)  # (P+D+1, C): sent once per worker
             self.quad = _Quadratic(means.shape[1])
         self.num_gselect = int(num_gselect)
         self.min_post = float(min_post)
         self.posterior_scale = float(posterior_scale)
+
+    @property
+    def full_w(self):
+        return self._shared["full_w"]
 
     @property
     def num_gauss(self):
@@ -108,12 +114,12 @@ def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, m
     if utt_ids is None:
         utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
     utt_ids = list(utt_ids)
-    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale)
+    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     if not utt_ids:
         return np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),
                                                                          np.float32)
     parts = map_chunks(_stats_chunk, utt_ids, config, desc="Baum-Welch statistics", loader=loader,
-                       computer=computer)
+                       computer=computer, max_chunks=max(1, min(NUM_CHUNKS, len(utt_ids) // MIN_CHUNK_UTTS)))
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 

@@ -33,7 +33,7 @@ def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gs
     if utt_ids is None:
         utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
     utt_ids = list(utt_ids)
-    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale)
+    computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     C, D, R = extractor.T_.shape
     if (computer.num_gauss, computer.dim) != (C, D):
         raise SpkrecError(f"UBM of {computer.num_gauss} Gaussians, dim {computer.dim} does not match the "
