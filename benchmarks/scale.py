@@ -46,6 +46,8 @@ STAGES = ["features", "vad", "ubm_iter", "stats", "tmat_iter", "extract", "scori
 PER_ITER = {"ubm_iter", "tmat_iter"}
 TARGETS = {"full TIMIT": 5.4, "VoxCeleb1": 352.0}  # hours of audio
 BLAS_THREADS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+ESTEP = {}  # (work dir name, workers) -> seconds of one T-matrix E-step pass alone
+EXTRA = {}  # further timings of a stage process, e.g. the T-matrix E-step alone
 STARTUP = {}  # workers -> seconds each stage process spent starting its worker pool (not in the stage times)
 
 
@@ -129,6 +131,9 @@ def run_stage(name, work, nj, backend, num_gauss, tv_dim, ubm_path):
         model = IvectorExtractor(tv_dim=tv_dim, num_iters=1).fit(archive, ubm=ubm, config=config)
         seconds = time.perf_counter() - start
         model.save(str(work / f"extractor_nj{nj}.npz"))
+        start = time.perf_counter()
+        model.objective(archive, config=config)  # the accumulation alone: one E-step pass, no M-step
+        EXTRA["tmat_estep"] = time.perf_counter() - start
         return seconds
     if name == "extract":
         model = IvectorExtractor.load(str(work / f"extractor_nj{nj}.npz"))
@@ -183,6 +188,8 @@ def measure(args, name, work, nj, ubm_path):
         return None, None
     result = json.loads([line for line in text.splitlines() if line.startswith("{")][-1])
     STARTUP.setdefault(nj, []).append(result["startup"])
+    if "tmat_estep" in result:
+        ESTEP[(work.name, nj)] = result["tmat_estep"]
     return result["seconds"], usage.ru_maxrss / 1024.0
 
 
@@ -254,6 +261,12 @@ def report(args, hours, results):
                      + " | ".join(cells) + " |")
     lines.append("| **total** | | | | " + " | ".join(f"**{_duration(a)}** | **{_duration(b)}**"
                                                     for a, b in totals.values()) + " |")
+    big = max(args.factors)
+    e1, e2 = ESTEP.get((f"x{big}", w1)), ESTEP.get((f"x{big}", w2))
+    if e1 and e2 and w2 > w1:
+        lines += ["", f"T-matrix accumulation alone (one E-step pass over the {big}x statistics, without the "
+                  f"serial M-step and minimum-divergence step): {e1:.2f} s with {w1} worker, {e2:.2f} s with "
+                  f"{w2} workers, 1->2 efficiency {100 * e1 / (e2 * w2 / w1):.0f} %."]
     return "\n".join(lines)
 
 
@@ -288,7 +301,7 @@ def main():
         tune_allocator()
         startup = start_workers(args.nj, args.backend)
         seconds = run_stage(args.stage, args.work, args.nj, args.backend, args.num_gauss, args.tv_dim, args.ubm)
-        print(json.dumps({"seconds": seconds, "startup": startup}))
+        print(json.dumps({"seconds": seconds, "startup": startup, **EXTRA}))
         return
     args.factors = [int(f) for f in args.factors.split(",")]
     args.workers = [int(w) for w in args.workers.split(",")]

@@ -314,6 +314,7 @@ def test_fit_on_stats_archive_equals_arrays(tmp_path, toy, file_bs, fit_bs, pool
     got = IvectorExtractor(**kw).fit(archive, ubm=full)
     np.testing.assert_array_equal(got.T_, ref.T_)
     assert got.objective_history_ == ref.objective_history_
+    assert got.objective(archive) == ref.objective(N, F)  # one E-step pass, from the files
     again = StatsArchive.from_dir(tmp_path / "stats")
     got2 = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
     np.testing.assert_array_equal(got2.T_, ref.T_)

@@ -412,12 +412,16 @@ class IvectorExtractor:
             return ivectors, np.concatenate([r[1] for r in results])
         return ivectors
 
-    def objective(self, N, F, config=SERIAL):
-        """Average objective (marginal log-likelihood up to a constant) per utterance."""
+    def objective(self, N, F=None, config=SERIAL):
+        """Average objective (marginal log-likelihood up to a constant) per utterance: one E-step pass
+        over statistics ``N``, ``F`` or a :class:`~spkrec.ivector.archive.StatsArchive` ``N``."""
         self._check_fitted()
-        N, F = self._check_stats(N, F)
         R = self.T_.shape[2]
-        source = _SharedStats(N, F, config)
+        if isinstance(N, StatsArchive):
+            source = N
+        else:
+            N, F = self._check_stats(N, F)
+            source = _SharedStats(N, F, config)
         acc = reduce_chunks(_estep_chunk, source.batches(self.batch_size), config, combine=_add_acc,
                             max_chunks=MAX_CHUNKS, source=source,
                             proj=self._projection(np.float64, config=config), mu0=self.mu0_,
