@@ -215,10 +215,50 @@ def tune_allocator():
         pass
 
 
-def _run_local(func, items, kwargs):
-    """Task run by a local (loky) worker: the allocator tuned once per process, then ``func``."""
+STASH_BYTES = 1 << 20  # local workers hand back arrays of at least this size through files
+
+
+class _Stashed:
+    """A result array that a local worker saved to the shared folder; the driver loads and deletes it."""
+
+    def __init__(self, path):
+        self.path = path
+
+
+def _stash(result, folder, prefix):
+    """``result`` with its big numeric arrays (in dicts, lists and tuples) saved under ``folder``."""
+    if isinstance(result, np.ndarray) and result.nbytes >= STASH_BYTES and result.dtype != object:
+        path = os.path.join(folder, f"{prefix}-{os.urandom(6).hex()}.npy")
+        np.save(path, result, allow_pickle=False)
+        return _Stashed(path)
+    if isinstance(result, dict):
+        return {k: _stash(v, folder, prefix) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        items = [_stash(v, folder, prefix) for v in result]
+        return items if isinstance(result, list) else tuple(items)
+    return result
+
+
+def _unstash(result):
+    if isinstance(result, _Stashed):
+        array = np.load(result.path, allow_pickle=False)
+        os.unlink(result.path)
+        return array
+    if isinstance(result, dict):
+        return {k: _unstash(v) for k, v in result.items()}
+    if isinstance(result, (list, tuple)):
+        items = [_unstash(v) for v in result]
+        return items if isinstance(result, list) else tuple(items)
+    return result
+
+
+def _run_local(func, items, kwargs, folder=None):
+    """Task run by a local (loky) worker: the allocator tuned once per process, then ``func``; with a
+    (RAM-backed) ``folder``, big result arrays come back as files instead of through the pipe (3x
+    less driver time for the 22 MB accumulators of a T-matrix E-step chunk)."""
     tune_allocator()
-    return func(items, **kwargs)
+    result = func(items, **kwargs)
+    return result if folder is None else _stash(result, folder, str(os.getpid()))
 
 
 def _run_on_worker(func, items, kwargs):
@@ -260,15 +300,22 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
             _progress(desc, i + 1, len(chunks), start)
             yield r
         return
-    with _backend(config):
-        if config.backend == "dask":
-            calls = (joblib.delayed(_run_on_worker)(func, c, kwargs) for c in chunks)
-        else:
-            calls = (joblib.delayed(_run_local)(func, c, kwargs) for c in chunks)
-        par = joblib.Parallel(n_jobs=max(1, int(config.nj)), return_as="generator")
-        for i, r in enumerate(par(calls)):
-            _progress(desc, i + 1, len(chunks), start)
-            yield r
+    folder = None
+    if config.backend == "loky" and _shared_folder(0) is not None:  # a RAM-backed folder for results
+        folder = tempfile.mkdtemp(prefix="spkrec-results-", dir=_shared_folder(0))
+    try:
+        with _backend(config):
+            if config.backend == "dask":
+                calls = (joblib.delayed(_run_on_worker)(func, c, kwargs) for c in chunks)
+            else:
+                calls = (joblib.delayed(_run_local)(func, c, kwargs, folder) for c in chunks)
+            par = joblib.Parallel(n_jobs=max(1, int(config.nj)), return_as="generator")
+            for i, r in enumerate(par(calls)):
+                _progress(desc, i + 1, len(chunks), start)
+                yield _unstash(r)
+    finally:
+        if folder is not None:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def map_chunks(func, items, config=SERIAL, chunks_per_job=None, desc=None, max_chunks=None, **kwargs):

@@ -193,3 +193,21 @@ def test_tuned_allocator_spares_a_fresh_worker_the_page_faults(tmp_path):
     default, tuned = faults("default"), faults("tuned")
     assert default > 20 * 500  # (300, 1830) float32 temporaries mapped and faulted in for every utterance
     assert tuned < 500  # reused from the heap
+
+
+def _big_results(items):
+    return [dict(a=np.full(300_000, float(i)), small=(np.arange(3), i)) for i in items]
+
+
+def test_big_worker_results_come_back_through_files_and_are_cleaned_up():
+    import glob
+    import tempfile
+    before = set(glob.glob("/dev/shm/spkrec-results-*") + glob.glob(os.path.join(tempfile.gettempdir(),
+                                                                                    "spkrec-results-*")))
+    out = [r for part in map_chunks(_big_results, range(6), ParallelConfig(nj=2)) for r in part]
+    assert [float(r["a"][0]) for r in out] == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert all(r["a"].shape == (300_000,) and isinstance(r["a"], np.ndarray) for r in out)
+    assert all(r["small"][1] == i and list(r["small"][0]) == [0, 1, 2] for i, r in enumerate(out))
+    after = set(glob.glob("/dev/shm/spkrec-results-*") + glob.glob(os.path.join(tempfile.gettempdir(),
+                                                                                   "spkrec-results-*")))
+    assert after == before
