@@ -301,10 +301,6 @@ class IvectorExtractor:
                 self.__dict__["_G_cache"] = (self.T_, G, whiten)
         return _Projection(G, whiten, dtype, config)
 
-    def _batches(self, N, F):
-        bs = max(1, int(self.batch_size))
-        return [(N[i:i + bs], F[i:i + bs]) for i in range(0, len(N), bs)]
-
     def _check_stats(self, N, F):
         N = np.asarray(N)
         F = np.asarray(F)
@@ -313,6 +309,18 @@ class IvectorExtractor:
             raise SpkrecError(f"statistics of shapes N {N.shape}, F {F.shape} do not match the UBM "
                               f"({C} Gaussians, dim {D}); compute them with the same UBM")
         return N, F
+
+    def _stats_source(self, N, F, config):
+        """The batch source of statistics ``N (n, C)``, ``F (n, C, D)`` (shared once with the workers), or
+        the :class:`~spkrec.ivector.archive.StatsArchive` ``N`` itself (``F`` None; read by path)."""
+        if not isinstance(N, StatsArchive):
+            return _SharedStats(*self._check_stats(N, F), config)
+        if F is not None:
+            raise SpkrecError("IvectorExtractor: pass F=None with a StatsArchive (it holds N and F)")
+        if N.num_utts and (N.num_gauss, N.dim) != self.covariances_.shape[:2]:
+            raise SpkrecError(f"{os.path.dirname(N.paths[0])}: statistics of {N.num_gauss} Gaussians, "
+                              f"dim {N.dim} do not match the UBM {self.covariances_.shape[:2]}; recompute them")
+        return N
 
     # ------------------------------------------------------------------ training
     def fit(self, N, F=None, ubm=None, config=SERIAL):
@@ -325,18 +333,8 @@ class IvectorExtractor:
             raise SpkrecError("IvectorExtractor.fit needs the UBM the statistics were computed with (ubm=...)")
         _, _, cov = gaussian_params(ubm)
         self.covariances_ = np.array(cov, np.float64)
-        source = N if isinstance(N, StatsArchive) else None
-        if source is not None:
-            if F is not None:
-                raise SpkrecError("IvectorExtractor.fit: pass F=None with a StatsArchive (it holds N and F)")
-            if source.num_utts and (source.num_gauss, source.dim) != cov.shape[:2]:
-                raise SpkrecError(f"{os.path.dirname(source.paths[0])}: statistics of {source.num_gauss} Gaussians, "
-                                  f"dim {source.dim} do not match the UBM {cov.shape[:2]}; recompute them")
-            batches = source.batches(self.batch_size)
-        else:
-            N, F = self._check_stats(N, F)
-            source = _SharedStats(N, F, config)
-            batches = source.batches(self.batch_size)
+        source = self._stats_source(N, F, config)
+        batches = source.batches(self.batch_size)
         num_utts = len(source)
         if num_utts == 0:
             raise SpkrecError("no statistics to train the i-vector extractor on; check the data dir")
@@ -417,11 +415,7 @@ class IvectorExtractor:
         over statistics ``N``, ``F`` or a :class:`~spkrec.ivector.archive.StatsArchive` ``N``."""
         self._check_fitted()
         R = self.T_.shape[2]
-        if isinstance(N, StatsArchive):
-            source = N
-        else:
-            N, F = self._check_stats(N, F)
-            source = _SharedStats(N, F, config)
+        source = self._stats_source(N, F, config)
         acc = reduce_chunks(_estep_chunk, source.batches(self.batch_size), config, combine=_add_acc,
                             max_chunks=MAX_CHUNKS, source=source,
                             proj=self._projection(np.float64, config=config), mu0=self.mu0_,
