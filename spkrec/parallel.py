@@ -225,31 +225,36 @@ class _Stashed:
         self.path = path
 
 
-def _stash(result, folder, prefix):
-    """``result`` with its big numeric arrays (in dicts, lists and tuples) saved under ``folder``."""
-    if isinstance(result, np.ndarray) and result.nbytes >= STASH_BYTES and result.dtype != object:
-        path = os.path.join(folder, f"{prefix}-{os.urandom(6).hex()}.npy")
-        np.save(path, result, allow_pickle=False)
-        return _Stashed(path)
+def _map_arrays(result, leaf):
+    """``result`` with ``leaf`` applied to every value inside its (nested) dicts, lists and tuples."""
     if isinstance(result, dict):
-        return {k: _stash(v, folder, prefix) for k, v in result.items()}
+        return {k: _map_arrays(v, leaf) for k, v in result.items()}
     if isinstance(result, (list, tuple)):
-        items = [_stash(v, folder, prefix) for v in result]
+        items = [_map_arrays(v, leaf) for v in result]
         return items if isinstance(result, list) else tuple(items)
-    return result
+    return leaf(result)
+
+
+def _stash(result, folder, prefix):
+    """``result`` with its big numeric arrays saved under ``folder`` (as :class:`_Stashed` paths)."""
+    def save(value):
+        if isinstance(value, np.ndarray) and value.nbytes >= STASH_BYTES and value.dtype != object:
+            path = os.path.join(folder, f"{prefix}-{os.urandom(6).hex()}.npy")
+            np.save(path, value, allow_pickle=False)
+            return _Stashed(path)
+        return value
+    return _map_arrays(result, save)
 
 
 def _unstash(result):
-    if isinstance(result, _Stashed):
-        array = np.load(result.path, allow_pickle=False)
-        os.unlink(result.path)
+    """``result`` with the arrays of its :class:`_Stashed` paths loaded (and their files deleted)."""
+    def load(value):
+        if not isinstance(value, _Stashed):
+            return value
+        array = np.load(value.path, allow_pickle=False)
+        os.unlink(value.path)
         return array
-    if isinstance(result, dict):
-        return {k: _unstash(v) for k, v in result.items()}
-    if isinstance(result, (list, tuple)):
-        items = [_unstash(v) for v in result]
-        return items if isinstance(result, list) else tuple(items)
-    return result
+    return _map_arrays(result, load)
 
 
 def _run_local(func, items, kwargs, folder=None):
@@ -300,9 +305,9 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
             _progress(desc, i + 1, len(chunks), start)
             yield r
         return
-    folder = None
-    if config.backend == "loky" and _shared_folder(0) is not None:  # a RAM-backed folder for results
-        folder = tempfile.mkdtemp(prefix="spkrec-results-", dir=_shared_folder(0))
+    folder = _shared_folder(0) if config.backend == "loky" else None  # a RAM-backed folder for results
+    if folder is not None:
+        folder = tempfile.mkdtemp(prefix="spkrec-results-", dir=folder)
     try:
         with _backend(config):
             if config.backend == "dask":
