@@ -274,9 +274,7 @@ def band_energies(frames, n_fft, weights_t, use_power=True, energy=True):
         block_energy = frames.process(start, stop, buf, energy=energy)
         if energy:
             log_energy[start:stop] = block_energy
-        spec = scipy.fft.rfft(buf[: stop - start], n=n_fft, axis=1)
-        power = np.square(spec.real)
-        power += np.square(spec.imag)
+        power = power_spectrum(buf[: stop - start], n_fft)
         if not use_power:
             np.sqrt(power, out=power)
         np.matmul(power, weights_t, out=out[start:stop])

@@ -102,6 +102,13 @@ def _stats_of(utts, loader, computer):
     return N, F
 
 
+def loader_utt_ids(loader, utt_ids=None):
+    """``utt_ids`` as a list, by default ``loader.utt_ids`` or the keys of a mapping loader."""
+    if utt_ids is None:
+        utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
+    return list(utt_ids)
+
+
 def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
                      posterior_scale=1.0):
     """Per-utterance statistics of many utterances, in parallel, reading one utterance at a time.
@@ -111,9 +118,7 @@ def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, m
     utt_ids : utterances (default ``loader.utt_ids`` or the mapping's keys).
     Returns ``N (n, C) float32, F (n, C, D) float32`` in the order of ``utt_ids``.
     """
-    if utt_ids is None:
-        utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
-    utt_ids = list(utt_ids)
+    utt_ids = loader_utt_ids(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     if not utt_ids:
         return np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),

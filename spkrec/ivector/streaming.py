@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
 from spkrec.ivector.extractor import MAX_CHUNKS, _extract
-from spkrec.ivector.stats import StatsComputer, _stats_of
+from spkrec.ivector.stats import StatsComputer, _stats_of, loader_utt_ids
 from spkrec.parallel import SERIAL, map_chunks
 
 
@@ -30,9 +30,7 @@ def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gs
         posterior_scale : as for ``accumulate_stats``; dtype : as for ``IvectorExtractor.transform``.
     """
     extractor._check_fitted()
-    if utt_ids is None:
-        utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
-    utt_ids = list(utt_ids)
+    utt_ids = loader_utt_ids(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     C, D, R = extractor.T_.shape
     if (computer.num_gauss, computer.dim) != (C, D):
