@@ -390,17 +390,18 @@ def test_tie_for_first_place_is_not_a_hit():
 
 # ------------------------------------------------------------------ results table
 def test_results_table_markdown():
-    rows = [{"system": "GMM-UBM", "eer": 0.0512345, "min_dcf": 0.43219, "cllr": 0.71234},
+    rows = [{"system": "GMM-UBM", "eer": 0.0512345, "min_dcf": 0.43219, "act_dcf": 0.51234, "cllr": 0.71234,
+             "min_cllr": 0.30456},
             {"system": "i-vector|PLDA", "eer": 0.1, "min_dcf": None, "cllr": 1.5}]
     table = results_table(rows)
     assert table.splitlines() == [
-        "| system | EER % | minDCF | Cllr |",
-        "|---|---:|---:|---:|",
-        "| GMM-UBM | 5.12 | 0.4322 | 0.712 |",
-        "| i-vector/PLDA | 10.00 | – | 1.500 |"]
+        "| system | EER % | minDCF | actDCF | Cllr | minCllr |",
+        "|---|---:|---:|---:|---:|---:|",
+        "| GMM-UBM | 5.12 | 0.4322 | 0.5123 | 0.712 | 0.305 |",
+        "| i-vector/PLDA | 10.00 | – | – | 1.500 | – |"]
     rows[0].update(top1=0.9876, topk=1.0)
     lines = results_table(rows).splitlines()
-    assert lines[0] == "| system | EER % | minDCF | Cllr | top-1 % | top-5 % |"
+    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr | top-1 % | top-5 % |"
     assert lines[2].endswith("| 98.76 | 100.00 |") and lines[3].endswith("| – | – |")
     table = results_table(rows, k=3, identification=False)
-    assert table.splitlines()[0] == "| system | EER % | minDCF | Cllr |"
+    assert table.splitlines()[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr |"

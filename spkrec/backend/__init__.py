@@ -1,7 +1,8 @@
 """Back ends for fixed-length speaker vectors (i-vectors, supervectors, neural embeddings).
 
 Transforms (``Center``, ``Whiten``, ``LDA``, ``WCCN``, ``LengthNorm``), PLDA (``TwoCovPLDA``,
-``SimplifiedPLDA``), cosine scoring, score normalisation and the GMM-supervector SVM, combined by
+``SimplifiedPLDA``), cosine scoring, score normalisation, the GMM-supervector SVM, score calibration and fusion
+(``LinearCalibration``, ``LinearFusion``), combined by
 ``BackendPipeline``. Names are imported lazily.
 """
 import importlib
@@ -14,6 +15,7 @@ _EXPORTS = {
     "znorm": "score_norm", "tnorm": "score_norm", "snorm": "score_norm", "adaptive_snorm": "score_norm",
     "cohort_stats": "score_norm",
     "GSVSVM": "svm",
+    "LinearCalibration": "calibration", "LinearFusion": "calibration",
     "BackendPipeline": "pipeline", "make_pipeline": "pipeline",
     "group_means": "base",
 }

@@ -36,10 +36,13 @@ VERBS = {
     "train-rnn": ("spkrec.cli.rnn", "train an LSTM/GRU speaker encoder (needs the [rnn] extra)"),
     "extract-embeddings": ("spkrec.cli.rnn", "extract RNN speaker embeddings (needs the [rnn] extra)"),
     "classify-rnn": ("spkrec.cli.rnn", "closed-set identification with an RNN softmax classifier"),
+    "train-calibration": ("spkrec.cli.calibration", "train a linear score calibration (prior-weighted logistic regression)"),
+    "apply-calibration": ("spkrec.cli.calibration", "calibrate a score file to log-likelihood ratios"),
+    "fuse": ("spkrec.cli.calibration", "train and/or apply a linear logistic-regression fusion of systems' scores"),
     "evaluate": ("spkrec.cli.eval", "EER, minDCF, actual DCF, Cllr, minCllr and AUC of a score file"),
     "identify": ("spkrec.cli.eval", "closed-set identification accuracy (top-1/top-k) and confusion matrix"),
     "plot-det": ("spkrec.cli.eval", "DET curves of one or more score files on probit axes"),
-    "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, Cllr, top-k) as Markdown"),
+    "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
 }
 
 

@@ -11,13 +11,14 @@ def _fmt(value, spec, scale=1.0):
 
 
 def results_table(rows, k=5, identification=None):
-    """Markdown table ``| system | EER % | minDCF | Cllr | top-1 % | top-k % |``.
+    """Markdown table ``| system | EER % | minDCF | actDCF | Cllr | minCllr | top-1 % | top-k % |``.
 
     Parameters
     ----------
     rows : list of dict
-        Keys ``system`` (str) and any of ``eer``, ``min_dcf``, ``cllr``, ``top1``, ``topk``; ``eer`` and
-        the accuracies are fractions (printed as %); a missing or ``None`` value prints as "–".
+        Keys ``system`` (str) and any of ``eer``, ``min_dcf``, ``act_dcf``, ``cllr``, ``min_cllr``, ``top1``,
+        ``topk``; ``eer`` and the accuracies are fractions (printed as %); a missing or ``None`` value
+        prints as "–".
     k : int
         The ``k`` of the ``topk`` column's heading.
     identification : bool, optional
@@ -27,12 +28,14 @@ def results_table(rows, k=5, identification=None):
     """
     if identification is None:
         identification = any(r.get("top1") is not None or r.get("topk") is not None for r in rows)
-    header = ["system", "EER %", "minDCF", "Cllr"] + (["top-1 %", f"top-{k} %"] if identification else [])
+    header = ["system", "EER %", "minDCF", "actDCF", "Cllr", "minCllr"]
+    header += ["top-1 %", f"top-{k} %"] if identification else []
     lines = ["| " + " | ".join(header) + " |",
              "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
     for r in rows:
         cells = [str(r.get("system", "")).replace("|", "/"),
-                 _fmt(r.get("eer"), ".2f", 100.0), _fmt(r.get("min_dcf"), ".4f"), _fmt(r.get("cllr"), ".3f")]
+                 _fmt(r.get("eer"), ".2f", 100.0), _fmt(r.get("min_dcf"), ".4f"), _fmt(r.get("act_dcf"), ".4f"),
+                 _fmt(r.get("cllr"), ".3f"), _fmt(r.get("min_cllr"), ".3f")]
         if identification:
             cells += [_fmt(r.get("top1"), ".2f", 100.0), _fmt(r.get("topk"), ".2f", 100.0)]
         lines.append("| " + " | ".join(cells) + " |")
