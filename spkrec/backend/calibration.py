@@ -18,10 +18,10 @@ The problem is convex in ``k + 1`` parameters; it is solved by SciPy's ``trust-e
 with the analytic gradient and Hessian, on internally standardised scores, to a gradient norm of
 ``tol`` (default 1e-8; Newton converges quadratically, so the last step makes it far smaller).
 
-``l2`` (default 1e-6) penalises the weights of the *standardised* scores (``sd``: each system's score standard deviation
-over all trials), so it does not depend on score units; it keeps the solution finite when the
-training trials are separable (where the unpenalised optimum is at infinite scale) and is otherwise
-negligible (relative weight bias ~1e-6).
+``l2`` (default 1e-6) penalises the weights of the *standardised* scores (``sd``: each system's score
+standard deviation over all trials), so it does not depend on score units. It keeps the solution finite
+when the training trials are separable (where the unpenalised optimum is at infinite scale) and is
+otherwise negligible (relative weight bias ~1e-6).
 """
 import logging
 
@@ -43,7 +43,8 @@ def check_training_trials(S, labels, what="training scores"):
     S = check_scores(S, what)
     labels = np.asarray(labels).ravel()
     if labels.shape[0] != S.shape[0]:
-        raise SpkrecError(f"{what}: {S.shape[0]} scores but {labels.shape[0]} labels; give one label per trial")
+        raise SpkrecError(f"{what}: {S.shape[0]} scores but {labels.shape[0]} labels; "
+                          "give one label per trial")
     if labels.dtype != bool:
         if labels.size and not np.all((labels == 0) | (labels == 1)):
             raise SpkrecError(f"{what}: labels must be booleans or 0/1 (target/non-target)")

@@ -45,7 +45,8 @@ def labelled_scores(scores_path, trials_path):
 
 
 def _scores_on_keys(path, keys, reference):
-    """Scores of ``path`` in the order of ``keys`` (the trials of ``reference``); the same trials or an error."""
+    """Scores of ``path`` in the order of ``keys`` (the trials of ``reference``): the same trials, or an
+    error naming ``path``."""
     from spkrec.io.scores import read_scores_with_lines
     rows, lines = read_scores_with_lines(path)
     lookup = {(e, t): s for e, t, s in rows}
@@ -67,6 +68,10 @@ def _log_quality(name, llr, labels, p):
              min_cllr(llr, labels), act_dcf(llr, labels, p_target=p), min_dcf(llr, labels, p)[0], p)
 
 
+def _signed(x):
+    return f"{'-' if x < 0 else '+'} {abs(x):.6g}"
+
+
 def _write(path, keys, llr):
     from spkrec.io.scores import write_scores
     write_scores(path, [(e, t, s) for (e, t), s in zip(keys, llr)])
@@ -86,8 +91,9 @@ def run_train(args):
     scores, labels, _ = labelled_scores(args.scores, args.trials)
     check_training_trials(scores, labels, what=f"{args.scores} on {args.trials}")
     model = LinearCalibration(target_prior=args.target_prior).fit(scores, labels)
-    log.info("llr = %.6g * score + %.6g (target prior %g, %d targets, %d non-targets, %d Newton iterations)",
-             model.scale_, model.offset_, args.target_prior, labels.sum(), (~labels).sum(), model.n_iter_)
+    log.info("llr = %.6g * score %s (target prior %g, %d targets, %d non-targets, %d Newton iterations)",
+             model.scale_, _signed(model.offset_), args.target_prior, labels.sum(), (~labels).sum(),
+             model.n_iter_)
     if model.scale_ <= 0:
         log.warning("%s: the scale is not positive, higher scores mean *less* likely the same speaker; "
                     "check the scoring step", args.scores)
@@ -159,12 +165,13 @@ def run_fuse(args):
         S = np.column_stack([first] + [_scores_on_keys(p, keys, args.trials) for p in train[1:]])
         for j, path in enumerate(train):
             check_training_trials(S[:, j], labels, what=f"{path} on {args.trials}")
-        names = args.names.split(",") if args.names else [os.path.splitext(os.path.basename(p))[0] for p in train]
+        names = (args.names.split(",") if args.names
+                 else [os.path.splitext(os.path.basename(p))[0] for p in train])
         if len(names) != len(train):
             raise SpkrecError(f"fuse: --names gives {len(names)} names for {len(train)} systems")
         model = LinearFusion(target_prior=args.target_prior).fit(S, labels, systems=names)
-        log.info("llr = %s + %.6g (target prior %g, %d targets, %d non-targets)",
-                 " + ".join(f"{w:.6g} * {n}" for w, n in zip(model.weights_, names)), model.offset_,
+        log.info("llr = %s %s (target prior %g, %d targets, %d non-targets)",
+                 " + ".join(f"{w:.6g} * {n}" for w, n in zip(model.weights_, names)), _signed(model.offset_),
                  args.target_prior, labels.sum(), (~labels).sum())
         for j, name in enumerate(names):
             _log_quality(f"training trials, {name}", S[:, j], labels, args.target_prior)
