@@ -116,12 +116,12 @@ class System:
         db = self.new_db() if db is None else db
         self.check_db(db)
         if not speakers:
-            raise SpkrecError("enroll: no speakers given; pass at least one speaker with its files")
+            raise SpkrecError("no speakers to enrol; give at least one speaker with its recordings")
         models = {}
         for name, files in speakers.items():
             files = [files] if isinstance(files, (str, os.PathLike)) else list(files)
             if not files:
-                raise SpkrecError(f"enroll: speaker {name!r} has no audio files; give at least one recording")
+                raise SpkrecError(f"speaker {name!r} has no audio files to enrol; give at least one recording")
             frames = [self.frames(f, _label(f, i)) for i, f in enumerate(files)]
             models[name] = (self.engine.enroll(frames), [_label(f, i) for i, f in enumerate(files)])
         for name, (arrays, files) in models.items():  # all files read before the database changes
@@ -148,7 +148,7 @@ class System:
         """Who among the enrolled speakers speaks in ``audio``? -> :class:`IdentifyResult` (best first);
         ``open_set``: ``"unknown"`` when the best LLR is below the threshold."""
         if int(top) < 1:
-            raise SpkrecError(f"identify: --top {top} must be at least 1")
+            raise SpkrecError(f"top={top}: list at least 1 speaker")
         label = _label(audio, 0)
         scores = self.scores(db, audio, None, label)
         llrs = self.llr(scores)

@@ -97,7 +97,7 @@ def _model_meta(path, kind):
 
 def _model_path(path, default_name, what, option):
     if path is None:
-        raise SpkrecError(f"export-system: {what} needs {option}")
+        raise SpkrecError(f"{what} needs {option}")
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, default_name)
@@ -124,21 +124,21 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
     eer_from : ``(scores, trials)`` files: the EER threshold measured on them (raw scores of this system).
     """
     if kind not in ("gmm_ubm", "ivector"):
-        raise SpkrecError(f"export-system: unknown kind {kind!r}; use gmm_ubm or ivector")
+        raise SpkrecError(f"unknown kind {kind!r}; use gmm_ubm or ivector")
     feat_options = dict(feat_options or {})
     if "sample_frequency" in feat_options:
         sample_rate = feat_options.pop("sample_frequency")
     if not isinstance(sample_rate, (int, float)) or sample_rate <= 0 or int(sample_rate) != sample_rate:
-        raise SpkrecError(f"export-system: sample rate {sample_rate!r} is not a positive whole number of Hz")
+        raise SpkrecError(f"sample rate {sample_rate!r} is not a positive whole number of Hz")
     files = {}
     if kind == "gmm_ubm":
         files["ubm"] = _model_path(ubm, "final.ubm.npz", "--kind gmm_ubm", "--ubm")
         meta = _model_meta(files["ubm"], "DiagGMM")
         if top_c is not None and int(top_c) < 1:
-            raise SpkrecError(f"export-system: --top-c {top_c} must be a positive number of Gaussians")
+            raise SpkrecError(f"--top-c {top_c} must be a positive number of Gaussians")
         from spkrec.gmm.map import ADAPT_MODES
         if adapt not in ADAPT_MODES:
-            raise SpkrecError(f"export-system: unknown --adapt {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
+            raise SpkrecError(f"unknown --adapt {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
         score_cfg = {"relevance_factor": float(relevance_factor), "adapt": adapt,
                      "top_c": None if top_c is None else int(top_c)}
     else:
@@ -148,9 +148,9 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
         meta = _model_meta(files["extractor"], "IvectorExtractor")
         scoring = scoring or ("plda" if backend else "cosine")
         if scoring not in ("plda", "cosine"):
-            raise SpkrecError(f"export-system: unknown --scoring {scoring!r}; use plda or cosine")
+            raise SpkrecError(f"unknown --scoring {scoring!r}; use plda or cosine")
         if scoring == "plda" and backend is None:
-            raise SpkrecError("export-system: --scoring plda needs --backend (a train-backend .npz ending in plda)")
+            raise SpkrecError("--scoring plda needs --backend (a train-backend .npz ending in plda)")
         if backend is not None:
             files["backend"] = _model_path(backend, "plda.npz", "--backend", "--backend")
             from spkrec.backend.pipeline import BackendPipeline
@@ -224,17 +224,17 @@ def _check_front_end(cfg, files, kind):
         accepted = set(inspect.signature(vad_energy).parameters) - {"feats"}
         unknown = sorted(set(cfg["vad"]["options"]) - accepted)
         if unknown:
-            raise SpkrecError(f"export-system: unknown VAD option(s) {', '.join(unknown)}; use the compute-vad "
+            raise SpkrecError(f"unknown VAD option(s) {', '.join(unknown)}; use the compute-vad "
                               "config (conf/vad.conf)")
     try:
         dim = FrontEnd(cfg["sample_rate"], feat["type"], feat["options"],
                        None if cfg["vad"] is None else cfg["vad"]["options"], cfg["postprocess"]).probe_dim()
     except (TypeError, ValueError) as err:
-        raise SpkrecError(f"export-system: feature options do not work ({err}); fix --feat-config") from None
+        raise SpkrecError(f"feature options do not work ({err}); fix --feat-config") from None
     from spkrec.system.engines import load_ubm
     want = load_ubm(files["ubm"]).means_.shape[1]
     if dim != want:
-        raise SpkrecError(f"export-system: the features give {dim} dimensions after deltas, the models expect "
+        raise SpkrecError(f"the features give {dim} dimensions after deltas, the models expect "
                           f"{want}; pass the --feat-config (and options) the models were trained with")
 
 

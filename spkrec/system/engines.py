@@ -8,6 +8,8 @@ The maths is the library's: :func:`spkrec.gmm.enroll_speakers` / :func:`spkrec.g
 :class:`spkrec.ivector.StatsComputer` / :class:`spkrec.ivector.IvectorExtractor` /
 :class:`spkrec.backend.BackendPipeline`.
 """
+import contextlib
+import logging
 import os
 
 import numpy as np
@@ -15,6 +17,19 @@ import numpy as np
 from spkrec.errors import SpkrecError
 
 KINDS = ("gmm_ubm", "ivector")
+_log = logging.getLogger("spkrec")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the library's per-call progress lines ("score: 1/1 chunks") unless debugging."""
+    level = _log.level
+    if _log.getEffectiveLevel() > logging.DEBUG:
+        _log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _log.setLevel(level)
 
 
 class GmmUbmEngine:
@@ -42,8 +57,9 @@ class GmmUbmEngine:
     def enroll(self, frames):
         from spkrec.gmm import enroll_speakers
         keys = [str(i) for i in range(len(frames))]
-        models = enroll_speakers(self.ubm, dict(zip(keys, frames)).__getitem__, {"spk": keys},
-                                 self.relevance_factor, self.adapt)
+        with _quiet():
+            models = enroll_speakers(self.ubm, dict(zip(keys, frames)).__getitem__, {"spk": keys},
+                                     self.relevance_factor, self.adapt)
         out = {"means": models.means}
         if models.weights is not None:
             out["weights"] = models.weights
@@ -56,7 +72,8 @@ class GmmUbmEngine:
         ids = [str(i) for i in range(len(owner))]
         models = SpeakerGMMs(ids, arrays["means"], arrays.get("weights"), arrays.get("variances"),
                              self.relevance_factor, self.adapt)
-        return score_trials(self.ubm, models, {"test": X}.__getitem__, [(i, "test") for i in ids], self.top_c)
+        with _quiet():
+            return score_trials(self.ubm, models, {"test": X}.__getitem__, [(i, "test") for i in ids], self.top_c)
 
 
 class IvectorEngine:
