@@ -80,6 +80,12 @@ def test_bundle_records_front_end_and_models(env):
     assert sorted(os.listdir(env["gmm"])) == ["system.json", "ubm.npz"]
     with np.load(env["gmm"] / "ubm.npz", allow_pickle=False) as z:
         assert z["means"].shape == (64, 60)
+    again = env["root"] / "again"   # exporting onto an existing bundle replaces it
+    for name in ("first", "second"):
+        assert cli("export-system", "-q", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm", "--feat-config", MFCC,
+                   "--vad-config", VAD, "--seed=0", "--name", name, "--out", again) == 0
+    assert spkrec.load_system(again).name == "second" and sorted(os.listdir(again)) == ["system.json", "ubm.npz"]
+    assert spkrec.load_system(again).fingerprint == env["system"].fingerprint
 
 
 def test_front_end_equals_recipe_features(env):

@@ -81,7 +81,8 @@ class System:
         return self.scale * np.asarray(score, dtype=np.float64) + self.offset
 
     def decision_threshold(self, threshold=None, target_prior=None):
-        """The LLR threshold: ``threshold`` if given, else the Bayes one for ``target_prior``, else the bundle's."""
+        """The LLR threshold: ``threshold`` if given, else the Bayes one for ``target_prior``, else the
+        bundle's default."""
         if threshold is not None:
             return float(threshold)
         if target_prior is not None:
@@ -96,8 +97,8 @@ class System:
 
     def check_db(self, db, where="speaker database"):
         if db.system != self.fingerprint:
-            raise SpkrecError(f"{where}: made with another system ({db.system_name or '?'}, {db.kind}, fingerprint "
-                              f"{db.system[:12]}), not with {self.path} ({self.fingerprint[:12]}); enrol the "
+            raise SpkrecError(f"{where}: made with another system ({db.system_name or '?'}, {db.kind}, "
+                              f"fingerprint {db.system[:12]}), not with {self.path} ({self.fingerprint[:12]}); enrol the "
                               "speakers again with this system or use the system that made it")
 
     def load_db(self, path, create=False):

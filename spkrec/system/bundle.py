@@ -58,7 +58,7 @@ def fingerprint(path, cfg):
 
 
 def read_calibration(path):
-    """``(scale, offset, target_prior)`` of a ``LinearCalibration`` file (meta keys scale, offset, target_prior)."""
+    """``(scale, offset, target_prior)`` of a ``LinearCalibration`` .npz (its meta keys of those names)."""
     from spkrec.io.atomic import load_npz
     _, meta = load_npz(path, "LinearCalibration")
     try:

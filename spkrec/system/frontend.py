@@ -44,19 +44,19 @@ class FrontEnd:
             path = os.fspath(audio)
             name = name or path
             if os.path.isfile(path) and _num_frames_on_disk(path) == 0:
-                raise SpkrecError(f"{name}: the audio file is empty (0 samples); record or choose a file with speech")
+                raise SpkrecError(f"{name}: the audio file is empty (0 samples); choose a recording with speech")
             signal, rate = read_audio(path, target_rate=self.sample_rate, name=None)
             return signal, name
         try:
             samples, rate = audio
         except (TypeError, ValueError):
-            raise SpkrecError(f"{name or 'audio'}: expected a file path or a (samples, sample_rate) pair") from None
+            raise SpkrecError(f"{name or 'audio'}: expected a file path or a (samples, rate) pair") from None
         samples = np.asarray(samples)
         name = name or "<array>"
         if samples.ndim == 2:
             samples = samples.mean(axis=1, dtype=np.float64)
         if samples.ndim != 1 or samples.size == 0:
-            raise SpkrecError(f"{name}: expected (samples,) or (samples, channels) audio, got shape {np.shape(audio[0])}")
+            raise SpkrecError(f"{name}: expected (samples,) or (samples, channels) audio, got {samples.shape}")
         if int(rate) <= 0:
             raise SpkrecError(f"{name}: sample rate {rate} is not a positive number of Hz")
         return resample(samples.astype(np.float32), int(rate), self.sample_rate), name
@@ -70,7 +70,7 @@ class FrontEnd:
                               f"{self.frame_length_s * 1000:g} ms frame; use a recording of a second or more")
         raw = np.asarray(self._func(signal, self.sample_rate, **self.feat_options), dtype=np.float32)
         if raw.shape[0] == 0:
-            raise SpkrecError(f"{name}: too short for one feature frame ({seconds:.3f} s); use a longer recording")
+            raise SpkrecError(f"{name}: too short for one feature frame ({seconds:.3f} s); use a longer one")
         x = self._norm.normalise(raw)
         if self.vad_options is None:
             return x
