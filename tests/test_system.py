@@ -165,6 +165,26 @@ def test_ivector_bundles_equal_extract_ivectors_and_backends(env, timit_dirs, tm
         assert np.mean(hits) >= 0.5
 
 
+def test_rnn_bundle_equals_extract_embeddings_and_score_cosine(env, timit_dirs, tmp_path):
+    """An RNN bundle (tiny GRU, one epoch: the comparison, not the accuracy, is tested) scores as
+    extract-embeddings + score-cosine."""
+    pytest.importorskip("torch")
+    so, d, r = env["so"], timit_dirs["root"], tmp_path
+    small = ["--cell", "gru", "--layers", 1, "--hidden", 32, "--embed-dim", 16, "--crop-frames", 100,
+             "--batch-speakers", 4, "--batch-utts", 3, "--batches-per-epoch", 3, "--epochs", 1]
+    assert cli("train-rnn", "-q", *small, so, r / "rnn") == 0
+    for name in ("enroll", "test"):
+        assert cli("extract-embeddings", "-q", r / "rnn", d / name, r / f"em_{name}") == 0
+    assert cli("score-cosine", "-q", "--enroll-spk2utt", d / "enroll" / "spk2utt", r / "em_enroll" / "embedding.scp",
+               r / "em_test" / "embedding.scp", d / "trials", r / "cos.scores") == 0
+    out = r / "rnn_cosine"
+    assert cli("export-system", "-q", "--kind", "rnn", "--rnn", r / "rnn", "--feat-config", MFCC, "--vad-config", VAD,
+               "--seed=0", "--out", out) == 0
+    assert sorted(os.listdir(out)) == ["encoder.pt", "system.json"]
+    system = spkrec.load_system(out)
+    _check_scores(system, system.enroll(env["enroll"]), timit_dirs, _read_scores(r / "cos.scores"), 1e-5)
+
+
 # --------------------------------------------------------------------------------- the issue's targets
 def test_identify_timit_speakers(env):
     """16 speakers enrolled from 8 sentences each; their other 2 sentences identified (closed set)."""

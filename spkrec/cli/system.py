@@ -11,7 +11,7 @@ log = logging.getLogger("spkrec")
 
 # ------------------------------------------------------------------------------------ export-system
 def add_export(p):
-    p.add_argument("--kind", required=True, choices=["gmm_ubm", "ivector"], help="kind of system")
+    p.add_argument("--kind", required=True, choices=["gmm_ubm", "ivector", "rnn"], help="kind of system")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if it exists)")
     p.add_argument("--name", default=None, help="system name shown in outputs (default: the --out folder's name)")
     g = p.add_argument_group("front end (what compute-feats and compute-vad used)")
@@ -27,9 +27,10 @@ def add_export(p):
     g.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
     g.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m", help="MAP-adapted parameters (default m)")
     g.add_argument("--top-c", type=int, default=5, help="Gaussians per frame in scoring; 0 = all (default 5)")
-    g = p.add_argument_group("ivector")
+    g = p.add_argument_group("ivector and rnn")
     g.add_argument("--extractor", default=None,
-                   help="train-ivector-extractor dir (extractor.npz and final.ubm.npz)")
+                   help="ivector: train-ivector-extractor dir (extractor.npz and final.ubm.npz)")
+    g.add_argument("--rnn", default=None, help="rnn: train-rnn dir (final.pt) or the .pt file (needs PyTorch)")
     g.add_argument("--scoring", choices=["plda", "cosine"], default=None,
                    help="back-end scoring (default: plda with --backend, else cosine)")
     g.add_argument("--backend", default=None, metavar="BACKEND.npz",
@@ -59,7 +60,7 @@ def run_export(args):
     vad = None
     if args.vad_config:
         vad = resolve_options(args.vad_config)  # Kaldi names (--vad-energy-threshold) mapped by read_config
-    system = export_system(args.out, args.kind, ubm=args.ubm, extractor=args.extractor, backend=args.backend,
+    system = export_system(args.out, args.kind, ubm=args.ubm, extractor=args.extractor, rnn=args.rnn, backend=args.backend,
                            scoring=args.scoring, feat_type=args.feat_type, feat_options=feat, vad_options=vad,
                            relevance_factor=args.relevance_factor, adapt=args.adapt,
                            top_c=None if args.top_c == 0 else args.top_c, calibration=args.calibration,

@@ -3,7 +3,7 @@ calibrated score; :func:`export_system` writes one, :func:`load_system` reads it
 
 ``system.json`` (format :data:`FORMAT_VERSION`)::
 
-    {"format": "spkrec-system", "format_version": 1, "kind": "gmm_ubm" | "ivector", "name": ...,
+    {"format": "spkrec-system", "format_version": 1, "kind": "gmm_ubm" | "ivector" | "rnn", "name": ...,
      "sample_rate": 16000,
      "features": {"type": "mfcc", "options": {...}},          # compute-feats options
      "vad": {"options": {...}} | null,                         # compute-vad options (null: no VAD)
@@ -34,8 +34,9 @@ POST_DEFAULTS = {"deltas_order": 2, "cmvn": "sliding", "cmvn_window": 300}
 ORDER = ["read audio, average channels, resample to sample_rate", "features", "VAD decisions on the raw features",
          "deltas", "CMVN", "keep voiced frames"]
 # what each kind's enrolment depends on (besides the front end): these enter the fingerprint
-_ENROL_MODELS = {"gmm_ubm": ("ubm",), "ivector": ("ubm", "extractor")}
-_ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "ivector": ("stats",)}
+_ENROL_MODELS = {"gmm_ubm": ("ubm",), "ivector": ("ubm", "extractor"), "rnn": ("encoder",)}
+_ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "ivector": ("stats",), "rnn": ()}
+KINDS = tuple(_ENROL_MODELS)
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -107,7 +108,7 @@ def _model_path(path, default_name, what, option):
 
 
 # ----------------------------------------------------------------------------------------- export
-def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=None, feat_type="mfcc",
+def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None, scoring=None, feat_type="mfcc",
                   feat_options=None, sample_rate=16000, vad_options=None, relevance_factor=16.0, adapt="m",
                   top_c=5, calibration=None, target_prior=None, eer_from=None, name=None):
     """Write a system bundle to directory ``out`` (replacing one there); returns the loaded :class:`System`.
@@ -115,7 +116,8 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
     kind : ``"gmm_ubm"`` (``ubm``: the diagonal UBM file or dir; ``relevance_factor``, ``adapt``, ``top_c``)
         or ``"ivector"`` (``extractor``: the train-ivector-extractor dir, or extractor.npz beside its
         final.ubm.npz; ``scoring`` ``"plda"`` with a PLDA ``backend`` .npz, or ``"cosine"`` with an optional
-        ``backend`` whose transforms are applied first).
+        ``backend`` whose transforms are applied first) or ``"rnn"`` (``rnn``: the train-rnn dir or its
+        final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors).
     feat_type, feat_options : the ``compute-feats`` feature type and options (``sample_frequency`` among
         them sets ``sample_rate``). vad_options : the ``compute-vad`` options, or None for no VAD.
         Deltas and CMVN are those stored with the models.
@@ -123,8 +125,8 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
     target_prior : prior of the Bayes threshold (default: the calibration's, else 0.5).
     eer_from : ``(scores, trials)`` files: the EER threshold measured on them (raw scores of this system).
     """
-    if kind not in ("gmm_ubm", "ivector"):
-        raise SpkrecError(f"unknown kind {kind!r}; use gmm_ubm or ivector")
+    if kind not in KINDS:
+        raise SpkrecError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
     feat_options = dict(feat_options or {})
     if "sample_frequency" in feat_options:
         sample_rate = feat_options.pop("sample_frequency")
@@ -141,11 +143,23 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
             raise SpkrecError(f"unknown --adapt {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
         score_cfg = {"relevance_factor": float(relevance_factor), "adapt": adapt,
                      "top_c": None if top_c is None else int(top_c)}
+        from spkrec.system.engines import load_ubm
+        want_dim = load_ubm(files["ubm"]).means_.shape[1]
     else:
-        files["extractor"] = _model_path(extractor, "extractor.npz", "--kind ivector", "--extractor")
-        files["ubm"] = _model_path(os.path.dirname(files["extractor"]), "final.ubm.npz", "--kind ivector",
-                                   "--extractor (a dir with extractor.npz and final.ubm.npz)")
-        meta = _model_meta(files["extractor"], "IvectorExtractor")
+        if kind == "ivector":
+            files["extractor"] = _model_path(extractor, "extractor.npz", "--kind ivector", "--extractor")
+            files["ubm"] = _model_path(os.path.dirname(files["extractor"]), "final.ubm.npz", "--kind ivector",
+                                       "--extractor (a dir with extractor.npz and final.ubm.npz)")
+            meta = _model_meta(files["extractor"], "IvectorExtractor")
+            from spkrec.system.engines import load_ubm
+            want_dim = load_ubm(files["ubm"]).means_.shape[1]
+        else:
+            files["encoder"] = _model_path(rnn, "final.pt", "--kind rnn", "--rnn")
+            from spkrec.embeddings._torch import require_torch
+            require_torch()
+            from spkrec.embeddings.train import RNNEmbedder
+            model = RNNEmbedder.load(files["encoder"])
+            meta, want_dim = model.meta_, int(model.encoder_.input_dim)
         scoring = scoring or ("plda" if backend else "cosine")
         if scoring not in ("plda", "cosine"):
             raise SpkrecError(f"unknown --scoring {scoring!r}; use plda or cosine")
@@ -160,7 +174,9 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
                                   "--steps ...,plda or export with --scoring cosine")
         stats = {k: meta.get("stats", {}).get(k, d)
                  for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
-        score_cfg = {"backend": scoring, "stats": stats}
+        score_cfg = {"backend": scoring}
+        if kind == "ivector":
+            score_cfg["stats"] = stats
     stored = meta.get("features") if isinstance(meta.get("features"), dict) else {}
     post = {k: stored.get(k, d) for k, d in POST_DEFAULTS.items()}
 
@@ -176,14 +192,14 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
            "features": {"type": feat_type, "options": feat_options},
            "vad": None if vad_options is None else {"options": dict(vad_options)},
            "postprocess": post, "order": ORDER,
-           "models": {role: f"{role}.npz" for role in files}, "scoring": score_cfg,
+           "models": {role: role + os.path.splitext(src)[1] for role, src in files.items()}, "scoring": score_cfg,
            "calibration": {"calibrated": calibration is not None, "scale": scale, "offset": offset,
                            "target_prior": cal_prior,
                            "source": None if calibration is None else os.fspath(calibration)},
            "thresholds": thresholds}
     from spkrec import __version__
     cfg["created_by"] = f"spkrec {__version__}"
-    _check_front_end(cfg, files, kind)
+    _check_front_end(cfg, want_dim)
 
     out = os.path.abspath(os.fspath(out))
     parent = os.path.dirname(out)
@@ -211,7 +227,7 @@ def export_system(out, kind, *, ubm=None, extractor=None, backend=None, scoring=
     return load_system(out)
 
 
-def _check_front_end(cfg, files, kind):
+def _check_front_end(cfg, want):
     """The feature options must run and give the models' dimension (fails before anything is written)."""
     from spkrec.features.config import check_options, feature_function
     from spkrec.system.frontend import FrontEnd
@@ -231,8 +247,6 @@ def _check_front_end(cfg, files, kind):
                        None if cfg["vad"] is None else cfg["vad"]["options"], cfg["postprocess"]).probe_dim()
     except (TypeError, ValueError) as err:
         raise SpkrecError(f"feature options do not work ({err}); fix --feat-config") from None
-    from spkrec.system.engines import load_ubm
-    want = load_ubm(files["ubm"]).means_.shape[1]
     if dim != want:
         raise SpkrecError(f"the features give {dim} dimensions after deltas, the models expect "
                           f"{want}; pass the --feat-config (and options) the models were trained with")

@@ -1,7 +1,7 @@
 """What each kind of system does with frames: enrol a speaker, score one recording against speakers.
 
 An engine's ``enroll(frames_list)`` returns the speaker's arrays, each with a leading axis of "rows"
-(GMM-UBM: one row, the MAP means; i-vector: one row per enrolment file, its i-vector), and
+(GMM-UBM: one row, the MAP means; i-vector and RNN: one row per enrolment file, its vector), and
 ``score(arrays, owner, X)`` scores the frames X of one test recording against every speaker whose rows
 are ``arrays`` (stacked over speakers; ``owner[k]`` is the speaker index of row k) -> (S,) raw scores.
 The maths is the library's: :func:`spkrec.gmm.enroll_speakers` / :func:`spkrec.gmm.score_trials` and
@@ -16,7 +16,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 
-KINDS = ("gmm_ubm", "ivector")
+KINDS = ("gmm_ubm", "ivector", "rnn")
 _log = logging.getLogger("spkrec")
 
 
@@ -76,8 +76,35 @@ class GmmUbmEngine:
             return score_trials(self.ubm, models, {"test": X}.__getitem__, [(i, "test") for i in ids], self.top_c)
 
 
-class IvectorEngine:
-    """i-vectors of the enrolment files, scored by a back end (cosine, or PLDA with all of them)."""
+def _vector_pipeline(path, cfg):
+    """The back end of a vector system: its PLDA pipeline, or cosine after its (optional) transforms."""
+    from spkrec.backend.cosine import CosineScorer
+    from spkrec.backend.pipeline import BackendPipeline
+    name = cfg["models"].get("backend")
+    if not name:
+        return BackendPipeline([], CosineScorer())
+    pipe = BackendPipeline.load(os.path.join(path, name))
+    if cfg["scoring"]["backend"] == "plda":
+        if not pipe.is_plda:
+            raise SpkrecError(f"{path}: back end {name} has no PLDA step; re-export the system with a back end "
+                              "trained with --steps ...,plda")
+        return pipe
+    return BackendPipeline(pipe.steps, CosineScorer())
+
+
+class _VectorEngine:
+    """One vector per enrolment file (``vectors(frames_list) -> (n, dim)``), scored by a back end (cosine,
+    or PLDA using all of a speaker's vectors)."""
+
+    def enroll(self, frames):
+        return {"vectors": self.vectors(frames)}
+
+    def score(self, arrays, owner, X):
+        return self.pipeline.score(arrays["vectors"], self.vectors([X]), enroll_groups=owner)[:, 0]
+
+
+class IvectorEngine(_VectorEngine):
+    """i-vectors (:class:`spkrec.ivector.IvectorExtractor`, float64 for single files)."""
 
     kind = "ivector"
 
@@ -90,37 +117,46 @@ class IvectorEngine:
 
     @classmethod
     def from_bundle(cls, path, cfg):
-        from spkrec.backend.cosine import CosineScorer
-        from spkrec.backend.pipeline import BackendPipeline
         from spkrec.ivector import IvectorExtractor
-        models, s = cfg["models"], cfg["scoring"]
+        models = cfg["models"]
         extractor = IvectorExtractor.load(os.path.join(path, models["extractor"]))
-        ubm = load_ubm(os.path.join(path, models["ubm"]))
-        steps = []
-        if models.get("backend"):
-            pipe = BackendPipeline.load(os.path.join(path, models["backend"]))
-            if s["backend"] == "plda":
-                if not pipe.is_plda:
-                    raise SpkrecError(f"{path}: back end {models['backend']} has no PLDA step; re-export the "
-                                      "system with a back end trained with --steps ...,plda")
-                return cls(extractor, ubm, pipe, s["stats"])
-            steps = pipe.steps
-        return cls(extractor, ubm, BackendPipeline(steps, CosineScorer()), s["stats"])
+        return cls(extractor, load_ubm(os.path.join(path, models["ubm"])), _vector_pipeline(path, cfg),
+                   cfg["scoring"]["stats"])
 
     @property
     def dim(self):
         return self.stats.dim
 
-    def ivectors(self, frames):
+    def vectors(self, frames):
         N, F = zip(*(self.stats(np.asarray(x)) for x in frames))
         return self.extractor.transform(np.stack(N), np.stack(F), dtype=np.float64)  # one file: exact is cheap
 
-    def enroll(self, frames):
-        return {"vectors": self.ivectors(frames)}
+    ivectors = vectors
 
-    def score(self, arrays, owner, X):
-        test = self.ivectors([X])
-        return self.pipeline.score(arrays["vectors"], test, enroll_groups=owner)[:, 0]
+
+class RnnEngine(_VectorEngine):
+    """RNN speaker embeddings (:class:`spkrec.embeddings.train.RNNEmbedder`, needs PyTorch)."""
+
+    kind = "rnn"
+
+    def __init__(self, model, pipeline):
+        self.model = model
+        self.pipeline = pipeline
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.embeddings._torch import require_torch
+        require_torch()
+        from spkrec.embeddings.train import RNNEmbedder
+        return cls(RNNEmbedder.load(os.path.join(path, cfg["models"]["encoder"])), _vector_pipeline(path, cfg))
+
+    @property
+    def dim(self):
+        return int(self.model.encoder_.input_dim)
+
+    def vectors(self, frames):
+        from spkrec.embeddings.extract import embed_with_loader
+        return embed_with_loader(self.model, dict(enumerate(frames)).__getitem__, range(len(frames)))
 
 
 def load_ubm(path):
@@ -140,4 +176,4 @@ def load_ubm(path):
     raise SpkrecError(f"{path}: holds a {kind} model, not a UBM")
 
 
-ENGINES = {"gmm_ubm": GmmUbmEngine, "ivector": IvectorEngine}
+ENGINES = {"gmm_ubm": GmmUbmEngine, "ivector": IvectorEngine, "rnn": RnnEngine}
