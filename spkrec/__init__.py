@@ -3,6 +3,7 @@
 Layers (each imports only the ones below it)::
 
     spkrec.cli                      thin command-line front end (`spkrec <verb>`)
+    spkrec.system                   bundles of trained models: enrol/verify/identify audio files
     spkrec.eval                     metrics and plots on scores
     spkrec.gmm / ivector / backend / embeddings   models (scikit-learn style estimators)
     spkrec.features                 pure signal-processing functions
@@ -11,4 +12,10 @@ Layers (each imports only the ones below it)::
 from spkrec.errors import SpkrecError
 
 __version__ = "0.1.0"
-__all__ = ["SpkrecError", "__version__"]
+__all__ = ["SpkrecError", "__version__", "load_system"]
+
+
+def load_system(path):
+    """Load a system bundle written by ``spkrec export-system`` (see :mod:`spkrec.system`)."""
+    from spkrec.system import load_system as _load
+    return _load(path)

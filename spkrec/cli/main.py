@@ -14,6 +14,7 @@ from spkrec.errors import SpkrecError
 # verb -> (module, one-line help), in pipeline order
 VERBS = {
     "prepare-data": ("spkrec.cli.data", "write a Kaldi-style data dir for a corpus (timit, so762, librispeech, voxceleb1)"),
+    "make-data-dir": ("spkrec.cli.system", "a Kaldi data dir from one folder per speaker or a speaker,path list"),
     "validate-data-dir": ("spkrec.cli.data", "check a data dir: sorting, consistency, audio files open"),
     "subset-data-dir": ("spkrec.cli.data", "copy a data dir restricted to a list of speakers or utterances"),
     "combine-data-dirs": ("spkrec.cli.data", "combine data dirs into one (Kaldi's utils/combine_data.sh)"),
@@ -39,6 +40,10 @@ VERBS = {
     "train-calibration": ("spkrec.cli.calibration", "train a linear score calibration (prior-weighted logistic regression)"),
     "apply-calibration": ("spkrec.cli.calibration", "calibrate a score file to log-likelihood ratios"),
     "fuse": ("spkrec.cli.calibration", "train and/or apply a linear logistic-regression fusion of systems' scores"),
+    "export-system": ("spkrec.cli.system", "bundle trained models, front end, calibration and thresholds in one dir"),
+    "enroll": ("spkrec.cli.system", "enrol speakers from audio files into a speaker database of a system"),
+    "verify": ("spkrec.cli.system", "verify a claimed speaker on audio files: score, calibrated LLR, accept/reject"),
+    "identify-files": ("spkrec.cli.system", "identify the speaker of audio files among the enrolled ones"),
     "evaluate": ("spkrec.cli.eval", "EER, minDCF, actual DCF, Cllr, minCllr and AUC of a score file"),
     "identify": ("spkrec.cli.eval", "closed-set identification accuracy (top-1/top-k) and confusion matrix"),
     "plot-det": ("spkrec.cli.eval", "DET curves of one or more score files on probit axes"),

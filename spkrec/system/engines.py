@@ -1,0 +1,179 @@
+"""What each kind of system does with frames: enrol a speaker, score one recording against speakers.
+
+An engine's ``enroll(frames_list)`` returns the speaker's arrays, each with a leading axis of "rows"
+(GMM-UBM: one row, the MAP means; i-vector and RNN: one row per enrolment file, its vector), and
+``score(arrays, owner, X)`` scores the frames X of one test recording against every speaker whose rows
+are ``arrays`` (stacked over speakers; ``owner[k]`` is the speaker index of row k) -> (S,) raw scores.
+The maths is the library's: :func:`spkrec.gmm.enroll_speakers` / :func:`spkrec.gmm.score_trials` and
+:class:`spkrec.ivector.StatsComputer` / :class:`spkrec.ivector.IvectorExtractor` /
+:class:`spkrec.backend.BackendPipeline`.
+"""
+import contextlib
+import logging
+import os
+
+import numpy as np
+
+from spkrec.errors import SpkrecError
+
+KINDS = ("gmm_ubm", "ivector", "rnn")
+_log = logging.getLogger("spkrec")
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Silence the library's per-call progress lines ("score: 1/1 chunks") unless debugging."""
+    level = _log.level
+    if _log.getEffectiveLevel() > logging.DEBUG:
+        _log.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        _log.setLevel(level)
+
+
+class GmmUbmEngine:
+    """MAP-adapted speaker GMMs scored by the top-C GMM-UBM LLR (Reynolds et al. 2000)."""
+
+    kind = "gmm_ubm"
+
+    def __init__(self, ubm, relevance_factor=16.0, adapt="m", top_c=5):
+        self.ubm = ubm
+        self.relevance_factor = float(relevance_factor)
+        self.adapt = adapt
+        self.top_c = None if top_c is None else int(top_c)
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.gmm import DiagGMM
+        s = cfg["scoring"]
+        return cls(DiagGMM.load(os.path.join(path, cfg["models"]["ubm"])), s["relevance_factor"], s["adapt"],
+                   s["top_c"])
+
+    @property
+    def dim(self):
+        return self.ubm.means_.shape[1]
+
+    def enroll(self, frames):
+        from spkrec.gmm import enroll_speakers
+        keys = [str(i) for i in range(len(frames))]
+        with _quiet():
+            models = enroll_speakers(self.ubm, dict(zip(keys, frames)).__getitem__, {"spk": keys},
+                                     self.relevance_factor, self.adapt)
+        out = {"means": models.means}
+        if models.weights is not None:
+            out["weights"] = models.weights
+        if models.variances is not None:
+            out["variances"] = models.variances
+        return out
+
+    def score(self, arrays, owner, X):
+        from spkrec.gmm import SpeakerGMMs, score_trials
+        ids = [str(i) for i in range(len(owner))]
+        models = SpeakerGMMs(ids, arrays["means"], arrays.get("weights"), arrays.get("variances"),
+                             self.relevance_factor, self.adapt)
+        with _quiet():
+            return score_trials(self.ubm, models, {"test": X}.__getitem__, [(i, "test") for i in ids], self.top_c)
+
+
+def _vector_pipeline(path, cfg):
+    """The back end of a vector system: its PLDA pipeline, or cosine after its (optional) transforms."""
+    from spkrec.backend.cosine import CosineScorer
+    from spkrec.backend.pipeline import BackendPipeline
+    name = cfg["models"].get("backend")
+    if not name:
+        return BackendPipeline([], CosineScorer())
+    pipe = BackendPipeline.load(os.path.join(path, name))
+    if cfg["scoring"]["backend"] == "plda":
+        if not pipe.is_plda:
+            raise SpkrecError(f"{path}: back end {name} has no PLDA step; re-export the system with a back end "
+                              "trained with --steps ...,plda")
+        return pipe
+    return BackendPipeline(pipe.steps, CosineScorer())
+
+
+class _VectorEngine:
+    """One vector per enrolment file (``vectors(frames_list) -> (n, dim)``), scored by a back end (cosine,
+    or PLDA using all of a speaker's vectors)."""
+
+    def enroll(self, frames):
+        return {"vectors": self.vectors(frames)}
+
+    def score(self, arrays, owner, X):
+        return self.pipeline.score(arrays["vectors"], self.vectors([X]), enroll_groups=owner)[:, 0]
+
+
+class IvectorEngine(_VectorEngine):
+    """i-vectors (:class:`spkrec.ivector.IvectorExtractor`, float64 for single files)."""
+
+    kind = "ivector"
+
+    def __init__(self, extractor, ubm, pipeline, stats_options):
+        from spkrec.ivector import StatsComputer
+        self.extractor = extractor
+        self.ubm = ubm
+        self.pipeline = pipeline
+        self.stats = StatsComputer(ubm, **stats_options)
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.ivector import IvectorExtractor
+        models = cfg["models"]
+        extractor = IvectorExtractor.load(os.path.join(path, models["extractor"]))
+        return cls(extractor, load_ubm(os.path.join(path, models["ubm"])), _vector_pipeline(path, cfg),
+                   cfg["scoring"]["stats"])
+
+    @property
+    def dim(self):
+        return self.stats.dim
+
+    def vectors(self, frames):
+        N, F = zip(*(self.stats(np.asarray(x)) for x in frames))
+        return self.extractor.transform(np.stack(N), np.stack(F), dtype=np.float64)  # one file: exact is cheap
+
+    ivectors = vectors
+
+
+class RnnEngine(_VectorEngine):
+    """RNN speaker embeddings (:class:`spkrec.embeddings.train.RNNEmbedder`, needs PyTorch)."""
+
+    kind = "rnn"
+
+    def __init__(self, model, pipeline):
+        self.model = model
+        self.pipeline = pipeline
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.embeddings._torch import require_torch
+        require_torch()
+        from spkrec.embeddings.train import RNNEmbedder
+        return cls(RNNEmbedder.load(os.path.join(path, cfg["models"]["encoder"])), _vector_pipeline(path, cfg))
+
+    @property
+    def dim(self):
+        return int(self.model.encoder_.input_dim)
+
+    def vectors(self, frames):
+        from spkrec.embeddings.extract import embed_with_loader
+        return embed_with_loader(self.model, dict(enumerate(frames)).__getitem__, range(len(frames)))
+
+
+def load_ubm(path):
+    """A FullGMM or DiagGMM from a spkrec model file (the kind in its header decides)."""
+    import json
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            kind = json.loads(z["__header__"].tobytes().decode("utf-8"))["kind"]
+    except Exception as exc:
+        raise SpkrecError(f"{path}: not a readable spkrec model file ({exc}); re-export the system") from None
+    if kind == "FullGMM":
+        from spkrec.ivector import FullGMM
+        return FullGMM.load(path)
+    if kind == "DiagGMM":
+        from spkrec.gmm import DiagGMM
+        return DiagGMM.load(path)
+    raise SpkrecError(f"{path}: holds a {kind} model, not a UBM")
+
+
+ENGINES = {"gmm_ubm": GmmUbmEngine, "ivector": IvectorEngine, "rnn": RnnEngine}
