@@ -29,7 +29,7 @@ def two_cov_data():
 
 @pytest.fixture(scope="module")
 def two_cov(two_cov_data):
-    return TwoCovPLDA(n_iter=10).fit(two_cov_data["X"], two_cov_data["y"])
+    return TwoCovPLDA(n_iter=10, tol=None).fit(two_cov_data["X"], two_cov_data["y"])
 
 
 def _rel(A, B):
@@ -185,3 +185,23 @@ def test_training_is_deterministic(two_cov_data):
         a, b = make().fit(X, y), make().fit(X, y)
         np.testing.assert_array_equal(a.between_, b.between_)
         np.testing.assert_array_equal(a.score(X[:4], X[4:9]), b.score(X[:4], X[4:9]))
+
+
+@pytest.mark.parametrize("make", [lambda tol: TwoCovPLDA(n_iter=500, tol=tol),
+                                  lambda tol: SimplifiedPLDA(3, n_iter=500, tol=tol)])
+def test_em_stops_at_the_tolerance(two_cov_data, make):
+    """EM runs until an iteration gains less than ``tol`` per vector, and no further."""
+    X, y = two_cov_data["X"], two_cov_data["y"]
+    ll = np.array(make(1e-4).fit(X, y).log_likelihoods_)
+    gains = np.diff(ll)
+    assert 2 < len(ll) < 501
+    assert gains[-1] < 1e-4 and np.all(gains[:-1] >= 1e-4)
+    longer = np.array(make(None).fit(X, y).log_likelihoods_)
+    assert len(longer) == 501 and longer[-1] >= ll[-1] - 1e-9
+
+
+@pytest.mark.parametrize("make", [lambda: TwoCovPLDA(), lambda: SimplifiedPLDA(2)])
+def test_one_vector_per_speaker_is_refused(make):
+    X = np.random.default_rng(0).standard_normal((20, 4))
+    with pytest.raises(SpkrecError, match="single vector"):
+        make().fit(X, np.arange(20))

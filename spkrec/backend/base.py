@@ -45,7 +45,7 @@ class ClassStats:
     ``within_scatter (dim, dim)`` = sum over vectors of ``(x - mean_class)(x - mean_class)^T``.
     """
 
-    def __init__(self, X, y, min_classes=1):
+    def __init__(self, X, y, min_classes=1, need_within=False, what="labels"):
         codes, self.classes = encode_labels(y, X.shape[0])
         if len(self.classes) < min_classes:
             raise SpkrecError(f"labels: {len(self.classes)} classes (speakers), need at least {min_classes}; "
@@ -53,6 +53,9 @@ class ClassStats:
         S = len(self.classes)
         self.codes = codes
         self.counts = np.bincount(codes, minlength=S).astype(np.float64)
+        if need_within and not np.any(self.counts >= 2):
+            raise SpkrecError(f"{what}: every speaker has a single vector, so the within-speaker covariance "
+                              "cannot be estimated; train on several vectors (utterances) per speaker")
         self.means = _group_sums(X, codes, S) / self.counts[:, None]
         self.mean = X.mean(axis=0)
         D = X - self.means[codes]
