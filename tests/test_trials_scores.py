@@ -153,3 +153,24 @@ def test_make_trials_short_speaker(tmp_path, capsys):
     rows = read_trials(tmp_path / "trials")
     assert {r[0] for r in rows} == {"s0", "s2"} and len(rows) == 2 * (3 + 2)
     assert "s1" not in DataDir(tmp_path / "t").spk2utt
+
+
+def test_make_folds(tmp_path, capsys):
+    data = _toy_data(tmp_path, [5, 6, 4, 5, 3, 4, 4])
+    speakers = [f"s{i}" for i in range(7)]
+    from spkrec.io.trials import make_folds
+    folds = make_folds(data, tmp_path / "folds", num_folds=3, num_enroll=2)
+    seen = []
+    for f, (d, rows) in enumerate(folds):
+        fold = [s for i, s in enumerate(speakers) if i % 3 == f]
+        seen += fold
+        train = DataDir(os.path.join(d, "train"))
+        assert sorted(set(train.utt2spk.values())) == sorted(set(speakers) - set(fold))
+        assert rows == read_trials(os.path.join(d, "test", "trials"))
+        assert {r[0] for r in rows} == set(fold)          # models: the fold's own speakers only
+        for spk, utt, target in rows:
+            assert target == (data.utt2spk[utt] == spk) and data.utt2spk[utt] in fold
+        assert not set(DataDir(os.path.join(d, "enroll")).utts) & set(DataDir(os.path.join(d, "test")).utts)
+    assert sorted(seen) == speakers
+    err = cli_error(capsys, ["make-folds", "--num-folds", "4", data.path, str(tmp_path / "f4")])
+    assert "7 speakers" in err and "--num-folds" in err

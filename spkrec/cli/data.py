@@ -93,6 +93,22 @@ def _trials_run(args):
     return 0
 
 
+def _folds_args(p):
+    p.add_argument("data", help="background data dir (utt2spk)")
+    p.add_argument("out_dir", help="writes OUT_DIR/fold<k>/{train,enroll,test,test/trials}")
+    p.add_argument("--num-folds", type=int, default=4, help="number of speaker folds (default 4)")
+    p.add_argument("--num-enroll", type=int, default=3,
+                   help="enrolment utterances per speaker in each fold's trials (default 3)")
+
+
+def _folds_run(args):
+    from spkrec.io.trials import make_folds
+    folds = make_folds(args.data, args.out_dir, num_folds=args.num_folds, num_enroll=args.num_enroll)
+    for d, rows in folds:
+        log.info("%s: %d trials (%d target)", d, len(rows), sum(1 for r in rows if r[2]))
+    return 0
+
+
 def _combine_args(p):
     p.add_argument("out", help="destination data dir")
     p.add_argument("sources", nargs="+", help="data dirs to combine")
@@ -111,4 +127,5 @@ COMMANDS = {
     "validate-data-dir": (_validate_args, _validate_run),
     "subset-data-dir": (_subset_args, _subset_run),
     "make-trials": (_trials_args, _trials_run),
+    "make-folds": (_folds_args, _folds_run),
 }

@@ -19,6 +19,7 @@ VERBS = {
     "subset-data-dir": ("spkrec.cli.data", "copy a data dir restricted to a list of speakers or utterances"),
     "combine-data-dirs": ("spkrec.cli.data", "combine data dirs into one (Kaldi's utils/combine_data.sh)"),
     "make-trials": ("spkrec.cli.data", "split speakers' utterances into enrolment/test and write trials"),
+    "make-folds": ("spkrec.cli.data", "cross-fitting folds of background speakers with trials (calibration, fusion)"),
     "compute-feats": ("spkrec.cli.features", "compute MFCC/fbank/PLP/RASTA-PLP/LPC/LPCC features to ark/scp"),
     "compute-vad": ("spkrec.cli.features", "energy voice-activity detection (Kaldi compute-vad-energy) to vad.scp"),
     "train-ubm": ("spkrec.cli.gmm", "train a diagonal-covariance UBM by EM"),

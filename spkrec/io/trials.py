@@ -116,3 +116,33 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
     rows = [(spk, utt, data.utt2spk[utt] == spk) for spk in speakers for utt in sorted(tests)]
     write_trials(trials_path, rows)
     return rows
+
+
+def make_folds(data, out_dir, num_folds=4, num_enroll=3):
+    """Cross-fitting folds of the background speakers, for calibration and fusion trials.
+
+    Speakers (sorted) go to fold ``i % num_folds``. For fold ``k`` it writes under ``out_dir/fold<k>/``:
+    ``train`` (every speaker NOT in fold k: what the fold's supervised models train on), and from the
+    fold's own speakers ``enroll``, ``test`` and ``test/trials`` as :func:`make_trials` splits them
+    (speakers with fewer than ``num_enroll + 1`` utterances left out). Scores of the folds' trials,
+    each made by models that never saw its speakers' labels, are pooled into one calibration set.
+    Returns ``[(fold_dir, trial_rows), ...]``.
+    """
+    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    data = data if isinstance(data, DataDir) else DataDir(data)
+    spk2utt = utt2spk_to_spk2utt(data.utt2spk)
+    speakers = sorted(spk2utt)
+    k = int(num_folds)
+    if k < 2 or len(speakers) < 2 * k:
+        raise SpkrecError(f"make-folds: {len(speakers)} speakers in {data.path} cannot make {k} folds of at "
+                          "least 2 speakers; use --num-folds between 2 and half the number of speakers")
+    out = []
+    for f in range(k):
+        fold = {s for i, s in enumerate(speakers) if i % k == f}
+        d = os.path.join(out_dir, f"fold{f}")
+        _write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
+        _write_subset(data, os.path.join(d, "all"), {u for u, s in data.utt2spk.items() if s in fold})
+        rows = make_trials(os.path.join(d, "all"), os.path.join(d, "enroll"), os.path.join(d, "test"),
+                           os.path.join(d, "test", "trials"), num_enroll=num_enroll, skip_short=True)
+        out.append((d, rows))
+    return out
