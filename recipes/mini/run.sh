@@ -2,22 +2,25 @@
 # spkrec mini recipe: speaker verification and identification on data/so762-mini (60 speakers x 6
 # utterances of read speech). 30 speakers (15 f, 15 m) train the background models; each of the other
 # 30 enrols on 3 utterances and is tested with 3 (all test utterances against all models).
+# Scores are calibrated on trials among the background speakers only (4 cross-fitting folds: what is
+# trained with speaker labels is retrained without the fold's speakers), and the systems are fused.
 #
 # Usage: recipes/mini/run.sh [--stage N] [--stop-stage M] [--nj J] [--exp DIR] [--data DIR] [--force true]
 # Stages:
 #   0  prepare the data dir of the whole corpus (spkrec prepare-data so762)
 #   1  MFCC features and energy VAD for every utterance
-#   2  split background / evaluation speakers; enrolment and test sets; trials
+#   2  split background / evaluation speakers; enrolment and test sets; trials; calibration folds
 #   3  train the diagonal UBM on background speakers
-#   4  GMM-UBM: MAP-adapt a GMM per enrolled speaker; score every trial
+#   4  GMM-UBM: MAP-adapt a GMM per enrolled speaker; score every trial (and the folds' trials)
 #   5  GSV-SVM: MAP supervectors, one linear SVM per speaker against the background utterances
-#   6  i-vectors: full-covariance UBM, total-variability matrix, extraction
-#   7  i-vector back ends: cosine, LDA+cosine, LDA+WCCN+length norm+PLDA (two-covariance and
+#   6  i-vectors: a small diagonal UBM of their own, total-variability matrix (single utterances), extraction
+#   7  i-vector back ends: cosine, LDA+cosine, center+length norm+PLDA (two-covariance and
 #      simplified), and the two-covariance PLDA with S-norm (cohort: background speakers)
 #   8  GMM-UBM with S-norm
 #   9  RNN (LSTM, GE2E loss) embeddings with cosine and PLDA scoring, and the softmax classifier for
 #      identification; skipped with one line when PyTorch (the [rnn] extra) is not installed
-#   20 results: exp/results.md (EER, minDCF, Cllr, top-1/top-5) and exp/det.png
+#   10 calibration of every classical system on the folds' trials; fusion of GMM-UBM, GSV-SVM and PLDA
+#   20 results: exp/results.md (EER, minDCF, actDCF, Cllr, minCllr, top-1/top-5) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -32,9 +35,17 @@ num_enroll=3
 num_gauss=128
 ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
 relevance=16
+ivector_num_gauss=32           # the i-vector front end's own UBM (a 128-Gaussian one over-fits 180 utterances)
+ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=50                      # total-variability dimension (small: 30 background speakers)
 ivector_iters=5
-pool_speakers=true             # train T on speaker-pooled statistics (longer "utterances")
+pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
+plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnorm)
+snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
+snorm_top_n=200
+num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
+target_prior=0.01              # target prior of the calibration (and of minDCF)
+fused="gmm_ubm gsv_svm ivec_plda_twocov"
 rnn_epochs=10
 lda_dim=20                     # below the number of background speakers
 seed=0
@@ -44,7 +55,8 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm rnn_cosine rnn_plda rnn_softmax_id"
+classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
+all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
 mkdir -p "$exp/log" "$exp/scores"
 
 if run_stage 0 "prepare data from $corpus" "$data/all/spk2utt"; then
@@ -58,46 +70,14 @@ if run_stage 1 "MFCC and VAD" "$data/all/feats.scp" "$data/all/vad.scp"; then
   run "$exp/log/vad.log" spkrec compute-vad --config conf/vad.conf $par "$data/all" "$exp/vad"
 fi
 
-if run_stage 2 "background/evaluation split and trials" "$data/test/trials"; then
+if run_stage 2 "background/evaluation split, trials and calibration folds" "$data/test/trials" \
+    "$data/cal/fold$((num_folds - 1))/test/trials"; then
   local/make_splits.sh "$data/all" "$num_bg_per_gender" "$data/lists"
-  run "$exp/log/split.log" spkrec subset-data-dir --spk-list "$data/lists/train.spk" "$data/all" "$data/train"
-  run "$exp/log/split.log" spkrec subset-data-dir --spk-list "$data/lists/eval.spk" "$data/all" "$data/eval"
+  run "$exp/log/split_train.log" spkrec subset-data-dir --spk-list "$data/lists/train.spk" "$data/all" "$data/train"
+  run "$exp/log/split_eval.log" spkrec subset-data-dir --spk-list "$data/lists/eval.spk" "$data/all" "$data/eval"
   run "$exp/log/trials.log" spkrec make-trials --num-enroll "$num_enroll" \
     "$data/eval" "$data/enroll" "$data/test" "$data/test/trials.tmp"
   mv "$data/test/trials.tmp" "$data/test/trials"
+  run "$exp/log/folds.log" spkrec make-folds --num-folds "$num_folds" --num-enroll "$num_enroll" "$data/train" "$data/cal"
 fi
-
-if run_stage 3 "diagonal UBM ($num_gauss Gaussians)" "$exp/ubm/final.ubm.npz"; then
-  train_ubm "$data/train" "$exp" "$num_gauss" "$ubm_iters"
-fi
-
-if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt"; then
-  gmm_ubm "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt"; then
-  gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 6 "i-vectors: full-covariance UBM, T matrix (dim $tv_dim), extraction" \
-    "$exp/ivectors_test/ivector.scp"; then
-  ivectors "$data/train" "$data/enroll" "$data/test" "$exp" "$tv_dim" "$ivector_iters"
-fi
-
-if run_stage 7 "i-vector back ends: cosine, LDA, WCCN, length norm, PLDA (two variants), S-norm" \
-    "$exp/scores/ivec_plda_twocov_snorm.txt"; then
-  ivector_backends "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim"
-fi
-
-if run_stage 8 "GMM-UBM with S-norm (cohort: background speakers)" "$exp/scores/gmm_ubm_snorm.txt"; then
-  gmm_ubm_snorm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 9 "RNN speaker embeddings (when PyTorch is installed)" "$exp/scores/rnn_softmax_id.txt"; then
-  rnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$rnn_epochs"
-fi
-
-if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
-  results "$data/test" "$exp" $all_systems
-fi
-log "done: $exp/results.md, $exp/det.png, $exp/scores/"
+. utils/stages_classical.sh

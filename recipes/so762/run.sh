@@ -12,17 +12,11 @@
 # Stages:
 #   0  prepare a data dir for each corpus (spkrec prepare-data so762)
 #   1  MFCC features and energy VAD
-#   2  combine the background corpora; enrolment/test split of the evaluation corpus; trials
-#   3  diagonal UBM on the background speakers
-#   4  GMM-UBM: MAP enrolment and scoring
-#   5  GSV-SVM: MAP supervectors, one linear SVM per speaker against the background utterances
-#   6  i-vectors: full-covariance UBM, total-variability matrix, extraction
-#   7  i-vector back ends: cosine, LDA+cosine, LDA+WCCN+length norm+PLDA (two-covariance and
-#      simplified), and the two-covariance PLDA with S-norm (cohort: background speakers)
-#   8  GMM-UBM with S-norm
-#   9  RNN (LSTM, GE2E loss) embeddings with cosine and PLDA scoring, and the softmax classifier for
-#      identification; skipped with one line when PyTorch (the [rnn] extra) is not installed
-#   20 results: exp/results.md (EER, minDCF, Cllr, top-1, top-5) and exp/det.png
+#   2  combine the background corpora; enrolment/test split of the evaluation corpus; trials;
+#      calibration folds of the background speakers (make-folds)
+#   3-20 as recipes/mini (utils/stages_classical.sh): diagonal UBM, GMM-UBM, GSV-SVM, i-vectors (a small
+#      diagonal UBM of their own, T on single utterances), cosine / LDA / PLDA back ends, S-norm, RNN,
+#      calibration on the folds' background trials and fusion (stage 10), results (stage 20)
 set -euo pipefail
 here=$(pwd)
 cd "$(dirname "$0")"
@@ -38,9 +32,18 @@ num_enroll=10
 num_gauss=256
 ubm_iters=4
 relevance=16
+ivector_num_gauss=32           # the i-vector front end's own UBM (measured: 32 beats 16, 64 and 256 here)
+ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=100                     # total-variability dimension
 ivector_iters=5
-pool_speakers=true             # train T on speaker-pooled statistics (longer "utterances")
+pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
+plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:40,wccn,lnorm)
+snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
+snorm_top_n=200
+num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
+num_cal_enroll=3               # enrolment utterances per speaker in the folds' trials
+target_prior=0.01              # target prior of the calibration (and of minDCF)
+fused="gmm_ubm gsv_svm ivec_plda_twocov"
 rnn_epochs=10
 lda_dim=40                     # below the number of background speakers
 seed=0
@@ -50,7 +53,8 @@ seed=0
 . utils/parse_options.sh
 . utils/stages.sh
 . utils/systems.sh
-all_systems="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm rnn_cosine rnn_plda rnn_softmax_id"
+classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
+all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
@@ -72,45 +76,15 @@ if run_stage 1 "MFCC and VAD" "$data/eval_all/vad.scp"; then
   done
 fi
 
-if run_stage 2 "background set, enrolment/test split and trials" "$data/test/trials"; then
+if run_stage 2 "background set, enrolment/test split, trials and calibration folds" "$data/test/trials" \
+    "$data/cal/fold$((num_folds - 1))/test/trials"; then
   sources=(); for i in "${!train[@]}"; do sources+=("$data/train$i"); done
   run "$exp/log/combine.log" spkrec combine-data-dirs "$data/train" "${sources[@]}"
   run "$exp/log/trials.log" spkrec make-trials --num-enroll "$num_enroll" --skip-short \
     "$data/eval_all" "$data/enroll" "$data/test" "$data/test/trials.tmp"
   mv "$data/test/trials.tmp" "$data/test/trials"
+  run "$exp/log/folds.log" spkrec make-folds --num-folds "$num_folds" --num-enroll "$num_cal_enroll" \
+    "$data/train" "$data/cal"
 fi
-
-if run_stage 3 "diagonal UBM ($num_gauss Gaussians)" "$exp/ubm/final.ubm.npz"; then
-  train_ubm "$data/train" "$exp" "$num_gauss" "$ubm_iters"
-fi
-
-if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt"; then
-  gmm_ubm "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt"; then
-  gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 6 "i-vectors: full-covariance UBM, T matrix (dim $tv_dim), extraction" \
-    "$exp/ivectors_test/ivector.scp"; then
-  ivectors "$data/train" "$data/enroll" "$data/test" "$exp" "$tv_dim" "$ivector_iters"
-fi
-
-if run_stage 7 "i-vector back ends: cosine, LDA, WCCN, length norm, PLDA (two variants), S-norm" \
-    "$exp/scores/ivec_plda_twocov_snorm.txt"; then
-  ivector_backends "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim"
-fi
-
-if run_stage 8 "GMM-UBM with S-norm (cohort: background speakers)" "$exp/scores/gmm_ubm_snorm.txt"; then
-  gmm_ubm_snorm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
-fi
-
-if run_stage 9 "RNN speaker embeddings (when PyTorch is installed)" "$exp/scores/rnn_softmax_id.txt"; then
-  rnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$rnn_epochs"
-fi
-
-if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
-  results "$data/test" "$exp" $all_systems
-fi
-log "done: $exp/results.md, $exp/det.png"
+mkdir -p "$exp/scores"
+. utils/stages_classical.sh

@@ -49,17 +49,24 @@ gsv_svm() {
 }
 
 # ivectors TRAIN ENROLL TEST EXP TV_DIM ITERS -> EXP/ivectors_{train,enroll,test}/{ivector,spk_ivector}.scp
-# Full-covariance UBM from the diagonal one, total-variability matrix trained on the background set's
-# utterances (or on speaker-pooled statistics with pool_speakers=true), then extraction.
+# The i-vector front end has its own UBM, sized to the data (ivector_num_gauss, default 32, diagonal:
+# ivector_ubm=diag; full: a full-covariance UBM trained from it), independent of the GMM-UBM system's.
+# T trains on single utterances (pool_speakers=true: on speaker-pooled statistics), then extraction.
 ivectors() {
-  local train=$1 enroll=$2 test=$3 exp=$4 tv_dim=$5 iters=$6 set d
-  done_already "$exp/full_ubm/final.ubm.npz" || \
-    run "$exp/full_ubm/log/train.log" spkrec train-full-ubm --num-iters 4 $par \
-      "$exp/ubm/final.ubm.npz" "$train" "$exp/full_ubm"
+  local train=$1 enroll=$2 test=$3 exp=$4 tv_dim=$5 iters=$6 set d ubm_dir=$4/ivector_ubm
+  done_already "$exp/ivector_ubm/final.ubm.npz" || \
+    run "$exp/ivector_ubm/log/train.log" spkrec train-ubm --num-gauss "${ivector_num_gauss:-32}" \
+      --num-iters "${ubm_iters:-4}" --seed "${seed:-0}" $par "$train" "$exp/ivector_ubm"
+  if [ "${ivector_ubm:-diag}" = full ]; then
+    ubm_dir=$exp/full_ubm
+    done_already "$exp/full_ubm/final.ubm.npz" || \
+      run "$exp/full_ubm/log/train.log" spkrec train-full-ubm --num-iters 4 $par \
+        "$exp/ivector_ubm/final.ubm.npz" "$train" "$exp/full_ubm"
+  fi
   done_already "$exp/extractor/extractor.npz" || \
-    run "$exp/extractor/log/train.log" spkrec train-ivector-extractor --tv-dim "$tv_dim" --num-iters "$iters" \
-      $([ "${pool_speakers:-false}" = true ] && echo --pool-speakers) --seed "${seed:-0}" $par \
-      "$exp/full_ubm" "$train" "$exp/extractor"
+    run "$exp/extractor/log/train.log" spkrec train-ivector-extractor --ubm "${ivector_ubm:-diag}" \
+      --tv-dim "$tv_dim" --num-iters "$iters" $([ "${pool_speakers:-false}" = true ] && echo --pool-speakers) \
+      --seed "${seed:-0}" $par "$ubm_dir" "$train" "$exp/extractor"
   for set in train enroll test; do
     d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
     done_already "$exp/ivectors_$set/ivector.scp" || \
@@ -74,7 +81,10 @@ cohort_trials() {
 }
 
 # ivector_backends TRAIN ENROLL TEST EXP LDA_DIM -> EXP/scores/ivec_{cosine,lda_cosine,plda_twocov,plda_simplified,plda_twocov_snorm}.txt
-# The cohort of S-norm is the background speakers (their mean i-vectors).
+# PLDA systems use the chain $plda_chain (default center,lnorm: LDA and WCCN trained on in-sample
+# i-vectors hurt on small background sets, see the README). S-norm: both sides are scored the same way,
+# models against the cohort speakers' single utterances and the cohort speakers' models (all their
+# utterances, multi-enrolment PLDA) against the test utterances; --snorm-method as = adaptive S-norm.
 ivector_backends() {
   local train=$1 enroll=$2 test=$3 exp=$4 lda_dim=$5
   local iv=$exp/ivectors b=$exp/backend sc=$exp/scores
@@ -92,7 +102,7 @@ ivector_backends() {
   for variant in two-cov simplified; do
     local name=plda_${variant//-/}
     done_already "$b/$name.npz" || \
-      run "$b/log/train_$name.log" spkrec train-backend --steps "center,lda:$lda_dim,wccn,lnorm,plda" \
+      run "$b/log/train_$name.log" spkrec train-backend --steps "${plda_chain:-center,lnorm},plda" \
         --plda "$variant" "${iv}_train/ivector.scp" "$train/utt2spk" "$b/$name.npz"
     done_already "$sc/ivec_$name.txt" || \
       run "$b/log/score_$name.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/$name.npz" \
@@ -101,24 +111,26 @@ ivector_backends() {
   if ! done_already "$sc/ivec_plda_twocov_snorm.txt"; then
     cut -d' ' -f1 "$enroll/spk2utt" > "$b/enroll.ids"
     cut -d' ' -f1 "$train/spk2utt" > "$b/cohort.ids"
+    cut -d' ' -f1 "$train/utt2spk" > "$b/cohort_utts.ids"
     cut -d' ' -f1 "$test/utt2spk" > "$b/test.ids"
-    cohort_trials "$b/enroll.ids" "$b/cohort.ids" "$b/enroll_cohort.trials"
+    cohort_trials "$b/enroll.ids" "$b/cohort_utts.ids" "$b/enroll_cohort.trials"
     cohort_trials "$b/cohort.ids" "$b/test.ids" "$b/cohort_test.trials"
-    run "$b/log/snorm.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/plda_twocov.npz" \
-      "${iv}_enroll/ivector.scp" "${iv}_train/spk_ivector.scp" "$b/enroll_cohort.trials" "$b/enroll_cohort.scores"
-    run "$b/log/snorm.log" spkrec score-plda --enroll-spk2utt "$train/spk2utt" "$b/plda_twocov.npz" \
+    run "$b/log/snorm_enroll.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/plda_twocov.npz" \
+      "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$b/enroll_cohort.trials" "$b/enroll_cohort.scores"
+    run "$b/log/snorm_test.log" spkrec score-plda --enroll-spk2utt "$train/spk2utt" "$b/plda_twocov.npz" \
       "${iv}_train/ivector.scp" "${iv}_test/ivector.scp" "$b/cohort_test.trials" "$b/cohort_test.scores"
-    run "$b/log/snorm.log" spkrec score-norm --method s "$sc/ivec_plda_twocov.txt" \
-      "$b/enroll_cohort.scores" "$b/cohort_test.scores" "$sc/ivec_plda_twocov_snorm.txt"
+    run "$b/log/snorm.log" spkrec score-norm --method "${snorm_method:-s}" --top-n "${snorm_top_n:-200}" \
+      "$sc/ivec_plda_twocov.txt" "$b/enroll_cohort.scores" "$b/cohort_test.scores" "$sc/ivec_plda_twocov_snorm.txt"
   fi
 }
 
 # gmm_ubm_snorm TRAIN ENROLL TEST EXP RELEVANCE -> EXP/scores/gmm_ubm_snorm.txt
 # S-norm of the GMM-UBM scores; the cohort is one MAP model per background speaker.
 gmm_ubm_snorm() {
-  local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5 g=$exp/gmm
+  local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5
+  local g=$exp/gmm
   done_already "$exp/scores/gmm_ubm_snorm.txt" && return 0
-  run "$g/log/cohort.log" spkrec enroll-gmm --relevance-factor "$relevance" $par \
+  run "$g/log/cohort_enroll.log" spkrec enroll-gmm --relevance-factor "$relevance" $par \
     "$exp/ubm/final.ubm.npz" "$train" "$g/cohort.npz"
   cut -d' ' -f1 "$enroll/spk2utt" > "$g/enroll.ids"
   cut -d' ' -f1 "$train/spk2utt" > "$g/cohort.ids"
@@ -127,11 +139,12 @@ gmm_ubm_snorm() {
   # enrolment models against the cohort speakers' utterances, cohort models against the test utterances
   cohort_trials "$g/enroll.ids" "$g/cohort_utts.ids" "$g/enroll_cohort.trials"
   cohort_trials "$g/cohort.ids" "$g/test.ids" "$g/cohort_test.trials"
-  run "$g/log/cohort.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/speakers.npz" \
+  run "$g/log/cohort_score_enroll.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/speakers.npz" \
     "$train" "$g/enroll_cohort.trials" "$g/enroll_cohort.scores"
-  run "$g/log/cohort.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/cohort.npz" \
+  run "$g/log/cohort_score_test.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/cohort.npz" \
     "$test" "$g/cohort_test.trials" "$g/cohort_test.scores"
-  run "$g/log/snorm.log" spkrec score-norm --method s "$exp/scores/gmm_ubm.txt" \
+  run "$g/log/snorm.log" spkrec score-norm --method "${snorm_method:-s}" --top-n "${snorm_top_n:-200}" \
+    "$exp/scores/gmm_ubm.txt" \
     "$g/enroll_cohort.scores" "$g/cohort_test.scores" "$exp/scores/gmm_ubm_snorm.txt"
 }
 
@@ -145,7 +158,8 @@ have_torch() {
 # LSTM speaker encoder (GE2E loss) trained on the background speakers; its embeddings scored by the same
 # back ends as the i-vectors; and the closed-set softmax classifier trained on the enrolment utterances.
 rnn_systems() {
-  local train=$1 enroll=$2 test=$3 exp=$4 lda_dim=$5 epochs=$6 set d sc=$exp/scores
+  local train=$1 enroll=$2 test=$3 exp=$4 lda_dim=$5 epochs=$6 set d
+  local sc=$exp/scores
   if ! have_torch; then
     log "  RNN systems skipped: PyTorch is not installed (pip install 'spkrec[rnn]' or pip install torch==2.13.0)"
     return 0
@@ -173,12 +187,83 @@ rnn_systems() {
       --model-dir "$exp/rnn_classifier" "$enroll" "$test" "$sc/rnn_softmax_id.txt"
 }
 
-# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png (systems whose EXP/scores/<s>.txt exists);
+# fold_exp FOLD EXP: the experiment dir EXP/cal/FOLD of one calibration fold (make-folds). It shares the
+# unsupervised models (UBMs, i-vector extractor) of EXP; whatever is trained with speaker labels (PLDA,
+# LDA, SVMs, S-norm cohorts) is trained again on the fold's own train dir, which lacks the fold's speakers.
+fold_exp() {
+  local d=$2/cal/$1 m
+  mkdir -p "$d/scores"
+  for m in ubm ivector_ubm full_ubm extractor; do [ -e "$d/$m" ] || ln -sfn "../../$m" "$d/$m"; done
+  echo "$d"
+}
+
+# share_vectors SCP FOLD_DATA OUT_PATTERN: for each set of FOLD_DATA/{train,enroll,test}, the lines of the
+# vector table SCP (of every background utterance) for that set's utterances, written to OUT_PATTERN
+# with %s replaced by the set: a fold's sets are background utterances, whose vectors (from
+# unsupervised models) need no second extraction.
+share_vectors() {
+  local scp=$1 fold=$2 pattern=$3 set out
+  for set in train enroll test; do
+    out=$(printf "$pattern" "$set")
+    mkdir -p "$(dirname "$out")"
+    awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+    mv "$out.tmp" "$out"
+  done
+}
+
+# folds DATA_CAL: the fold names (fold0 fold1 ...) written by make-folds
+folds() { local f; for f in "$1"/fold*; do [ -d "$f" ] && basename "$f"; done; return 0; }
+
+# calibrate DATA_CAL EXP SYSTEM... -> EXP/scores_cal/<s>.txt: each system's scores on the pooled fold
+# trials (background speakers only) train a linear calibration (EXP/cal/<s>.npz, train-calibration),
+# applied to its evaluation scores (apply-calibration).
+calibrate() {
+  local cal=$1 exp=$2 s f; shift 2
+  local c=$exp/cal
+  mkdir -p "$c/scores" "$exp/scores_cal"
+  pool_fold_files "$c/trials" $(for f in $(folds "$cal"); do echo "$cal/$f/test/trials"; done)
+  for s in "$@"; do
+    [ -f "$exp/scores/$s.txt" ] || continue
+    pool_fold_files "$c/scores/$s.txt" $(for f in $(folds "$cal"); do echo "$c/$f/scores/$s.txt"; done)
+    done_already "$exp/scores_cal/$s.txt" && continue
+    run "$c/log/train_$s.log" spkrec train-calibration --target-prior "${target_prior:-0.01}" \
+      "$c/scores/$s.txt" "$c/trials" "$c/$s.npz"
+    run "$c/log/apply_$s.log" spkrec apply-calibration "$c/$s.npz" "$exp/scores/$s.txt" "$exp/scores_cal/$s.txt"
+  done
+}
+
+# pool_fold_files OUT FILE...: concatenate the folds' files (atomically)
+pool_fold_files() {
+  local out=$1; shift
+  cat "$@" > "$out.tmp" && mv "$out.tmp" "$out"
+}
+
+# fuse_systems EXP NAME SYSTEM...: linear logistic-regression fusion trained on the pooled fold scores
+# of the systems (EXP/cal/scores), applied to their evaluation scores -> EXP/scores_cal/NAME.txt
+fuse_systems() {
+  local exp=$1 name=$2 s pairs=() names=(); shift 2
+  local c=$exp/cal
+  for s in "$@"; do
+    [ -f "$c/scores/$s.txt" ] && [ -f "$exp/scores/$s.txt" ] || continue
+    pairs+=("$c/scores/$s.txt,$exp/scores/$s.txt"); names+=("$s")
+  done
+  [ ${#pairs[@]} -ge 2 ] || { log "  fusion $name skipped: fewer than two systems with calibration scores"; return 0; }
+  done_already "$exp/scores_cal/$name.txt" && return 0
+  local IFS=,
+  run "$c/log/fuse_$name.log" spkrec fuse --trials "$c/trials" --target-prior "${target_prior:-0.01}" \
+    --names "${names[*]}" --model-out "$c/$name.npz" --out "$exp/scores_cal/$name.txt" "${pairs[@]}"
+}
+
+# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png. Each system's calibrated scores
+# (EXP/scores_cal/<s>.txt) when it has them, else its raw scores, marked "(raw)";
 # top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
 results() {
   local test=$1 exp=$2; shift 2
   local systems=() s
-  for s in "$@"; do [ -f "$exp/scores/$s.txt" ] && systems+=("$exp/scores/$s.txt:$s"); done
+  for s in "$@"; do
+    if [ -f "$exp/scores_cal/$s.txt" ]; then systems+=("$exp/scores_cal/$s.txt:$s")
+    elif [ -f "$exp/scores/$s.txt" ]; then systems+=("$exp/scores/$s.txt:$s (raw)"); fi
+  done
   [ ${#systems[@]} -gt 0 ] || { log "no score files in $exp/scores"; exit 1; }
   local id_opts=(); [ -f "$test/utt2spk" ] && id_opts=(--utt2spk "$test/utt2spk")
   run "$exp/log/results.log" spkrec results-table --trials "$test/trials" "${id_opts[@]}" \
