@@ -73,11 +73,19 @@ def test_mini_recipe_outputs_and_accuracy(mini):
                    "ivec_plda_simplified", "ivec_plda_twocov_snorm"]:
         assert _number(rows[system]["EER %"]) < 35.0, system  # every classical system far from chance
         assert _number(rows[system]["top-1 %"]) > 15.0, system
+    # calibrated on the background folds' trials only: log-likelihood ratios, Cllr below 1 (a
+    # calibration trained on in-sample PLDA scores gave Cllr > 1 here, raw PLDA scores give 440)
+    for system in ["gmm_ubm", "gsv_svm", "ivec_plda_twocov", "ivec_plda_twocov_snorm", "fused"]:
+        assert _number(rows[system]["Cllr"]) < 1.0, system
+        assert (exp / "scores_cal" / f"{system}.txt").is_file()
+    fold_trials = (mini / "data" / "cal" / "fold0" / "test" / "trials").read_text().split()
+    eval_speakers = {l.split()[0] for l in (mini / "data" / "enroll" / "spk2utt").read_text().splitlines() if l}
+    assert not eval_speakers & set(fold_trials[0::3])  # calibration never sees an evaluation speaker
     try:
         import torch  # noqa: F401
-        assert {"rnn_cosine", "rnn_plda", "rnn_softmax_id"} <= set(rows)
+        assert {"rnn_cosine (raw)", "rnn_plda (raw)", "rnn_softmax_id (raw)"} <= set(rows)
     except ImportError:
-        assert "rnn_cosine" not in rows
+        assert "rnn_cosine (raw)" not in rows
     assert not list(exp.rglob("*.tmp"))
 
 

@@ -3,14 +3,16 @@
 #   $data/{train,enroll,test} and $data/test/trials  (background, enrolment and test sets)
 #   $data/cal/fold<k>/{train,enroll,test}             (calibration folds of the background speakers)
 # Every system scores the evaluation trials, then each fold's trials with the models of that fold
-# (fold_exp), which are pooled into the calibration set of stage 10.
+# (fold_exp: all but the i-vector front end retrained without the fold's speakers), which are pooled
+# into the calibration set of stage 10.
 cal_folds=$(folds "$data/cal")
 fold_outputs() {  # fold_outputs FILE: that file under every fold's experiment dir
   local f; for f in $cal_folds; do echo "$exp/cal/$f/$1"; done
 }
 
-if run_stage 3 "diagonal UBM ($num_gauss Gaussians)" "$exp/ubm/final.ubm.npz"; then
+if run_stage 3 "diagonal UBM ($num_gauss Gaussians)" "$exp/ubm/final.ubm.npz" $(fold_outputs ubm/final.ubm.npz); then
   train_ubm "$data/train" "$exp" "$num_gauss" "$ubm_iters"
+  for f in $cal_folds; do train_ubm "$data/cal/$f/train" "$(fold_exp "$f" "$exp")" "$num_gauss" "$ubm_iters"; done
 fi
 
 if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt" $(fold_outputs scores/gmm_ubm.txt); then
@@ -21,9 +23,7 @@ fi
 if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt" $(fold_outputs scores/gsv_svm.txt); then
   gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
   for f in $cal_folds; do
-    fe=$(fold_exp "$f" "$exp")
-    share_vectors "$exp/gsv/train/supervector.scp" "$data/cal/$f" "$fe/gsv/%s/supervector.scp"
-    gsv_svm "$data/cal/$f/train" "$data/cal/$f/enroll" "$data/cal/$f/test" "$fe" "$relevance"
+    gsv_svm "$data/cal/$f/train" "$data/cal/$f/enroll" "$data/cal/$f/test" "$(fold_exp "$f" "$exp")" "$relevance"
   done
 fi
 
