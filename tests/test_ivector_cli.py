@@ -96,3 +96,65 @@ def test_cli_statistics_stay_out_of_the_driver(setup, monkeypatch):
     assert archive.ids() == sorted(spk2utt) and archive.num_gauss == 8
     assert main(["extract-ivectors", str(tmp / "ext2"), str(data), str(tmp / "iv2")]) == 0
     assert len(kaldiio.load_scp(str(tmp / "iv2" / "ivector.scp"))) == sum(len(u) for u in spk2utt.values())
+
+
+def _subset_dir(src, dst, speakers):
+    """A data dir holding the given speakers of ``src`` (feats.scp, utt2spk, spk2utt filtered)."""
+    dst.mkdir()
+    spk_of = dict(line.split() for line in (src / "utt2spk").read_text().splitlines())
+    for name in ("feats.scp", "utt2spk"):
+        lines = [ln for ln in (src / name).read_text().splitlines() if spk_of[ln.split()[0]] in speakers]
+        (dst / name).write_text("".join(ln + "\n" for ln in lines))
+    lines = [ln for ln in (src / "spk2utt").read_text().splitlines() if ln.split()[0] in speakers]
+    (dst / "spk2utt").write_text("".join(ln + "\n" for ln in lines))
+    return dst
+
+
+def test_cli_variance_update_heldout_and_min_count(setup, capsys, caplog):
+    import logging
+    from spkrec.io.atomic import load_npz
+    from spkrec.ivector import IvectorExtractor, StatsArchive
+    tmp, data, spk2utt = setup
+    feat = ["--deltas-order", "0", "--cmvn", "utterance"]
+    base = ["train-ivector-extractor", *feat, "--ubm", "diag", "--tv-dim", "4", "--num-iters", "3",
+            "--update-variances", "true", "--heldout-speakers", "3"]
+    assert main([*base, str(tmp / "ubm"), str(data), str(tmp / "sv1")]) == 0
+    assert main([*base, "--nj", "2", str(tmp / "ubm"), str(data), str(tmp / "sv2")]) == 0
+    a = IvectorExtractor.load(tmp / "sv1" / "extractor.npz")
+    b = IvectorExtractor.load(tmp / "sv2" / "extractor.npz")
+    np.testing.assert_array_equal(a.T_, b.T_)
+    np.testing.assert_array_equal(a.covariances_, b.covariances_)
+    assert a.update_variances and not np.array_equal(a.covariances_, a.ubm_covariances_)
+    assert len(a.heldout_objective_history_) == 3 and a.heldout_objective_history_ == b.heldout_objective_history_
+    logged = (tmp / "sv1" / "log" / "train_ivector_extractor.log").read_text().splitlines()
+    assert logged[0].startswith("iteration 0 objective ") and " heldout-objective " in logged[0]
+    assert not (tmp / "sv1" / "stats").exists() and not (tmp / "sv1" / "heldout_stats").exists()
+    assert main(["extract-ivectors", str(tmp / "sv1"), str(data), str(tmp / "sv1iv")]) == 0
+    # a separate held-out data dir: 3 speakers not in training
+    speakers = sorted(spk2utt)
+    train = _subset_dir(data, tmp / "train9", set(speakers[:9]))
+    held = _subset_dir(data, tmp / "held3", set(speakers[9:]))
+    assert main(["train-ivector-extractor", *feat, "--ubm", "diag", "--tv-dim", "4", "--num-iters", "2", "--keep-stats",
+                 "--heldout-data", str(held), str(tmp / "ubm"), str(train), str(tmp / "hd")]) == 0
+    hd = IvectorExtractor.load(tmp / "hd" / "extractor.npz")
+    assert len(hd.heldout_objective_history_) == 2
+    assert StatsArchive.from_dir(tmp / "hd" / "heldout_stats").num_utts == sum(len(spk2utt[s]) for s in speakers[9:])
+    occ = sum(StatsArchive.from_dir(tmp / "hd" / "stats").load(k)[0].sum(0, dtype=np.float64)
+              for k in range(len(StatsArchive.from_dir(tmp / "hd" / "stats").paths)))
+    # --min-gauss-count: the Gaussians below it leave the extractor and the saved UBM
+    threshold = float(np.sort(occ)[2] + 1e-3)  # drops the 3 lightest Gaussians
+    with caplog.at_level(logging.INFO, logger="spkrec"):
+        assert main(["train-ivector-extractor", *feat, "--ubm", "diag", "--tv-dim", "4", "--num-iters", "2",
+                     "--min-gauss-count", str(threshold), str(tmp / "ubm"), str(train), str(tmp / "mc")]) == 0
+    assert "dropped 3 of 8 Gaussians" in caplog.text
+    arrays, _ = load_npz(tmp / "mc" / "final.ubm.npz", "DiagGMM")
+    kept = IvectorExtractor.load(tmp / "mc" / "extractor.npz")
+    assert arrays["means"].shape[0] == 5 == kept.T_.shape[0]
+    np.testing.assert_array_equal(kept.kept_gaussians_, np.flatnonzero(occ >= threshold))
+    assert main(["extract-ivectors", str(tmp / "mc"), str(data), str(tmp / "mciv")]) == 0
+    assert len(kaldiio.load_scp(str(tmp / "mciv" / "ivector.scp"))) == sum(len(u) for u in spk2utt.values())
+    # bad input: one clear line
+    assert main(["train-ivector-extractor", "--ubm", "diag", "--heldout-speakers", "12", str(tmp / "ubm"), str(data),
+                 str(tmp / "bad")]) == 1
+    err = capsys.readouterr().err
+    assert "--heldout-speakers 12 leaves no training speaker" in err and "Traceback" not in err

@@ -101,6 +101,20 @@ def add_train_extractor(p):
                    help="train on statistics pooled per speaker (DATA/utt2spk): helps on small corpora")
     p.add_argument("--batch-size", type=int, default=64, help="utterances per batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial T (default 0)")
+    p.add_argument("--update-variances", type=_bool, default=False, metavar="true|false",
+                   help="re-estimate the residual covariances Sigma each iteration (Kaldi --update-variances; "
+                        "default false)")
+    p.add_argument("--variance-floor-factor", type=float, default=0.1,
+                   help="Sigma floor relative to the average data covariance (Kaldi; default 0.1)")
+    p.add_argument("--min-gauss-count", type=float, default=10.0,
+                   help="drop Gaussians whose total training occupancy is below this (default 10: a Gaussian "
+                        "with fewer frames gives T a singular update; 0 keeps all); OUT_DIR/final.ubm.npz then "
+                        "holds the kept Gaussians")
+    p.add_argument("--heldout-data", default=None, metavar="DIR",
+                   help="data dir of speakers not in DATA: the extractor objective per held-out utterance is "
+                        "logged each iteration, with a warning when it ends negative or falling (over-fitting)")
+    p.add_argument("--heldout-speakers", type=int, default=0, metavar="K",
+                   help="keep K speakers of DATA (DATA/utt2spk) out of training for the same check (default 0)")
     p.add_argument("--keep-stats", action="store_true",
                    help="keep the statistics files OUT_DIR/stats/stats.<k>.npz (removed after training by default)")
     _stats_args(p)
@@ -111,6 +125,30 @@ def add_train_extractor(p):
     p.add_argument("out_dir", help="output directory (writes extractor.npz and final.ubm.npz)")
 
 
+def _bool(text):
+    value = str(text).lower()
+    if value not in ("true", "false"):
+        import argparse
+        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+    return value == "true"
+
+
+def _heldout_speakers(data, utts, k):
+    """Training utterances and held-out utterances: ``k`` speakers of DATA/utt2spk spread evenly over the
+    sorted speakers (deterministic), all their utterances held out."""
+    from spkrec.io.datadir import DataDir
+    dd = DataDir(data)
+    if not (dd.has("utt2spk") or dd.has("spk2utt")):
+        raise SpkrecError(f"{os.path.join(data, 'utt2spk')}: file not found; --heldout-speakers needs the speakers")
+    speakers = sorted(dd.spk2utt)
+    if k >= len(speakers):
+        raise SpkrecError(f"{data}: --heldout-speakers {k} leaves no training speaker ({len(speakers)} speakers); "
+                          "lower it")
+    chosen = {speakers[i] for i in np.unique(np.round(np.linspace(0, len(speakers) - 1, k)).astype(int))}
+    held = {u for s in chosen for u in dd.spk2utt[s]}
+    return [u for u in utts if u not in held], [u for u in utts if u in held], sorted(chosen)
+
+
 def run_train_extractor(args):
     from spkrec.ivector import IvectorExtractor, write_stats
     ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
@@ -119,6 +157,16 @@ def run_train_extractor(args):
     config = parallel_config(args)
     utts = loader.utt_ids
     stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
+    if args.heldout_data and args.heldout_speakers:
+        raise SpkrecError("pass one of --heldout-data and --heldout-speakers")
+    held_utts, held_loader = [], None
+    if args.heldout_speakers > 0:
+        utts, held_utts, chosen = _heldout_speakers(args.data, utts, args.heldout_speakers)
+        held_loader = loader
+        log.info("held out %d speakers (%d utterances) for the over-fitting check", len(chosen), len(held_utts))
+    elif args.heldout_data:
+        held_loader = feature_loader(args.heldout_data, opts)
+        held_utts = held_loader.utt_ids
     groups = None
     if args.pool_speakers:
         from spkrec.io.datadir import DataDir
@@ -126,22 +174,35 @@ def run_train_extractor(args):
     # statistics go to disk, written by the workers; training reads them back one file at a time
     stats_dir = os.path.join(args.out_dir, "stats")
     archive = write_stats(ubm, loader, utts, stats_dir, config, groups=groups, batch_size=args.batch_size,
-                          **stats_opts)
+                          second_order=args.update_variances, **stats_opts)
     if args.pool_speakers:
         log.info("pooled statistics of %d utterances into %d speakers", len(utts), archive.num_utts)
+    heldout, held_dir = None, os.path.join(args.out_dir, "heldout_stats")
+    if held_utts:  # single utterances (what extraction sees), never pooled
+        heldout = write_stats(ubm, held_loader, held_utts, held_dir, config, batch_size=args.batch_size,
+                              second_order=args.update_variances, **stats_opts)
     model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
-                             prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed)
-    model.fit(archive, ubm=ubm, config=config)
+                             prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed,
+                             update_variances=args.update_variances, variance_floor_factor=args.variance_floor_factor,
+                             min_gauss_count=args.min_gauss_count)
+    model.fit(archive, ubm=ubm, config=config, heldout=heldout)
     if not args.keep_stats:
-        for path in archive.paths:
-            os.remove(path)
-        with contextlib.suppress(OSError):
-            os.rmdir(stats_dir)
+        for arch, directory in ((archive, stats_dir), (heldout, held_dir)):
+            if arch is None:
+                continue
+            for path in arch.paths + ([arch.second_order_path] if arch.second_order_path else []):
+                os.remove(path)
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
     os.makedirs(args.out_dir, exist_ok=True)
-    ubm.save(os.path.join(args.out_dir, UBM_FILE), meta={"features": opts})
+    model.kept_ubm(ubm).save(os.path.join(args.out_dir, UBM_FILE), meta={"features": opts})
     model.save(os.path.join(args.out_dir, EXTRACTOR_FILE), meta={"features": opts, "stats": stats_opts})
+    held = model.heldout_objective_history_
+    lines = [f"iteration {i} objective {v:.6f}" + (f" heldout-objective {held[i]:.6f}" if held else "")
+             for i, v in enumerate(model.objective_history_)]
+    warning = model.overfitting_warning()
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_ivector_extractor.log"),
-                       [f"iteration {i} objective {v:.6f}" for i, v in enumerate(model.objective_history_)])
+                       lines + ([f"warning: {warning}"] if warning else []))
     log.info("wrote %s", os.path.join(args.out_dir, EXTRACTOR_FILE))
 
 

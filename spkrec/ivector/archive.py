@@ -5,6 +5,9 @@ writes its rows to ``OUT/stats.<k>.npz`` (``N (n_k, C)``, ``F (n_k, C, D)`` floa
 no pickle), returning only paths. :class:`StatsArchive` is the sequence of those files: training
 (``IvectorExtractor.fit``) cuts it into the same batches as the in-memory arrays and its E-step workers
 open the files by path, so no process ever holds the statistics of the whole corpus.
+With ``second_order=True`` the total second-order statistics S of the corpus (one (C, D, D) or (C, D)
+float64 array, summed per file by the workers, then over the files in order: the same for any ``nj``)
+go to ``OUT/second_order.npz``, read by :meth:`StatsArchive.second_order` (residual-covariance update).
 """
 import glob
 import json
@@ -15,11 +18,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.io.atomic import save_npz
+from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.stats import StatsComputer, _stats_of, pool_stats
 from spkrec.parallel import NUM_CHUNKS, SERIAL, map_chunks
 
 KIND = "IvectorStats"
+SECOND_ORDER_KIND = "IvectorSecondOrderStats"
+SECOND_ORDER_FILE = "second_order.npz"
 FILE_BYTES = 256 << 20
 """Upper bound on the size of one statistics file (it is loaded whole by a worker)."""
 
@@ -46,8 +51,9 @@ class StatsArchive:
     the E-step workers receive (with batch descriptors), instead of the statistics.
     """
 
-    def __init__(self, paths):
+    def __init__(self, paths, second_order_path=None):
         self.paths = [os.fspath(p) for p in paths]
+        self.second_order_path = None if second_order_path is None else os.fspath(second_order_path)
         metas = [_read(p)[0] for p in self.paths]
         self.counts = [int(m["num_rows"]) for m in metas]
         shapes = {(int(m["num_gauss"]), int(m["dim"])) for m in metas}
@@ -63,7 +69,19 @@ class StatsArchive:
         paths = [p for p in paths if re.fullmatch(r"stats\.\d+\.npz", os.path.basename(p))]
         if not paths:
             raise SpkrecError(f"{directory}: no stats.<k>.npz files; run the statistics stage first")
-        return cls(sorted(paths, key=lambda p: int(os.path.basename(p).split(".")[1])))
+        so = os.path.join(directory, SECOND_ORDER_FILE)
+        return cls(sorted(paths, key=lambda p: int(os.path.basename(p).split(".")[1])),
+                   so if os.path.exists(so) else None)
+
+    def second_order(self):
+        """Total second-order statistics S (C, D, D) or (C, D) float64 of all rows (``write_stats(...,
+        second_order=True)``); SpkrecError when they were not written."""
+        if self.second_order_path is None:
+            where = os.path.dirname(self.paths[0]) if self.paths else "the statistics"
+            raise SpkrecError(f"{where}: no {SECOND_ORDER_FILE} (second-order statistics); write the statistics "
+                              "with second_order=True to re-estimate the variances")
+        arrays, _ = load_npz(self.second_order_path, SECOND_ORDER_KIND)
+        return arrays["S"]
 
     @property
     def num_utts(self):
@@ -143,13 +161,14 @@ def rows_per_file(num_rows, num_gauss, dim, batch_size=64):
     return max(bs, -(-per // bs) * bs)
 
 
-def _write_jobs(jobs, loader, computer, out_dir, pooled):
-    """Worker: statistics of each job ``(k, [(row id, [utts])])``, written to ``out_dir/stats.<k>.npz``."""
+def _write_jobs(jobs, loader, computer, out_dir, pooled, second_order=False):
+    """Worker: statistics of each job ``(k, [(row id, [utts])])``, written to ``out_dir/stats.<k>.npz``;
+    returns the paths (with ``second_order``: pairs (path, summed S of the job))."""
     paths = []
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
         for k, groups in jobs:
             utts = [u for _, members in groups for u in members]
-            N, F = _stats_of(utts, loader, computer)
+            N, F, *S = _stats_of(utts, loader, computer, second_order)
             if pooled:
                 ids, N, F = pool_stats(N, F, utts, dict(groups))
             else:
@@ -157,19 +176,20 @@ def _write_jobs(jobs, loader, computer, out_dir, pooled):
             path = os.path.join(out_dir, f"stats.{k}.npz")
             save_npz(path, KIND, dict(N=N, F=F, ids=np.array(ids, dtype=str)),
                      dict(num_rows=len(ids), num_gauss=computer.num_gauss, dim=computer.dim, pooled=pooled))
-            paths.append(path)
+            paths.append((path, S[0]) if second_order else path)
     return paths
 
 
 def write_stats(ubm, loader, utt_ids, out_dir, config=SERIAL, groups=None, batch_size=64, num_gselect=20,
-                min_post=0.025, posterior_scale=1.0):
+                min_post=0.025, posterior_scale=1.0, second_order=False):
     """Compute statistics and write them to ``out_dir/stats.<k>.npz`` (by the workers); returns a StatsArchive.
 
     ubm, loader, utt_ids, num_gselect, min_post, posterior_scale : as for ``accumulate_stats``.
     groups : optional mapping ``group -> [utts]`` (e.g. spk2utt): rows are then the sums over each group
         (the numbers of ``pool_stats``; utterances not in ``utt_ids`` are ignored, empty groups skipped).
     batch_size : files hold whole batches of this many rows where possible (fewer pieces per batch).
-    Older ``stats.*.npz`` files in ``out_dir`` are removed first.
+    second_order : also write the total second-order statistics to ``out_dir/second_order.npz``.
+    Older ``stats.*.npz`` (and ``second_order.npz``) files in ``out_dir`` are removed first.
     """
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     utt_ids = list(utt_ids)
@@ -190,8 +210,16 @@ def write_stats(ubm, loader, utt_ids, out_dir, config=SERIAL, groups=None, batch
     if current:
         jobs.append((len(jobs) + 1, current))
     os.makedirs(out_dir, exist_ok=True)
-    for old in glob.glob(os.path.join(out_dir, "stats.*.npz")):
+    for old in glob.glob(os.path.join(out_dir, "stats.*.npz")) + glob.glob(os.path.join(out_dir, SECOND_ORDER_FILE)):
         os.remove(old)
     parts = map_chunks(_write_jobs, jobs, config, desc="Baum-Welch statistics", loader=loader, computer=computer,
-                       out_dir=os.fspath(out_dir), pooled=groups is not None)
-    return StatsArchive([p for part in parts for p in part])
+                       out_dir=os.fspath(out_dir), pooled=groups is not None, second_order=bool(second_order))
+    results = [p for part in parts for p in part]
+    if not second_order:
+        return StatsArchive(results)
+    S = np.zeros((computer.num_gauss,) + (computer.dim,) * (2 if computer.full else 1))
+    for _, Sk in results:  # in file order: the same sum for any nj
+        S += Sk
+    so_path = os.path.join(out_dir, SECOND_ORDER_FILE)
+    save_npz(so_path, SECOND_ORDER_KIND, dict(S=S), dict(num_gauss=computer.num_gauss, dim=computer.dim))
+    return StatsArchive([p for p, _ in results], so_path)

@@ -73,15 +73,39 @@ class StatsComputer:
 
     def __call__(self, X, name=None):
         """``(N (C,), F (C, D))`` float32 statistics of one utterance's frames X (T, D)."""
+        return self.with_second_order(X, name, False)[:2]
+
+    def with_second_order(self, X, name=None, second_order=True):
+        """``(N, F, S)`` of one utterance: N, F as ``__call__`` and the float64 second-order statistics
+        centred on the UBM means like F, ``S_c = sum_t gamma_tc (x_t - m_c)(x_t - m_c)'`` ((C, D, D) for a
+        full UBM, (C, D) diagonals for a diagonal one), from the same pruned, scaled posteriors
+        (S is None without ``second_order``)."""
         Xc = _as_frames(X, self.dim, name) - self.center
+        C, D = self.num_gauss, self.dim
         if len(Xc) == 0:
-            return np.zeros(self.num_gauss, np.float32), np.zeros((self.num_gauss, self.dim), np.float32)
+            S = np.zeros((C, D, D) if self.full else (C, D)) if second_order else None
+            return np.zeros(C, np.float32), np.zeros((C, D), np.float32), S
         post = self._posteriors(Xc)
         if self.posterior_scale != 1.0:
             post *= self.posterior_scale
         N = post.sum(0, dtype=np.float64)
         F = post.T @ Xc - N[:, None].astype(np.float32) * self.means_c
-        return N.astype(np.float32), F
+        if not second_order:
+            return N.astype(np.float32), F, None
+        post = post.astype(np.float64)
+        X64 = Xc.astype(np.float64)
+        m = self.means_c.astype(np.float64)
+        F64 = post.T @ X64 - N[:, None] * m
+        if not self.full:  # sum g x^2 - 2 m F - N m^2 (x, m centred on the global mean)
+            S = post.T @ (X64 * X64) - 2.0 * m * F64 - N[:, None] * m * m
+        else:
+            iu = np.triu_indices(D)
+            Q = np.zeros((C, D, D))
+            Q[:, iu[0], iu[1]] = post.T @ (X64[:, iu[0]] * X64[:, iu[1]])
+            Q = Q + np.triu(Q, 1).transpose(0, 2, 1)
+            mF = m[:, :, None] * F64[:, None, :]
+            S = Q - mF - mF.transpose(0, 2, 1) - N[:, None, None] * m[:, :, None] * m[:, None, :]
+        return N.astype(np.float32), F, S
 
 
 def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0):
@@ -89,17 +113,26 @@ def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0)
     return StatsComputer(ubm, num_gselect, min_post, posterior_scale)(X)
 
 
-def _stats_chunk(utts, loader, computer):
+def _stats_chunk(utts, loader, computer, second_order=False):
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
-        return _stats_of(utts, loader, computer)
+        return _stats_of(utts, loader, computer, second_order)
 
 
-def _stats_of(utts, loader, computer):
+def _stats_of(utts, loader, computer, second_order=False):
+    """``N (n, C)``, ``F (n, C, D)`` float32 of ``utts`` and, with ``second_order``, their summed S (float64)."""
     N = np.empty((len(utts), computer.num_gauss), np.float32)
     F = np.empty((len(utts), computer.num_gauss, computer.dim), np.float32)
+    S = None
     for i, utt in enumerate(utts):
-        N[i], F[i] = computer(loader(utt) if callable(loader) else loader[utt], utt)
-    return N, F
+        N[i], F[i], Su = computer.with_second_order(loader(utt) if callable(loader) else loader[utt], utt,
+                                                    second_order)
+        if second_order:
+            S = Su if S is None else S + Su
+    if not second_order:
+        return N, F
+    if S is None:
+        S = np.zeros((computer.num_gauss,) + (computer.dim,) * (2 if computer.full else 1))
+    return N, F, S
 
 
 def loader_utt_ids(loader, utt_ids=None):
@@ -110,22 +143,32 @@ def loader_utt_ids(loader, utt_ids=None):
 
 
 def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
-                     posterior_scale=1.0):
+                     posterior_scale=1.0, second_order=False):
     """Per-utterance statistics of many utterances, in parallel, reading one utterance at a time.
 
     ubm : FullGMM (full-covariance posteriors) or DiagGMM (diagonal posteriors).
     loader : picklable callable (e.g. ``FeatureLoader``) or mapping ``utt -> (T, D)`` frames.
     utt_ids : utterances (default ``loader.utt_ids`` or the mapping's keys).
-    Returns ``N (n, C) float32, F (n, C, D) float32`` in the order of ``utt_ids``.
+    second_order : also return the total second-order statistics S of all utterances (float64, summed
+        per chunk then over chunks in a fixed order: the same for any ``nj``), see ``StatsComputer.second_order``.
+    Returns ``N (n, C) float32, F (n, C, D) float32`` in the order of ``utt_ids`` (and ``S``).
     """
     utt_ids = loader_utt_ids(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     if not utt_ids:
-        return np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),
-                                                                         np.float32)
+        empty = np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),
+                                                                          np.float32)
+        return empty + (_stats_of([], {}, computer, True)[2],) if second_order else empty
     parts = map_chunks(_stats_chunk, utt_ids, config, desc="Baum-Welch statistics", loader=loader,
-                       computer=computer, max_chunks=max(1, min(NUM_CHUNKS, len(utt_ids) // MIN_CHUNK_UTTS)))
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+                       computer=computer, max_chunks=max(1, min(NUM_CHUNKS, len(utt_ids) // MIN_CHUNK_UTTS)),
+                       second_order=bool(second_order))
+    N, F = np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    if not second_order:
+        return N, F
+    S = parts[0][2].copy()
+    for p in parts[1:]:
+        S += p[2]
+    return N, F, S
 
 
 def pool_stats(N, F, keys, groups):
