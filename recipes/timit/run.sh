@@ -33,8 +33,13 @@ seed=0
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
+stages="0 1 2 3 4 20"
 . utils/stages.sh
 . utils/systems.sh
+stage_opts[0]="timit_root"
+stage_opts[1]="seed"
+stage_opts[3]="num_gauss ubm_iters seed"
+stage_opts[4]="relevance"
 all_systems="gmm_ubm"
 mkdir -p "$exp/log"
 
@@ -109,4 +114,4 @@ if run_stage 20 "results tables and DET plot" "$exp/results.md" "$exp/det.png"; 
   cp "$exp/verification/det.png" "$exp/det.png"
   cat "$exp/results.md"
 fi
-log "done: $exp/results.md, $exp/det.png"
+finish_stages "$exp/results.md" "$exp/det.png"

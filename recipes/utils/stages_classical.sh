@@ -64,4 +64,4 @@ fi
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
   results "$data/test" "$exp" $all_systems
 fi
-log "done: $exp/results.md, $exp/det.png, $exp/scores/"
+finish_stages "$exp/results.md" "$exp/det.png" "$exp/scores_cal"
