@@ -8,8 +8,8 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               model_file, parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, model_file, parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -47,7 +47,7 @@ def add_train_ubm(p):
 def run_train_ubm(args):
     from spkrec.gmm import DiagGMM
     opts = feature_options(args)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     start = time.time()
     gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
                   num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
@@ -78,17 +78,17 @@ def add_enroll_gmm(p):
 
 
 def _spk2utt(data):
-    from spkrec.io.datadir import read_table, utt2spk_to_spk2utt
+    from spkrec.io.datadir import read_spk2utt, read_table, utt2spk_to_spk2utt
     path = os.path.join(data, "spk2utt")
     if os.path.exists(path):
-        return {s: v.split() for s, v in read_table(path, 2, None, "spk2utt").items()}
+        return read_spk2utt(path)  # checked against utt2spk
     return utt2spk_to_spk2utt(read_table(os.path.join(data, "utt2spk"), 2, 2, "utt2spk"))
 
 
 def run_enroll_gmm(args):
     from spkrec.gmm.map import enroll_speakers
     ubm, stored = _load_ubm(args.ubm)
-    loader = feature_loader(args.enroll_data, feature_options(args, stored))
+    loader = feature_loader(args.enroll_data, feature_options(args, stored), command_options(args))
     spk2utt = _spk2utt(args.enroll_data)
     known = set(loader.utt_ids)
     for spk, utts in spk2utt.items():
@@ -127,7 +127,7 @@ def run_score_gmm(args):
     if models.means.shape[1:] != ubm.means_.shape:
         raise SpkrecError(f"{args.models}: models have {models.means.shape[1:]} means, the UBM "
                           f"{ubm.means_.shape}; enrol them with this UBM")
-    loader = feature_loader(args.test_data, feature_options(args, stored))
+    loader = feature_loader(args.test_data, feature_options(args, stored), command_options(args))
     trials, lines = read_trials_with_lines(args.trials, require_labels=False)
     known = set(loader.utt_ids)
     for (enroll, test, _), lineno in zip(trials, lines):
@@ -158,7 +158,7 @@ def run_extract_supervectors(args):
     from spkrec.gmm import extract_supervectors
     from spkrec.io.kaldi_io import write_vectors
     ubm, stored = _load_ubm(args.ubm)
-    loader = feature_loader(args.data, feature_options(args, stored))
+    loader = feature_loader(args.data, feature_options(args, stored), command_options(args))
     utts = loader.utt_ids
     sv = extract_supervectors(ubm, loader, utts, args.relevance_factor, parallel_config(args))
     os.makedirs(args.out_dir, exist_ok=True)

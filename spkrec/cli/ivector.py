@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               model_file, parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, model_file, parallel_config)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, write_lines_atomic
 
@@ -70,7 +70,7 @@ def run_train_full_ubm(args):
     from spkrec.ivector import FullGMM
     diag, meta = _load_ubm(args.diag_ubm, "diag")
     opts = _feature_options(args, meta)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
                     min_gaussian_weight=args.min_gaussian_weight)
     model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
@@ -115,7 +115,7 @@ def run_train_extractor(args):
     from spkrec.ivector import IvectorExtractor, write_stats
     ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
     opts = _feature_options(args, meta)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids
     stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
@@ -171,7 +171,7 @@ def run_extract(args):
     stored = meta.get("stats", {})
     stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
                   for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
-    loader = feature_loader(args.data, _feature_options(args, meta))
+    loader = feature_loader(args.data, _feature_options(args, meta), command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids
     ivectors = extract_ivectors(extractor, ubm, loader, utts, config, **stats_opts)  # statistics stay in the workers

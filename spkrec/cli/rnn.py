@@ -6,8 +6,8 @@ import json
 import logging
 import os
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, parallel_config)
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
@@ -86,7 +86,7 @@ def run_train(args):
     require_torch()
     from spkrec.embeddings.train import RNNEmbedder
     opts = feature_options(args)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     utts = loader.utt_ids
     model = RNNEmbedder(**_params(args))
     model.meta_ = {"features": opts}
@@ -124,7 +124,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     path = os.path.join(args.model, MODEL_FILE) if os.path.isdir(args.model) else args.model
     model = RNNEmbedder.load(path)
-    loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")))
+    loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")), command_options(args))
     if loader.dim != model.encoder_.input_dim:
         raise SpkrecError(f"{loader.feats_scp}: features have {loader.dim} dimensions (after deltas) but the model "
                           f"{path} takes {model.encoder_.input_dim}; use the training features and options")
@@ -155,7 +155,8 @@ def run_classify(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.scores import write_scores
     opts = feature_options(args)
-    enroll_loader, test_loader = feature_loader(args.enroll, opts), feature_loader(args.test, opts)
+    commands = command_options(args)
+    enroll_loader, test_loader = feature_loader(args.enroll, opts, commands), feature_loader(args.test, opts, commands)
     enroll_utts = enroll_loader.utt_ids
     model, rows = classify_closed_set(enroll_utts, _labels(args.enroll, enroll_utts), test_loader.utt_ids,
                                       enroll_loader=enroll_loader, test_loader=test_loader,
