@@ -45,7 +45,7 @@ def _enrol_models(scp, spk2utt_path=None, allow_commands=False):
     if spk2utt_path is None:
         return keys, X, None
     lines = {}
-    spk2utt = {s: " ".join(u) for s, u in read_spk2utt(spk2utt_path, line_numbers=lines).items()}
+    spk2utt = {s: " ".join(u) for s, u in read_spk2utt(spk2utt_path, lines, strict=False).items()}
     row = {k: i for i, k in enumerate(keys)}
     models, rows, groups = [], [], []
     for spk, utts in spk2utt.items():

@@ -133,13 +133,14 @@ def utt2spk_to_spk2utt(utt2spk):
     return dict(sorted(spk2utt.items(), key=lambda kv: kv[0].encode("utf-8")))
 
 
-def read_spk2utt(path, line_numbers=None):
+def read_spk2utt(path, line_numbers=None, strict=True):
     """Read ``spk2utt`` -> ``{spk: [utt, ...]}``; it must agree with ``utt2spk`` in the same directory.
 
-    When that ``utt2spk`` exists, an utterance under another speaker, listed twice, unknown to
-    ``utt2spk`` or missing from ``spk2utt`` raises :class:`SpkrecError` naming both files' lines (a stale
-    ``spk2utt`` would otherwise enrol the wrong utterances silently). A dict passed as ``line_numbers``
-    receives ``{spk: 1-based line}``.
+    When that ``utt2spk`` exists, an utterance listed twice or under another speaker than ``utt2spk``
+    says raises :class:`SpkrecError` naming both files' lines (a stale ``spk2utt`` would otherwise enrol
+    the wrong utterances silently); with ``strict`` (a data dir's own ``spk2utt``) so does an utterance
+    that only one of the two files lists. A dict passed as ``line_numbers`` receives
+    ``{spk: 1-based line}``.
     """
     path = os.fspath(path)
     lines = {} if line_numbers is None else line_numbers
@@ -158,11 +159,13 @@ def read_spk2utt(path, line_numbers=None):
                 raise SpkrecError(f"{where}: utterance {u!r} is listed again (first under speaker {seen[u]!r}); {fix}")
             seen[u] = spk
             if u not in utt2spk:
+                if not strict:
+                    continue
                 raise SpkrecError(f"{where}: utterance {u!r} of speaker {spk!r} is not in {u2s_path}; {fix}")
             if utt2spk[u] != spk:
                 raise SpkrecError(f"{where}: utterance {u!r} is under speaker {spk!r} but {u2s_path}:"
                                   f"{u2s_lines[u]} says {utt2spk[u]!r}; {fix}")
-    for u in utt2spk:
+    for u in utt2spk if strict else ():
         if u not in seen:
             raise SpkrecError(f"{u2s_path}:{u2s_lines[u]}: utterance {u!r} (speaker {utt2spk[u]!r}) is missing "
                               f"from {path}; {fix}")
