@@ -205,6 +205,7 @@ def test_nan_wav_is_refused(tmp_path, capsys):
     sf.write(tmp_path / "inf.wav", np.where(np.arange(x.size) == 5, np.inf, x), rate, subtype="FLOAT")
     data = write_data(tmp_path / "d", {"0001-a": flac("0001", "000010011"), "0001-b": tmp_path / "nan.wav",
                                        "0001-c": tmp_path / "inf.wav"})
+    (data / "feats.scp").write_text("0001-a /old/feats.ark:10\n")  # from an earlier run: not to be trusted
     fails(capsys, ["compute-feats", data, tmp_path / "f"], f"{data / 'wav.scp'}:2:", "non-finite")
     assert not (data / "feats.scp").exists()
     assert main(["validate-data-dir", "--decode", str(data)]) == 1

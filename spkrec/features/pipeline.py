@@ -280,6 +280,9 @@ def compute_features(data_dir, feat_dir, feat_type="mfcc", options=None, config=
     prefix = f"raw_{feat_type.replace('-', '_')}_{data_name(data_dir)}"
     _reset_if_options_changed(feat_dir, prefix, {"feat_type": feat_type, "sample_rate": sample_rate,
                                                  "options": opts})
+    for name in ("feats.scp", "utt2num_frames"):  # a failed run must not leave the old tables to be trusted
+        if data.has(name):
+            os.remove(data.file(name))
     jobs = list(enumerate(chunk(utts, -(-len(utts) // max(1, int(utts_per_chunk)))), 1))
     log.info("computing %s features of %d utterances of %s in %d chunks (nj=%d)", feat_type, len(utts),
              data_dir, len(jobs), parallel.nj)
