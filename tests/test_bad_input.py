@@ -337,12 +337,15 @@ def test_feature_dimension_mismatch(base, tmp_path, capsys):
     (["train-ubm", "--subsample", "0"], "--subsample"), (["compute-vad", "--nj", "0"], "--nj"),
     (["score-gmm", "--top-c", "0"], "--top-c"), (["enroll-gmm", "--relevance-factor", "-1"], "--relevance-factor"),
     (["train-ubm", "--var-floor", "nan"], "--var-floor"),
+    (["evaluate", "--p-target", "1"], "--p-target"), (["train-ivector-extractor", "--tv-dim", "0"], "--tv-dim"),
 ])
 def test_numeric_options_are_validated(base, tmp_path, capsys, argv, option):
     verb, extra = argv[0], argv[1:]
     positional = {"train-ubm": [base / "data", tmp_path / "u"], "compute-vad": [base / "data", tmp_path / "v"],
                   "score-gmm": [base / "ubm", base / "models", base / "data", base / "trials", tmp_path / "s"],
-                  "enroll-gmm": [base / "ubm", base / "data", tmp_path / "m"]}[verb]
+                  "enroll-gmm": [base / "ubm", base / "data", tmp_path / "m"],
+                  "evaluate": [tmp_path / "scores", base / "trials"],
+                  "train-ivector-extractor": [base / "ubm", base / "data", tmp_path / "x"]}[verb]
     rc = main([verb, *extra, *map(str, positional)]) if option != "--var-floor" or extra[-1] != "nan" else None
     if rc is None:
         with pytest.raises(SystemExit):  # not a number at all: argparse's usage error

@@ -40,10 +40,14 @@ nonneg_int = _number(int, 0)
 """argparse type: an integer >= 0 (iteration counts, delta order)."""
 positive_float = _number(float, 0.0, low_open=True)
 """argparse type: a finite number > 0 (relevance factor, floors, timeouts)."""
+nonneg_float = _number(float, 0.0)
+"""argparse type: a finite number >= 0 (pruning thresholds)."""
 finite_float = _number(float)
 """argparse type: any finite number."""
 probability = _number(float, 0.0, True, 1.0, True)
 """argparse type: a number strictly between 0 and 1."""
+fraction = _number(float, 0.0, False, 1.0, True)
+"""argparse type: a number in [0, 1)."""
 
 
 def add_command_args(parser, tables="wav.scp"):
