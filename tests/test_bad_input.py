@@ -512,3 +512,14 @@ def test_verbose_gives_the_traceback(base, tmp_path, capsys, monkeypatch):
     fails(capsys, argv, "No space left on device", "s.txt", "disk is full")
     assert main([str(a) for a in [argv[0], "--verbose", *argv[1:]]]) == 1
     assert "Traceback" in capsys.readouterr().err
+
+
+def test_lda_and_wccn_need_repeated_speakers(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    write_vectors(tmp_path / "v.ark", tmp_path / "v.scp", [(f"s{i:02d}-u0", rng.normal(size=5)) for i in range(12)])
+    (tmp_path / "utt2spk").write_text("".join(f"s{i:02d}-u0 s{i:02d}\n" for i in range(12)))
+    for steps, who in (("center,lda:3,plda", "LDA"), ("center,wccn,cosine", "WCCN")):
+        fails(capsys, ["train-backend", "--steps", steps, tmp_path / "v.scp", tmp_path / "utt2spk",
+                       tmp_path / "b.npz"], f"{who}: every one of the 12 speakers has a single training vector",
+              "--steps")
+    assert not (tmp_path / "b.npz").exists()

@@ -89,6 +89,7 @@ class LDA(BackendTransformer):
     def fit(self, X, y):
         X = check_vectors(X, "LDA.fit", min_rows=2)
         st = ClassStats(X, y, min_classes=2)
+        st.require_repeats("LDA")
         N, dim = X.shape
         Sw = st.within_scatter / N
         Sw = sym(Sw + self.reg * np.trace(Sw) / dim * np.eye(dim))
@@ -142,6 +143,7 @@ class WCCN(BackendTransformer):
     def fit(self, X, y):
         X = check_vectors(X, "WCCN.fit", min_rows=2)
         st = ClassStats(X, y)
+        st.require_repeats("WCCN")
         D = (X - st.means[st.codes]) / np.sqrt(st.counts[st.codes])[:, None]
         C = D.T @ D / len(st.classes)
         dim = X.shape[1]
