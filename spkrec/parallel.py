@@ -69,6 +69,31 @@ def _shared_folder(nbytes):
     return None
 
 
+_STALE_FOLDER = None  # compiled lazily: spkrec-(shared|results)-<host>-<pid>-<random>
+_swept = set()
+
+
+def _private_tempdir(kind, folder):
+    """``tempfile.mkdtemp`` named ``spkrec-<kind>-<host>-<pid>-*`` in ``folder``; first removes, once per
+    process and folder, such folders of this user left by processes of this host that no longer run
+    (a killed run's ``/dev/shm`` arrays)."""
+    import re
+    from spkrec.io.atomic import owner_is_dead, owner_tag
+    global _STALE_FOLDER
+    base = folder or tempfile.gettempdir()
+    if base not in _swept:
+        _swept.add(base)
+        if _STALE_FOLDER is None:
+            _STALE_FOLDER = re.compile(r"^spkrec-(?:shared|results)-(?P<tag>[A-Za-z0-9.]+-\d+)-[A-Za-z0-9_]+$")
+        with contextlib.suppress(OSError):
+            for name in os.listdir(base):
+                m = _STALE_FOLDER.match(name)
+                path = os.path.join(base, name)
+                if m and owner_is_dead(m.group("tag")) and os.lstat(path).st_uid == os.getuid():
+                    shutil.rmtree(path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"spkrec-{kind}-{owner_tag()}-", dir=folder)
+
+
 class SharedArrays:
     """Large read-only arrays that every chunk needs (a model), sent once instead of once per chunk.
 
@@ -88,7 +113,7 @@ class SharedArrays:
         self._dir = None
         if config.backend == "loky" and max(1, int(config.nj)) > 1:
             nbytes = sum(np.asarray(a).nbytes for a in self._arrays.values())
-            self._dir = tempfile.mkdtemp(prefix="spkrec-shared-", dir=_shared_folder(nbytes))
+            self._dir = _private_tempdir("shared", _shared_folder(nbytes))
             weakref.finalize(self, shutil.rmtree, self._dir, True)
             for name, array in self._arrays.items():
                 np.save(os.path.join(self._dir, f"{name}.npy"), np.asarray(array), allow_pickle=False)
@@ -307,7 +332,7 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
         return
     folder = _shared_folder(0) if config.backend == "loky" else None  # a RAM-backed folder for results
     if folder is not None:
-        folder = tempfile.mkdtemp(prefix="spkrec-results-", dir=folder)
+        folder = _private_tempdir("results", folder)
     try:
         with _backend(config):
             if config.backend == "dask":

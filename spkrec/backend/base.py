@@ -3,12 +3,16 @@
 Every back end takes plain ``(n, dim)`` vectors (i-vectors, supervectors, neural embeddings) and
 does its maths in float64 (the matrices are small).
 """
+import logging
+
 import numpy as np
 import scipy.sparse
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
+
+log = logging.getLogger("spkrec")
 
 
 def check_vectors(X, what="vectors", dim=None, min_rows=1):
@@ -45,7 +49,7 @@ class ClassStats:
     ``within_scatter (dim, dim)`` = sum over vectors of ``(x - mean_class)(x - mean_class)^T``.
     """
 
-    def __init__(self, X, y, min_classes=1, need_within=False, what="labels"):
+    def __init__(self, X, y, min_classes=1):
         codes, self.classes = encode_labels(y, X.shape[0])
         if len(self.classes) < min_classes:
             raise SpkrecError(f"labels: {len(self.classes)} classes (speakers), need at least {min_classes}; "
@@ -53,13 +57,25 @@ class ClassStats:
         S = len(self.classes)
         self.codes = codes
         self.counts = np.bincount(codes, minlength=S).astype(np.float64)
-        if need_within and not np.any(self.counts >= 2):
-            raise SpkrecError(f"{what}: every speaker has a single vector, so the within-speaker covariance "
-                              "cannot be estimated; train on several vectors (utterances) per speaker")
         self.means = _group_sums(X, codes, S) / self.counts[:, None]
         self.mean = X.mean(axis=0)
         D = X - self.means[codes]
         self.within_scatter = D.T @ D
+
+    def require_repeats(self, who):
+        """Raise when no class has 2 vectors (no within-class information at all); warn about singletons.
+
+        A class with one vector adds nothing to within-class statistics; when all are such, a model
+        would silently take the total covariance for both within and between (``who``: e.g. ``"LDA"``).
+        """
+        single = int(np.count_nonzero(self.counts < 2))
+        if single == len(self.classes):
+            raise SpkrecError(f"{who}: every one of the {single} speakers has a single training vector, so "
+                              "there is no within-speaker variability to learn; train on several utterances "
+                              f"per speaker (utt2spk), or remove {who.lower()} from --steps")
+        if single:
+            log.warning("%s: %d of %d speakers have a single training vector (no within-speaker "
+                        "information from them)", who, single, len(self.classes))
 
 
 def _group_sums(X, codes, n_groups):

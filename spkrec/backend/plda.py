@@ -132,7 +132,8 @@ class TwoCovPLDA(_PLDABase):
 
     def _fit(self, X, y):
         X = check_vectors(X, "TwoCovPLDA.fit", min_rows=2)
-        st = ClassStats(X, y, min_classes=2, need_within=True, what="TwoCovPLDA.fit")
+        st = ClassStats(X, y, min_classes=2)
+        st.require_repeats("PLDA")
         dim = X.shape[1]
         self.mean_ = st.means.mean(axis=0)
         M = st.means - self.mean_
@@ -193,7 +194,8 @@ class SimplifiedPLDA(_PLDABase):
 
     def _fit(self, X, y):
         X = check_vectors(X, "SimplifiedPLDA.fit", min_rows=2)
-        st = ClassStats(X, y, min_classes=2, need_within=True, what="SimplifiedPLDA.fit")
+        st = ClassStats(X, y, min_classes=2)
+        st.require_repeats("PLDA")
         N, dim = X.shape
         q = int(self.n_speaker_factors)
         if not 1 <= q <= dim:

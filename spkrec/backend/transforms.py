@@ -88,7 +88,8 @@ class LDA(BackendTransformer):
 
     def fit(self, X, y):
         X = check_vectors(X, "LDA.fit", min_rows=2)
-        st = ClassStats(X, y, min_classes=2, need_within=True, what="LDA.fit")
+        st = ClassStats(X, y, min_classes=2)
+        st.require_repeats("LDA")
         N, dim = X.shape
         Sw = st.within_scatter / N
         Sw = sym(Sw + self.reg * np.trace(Sw) / dim * np.eye(dim))
@@ -141,7 +142,8 @@ class WCCN(BackendTransformer):
 
     def fit(self, X, y):
         X = check_vectors(X, "WCCN.fit", min_rows=2)
-        st = ClassStats(X, y, need_within=True, what="WCCN.fit")
+        st = ClassStats(X, y)
+        st.require_repeats("WCCN")
         D = (X - st.means[st.codes]) / np.sqrt(st.counts[st.codes])[:, None]
         C = D.T @ D / len(st.classes)
         dim = X.shape[1]

@@ -8,17 +8,18 @@ import os
 
 import numpy as np
 
+from spkrec.cli.common import add_command_args, positive_float, positive_int
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _labelled_vectors(scp, utt2spk_path):
+def _labelled_vectors(scp, utt2spk_path, allow_commands=False):
     """Vectors of the utterances listed in both ``scp`` and ``utt2spk``, with their speaker labels."""
     from spkrec.io.datadir import read_table
     from spkrec.io.kaldi_io import read_vectors
-    keys, X = read_vectors(scp)
+    keys, X = read_vectors(scp, allow_commands)
     utt2spk = read_table(utt2spk_path, min_fields=2, max_fields=2, what="utt2spk")
     keep = [i for i, k in enumerate(keys) if k in utt2spk]
     have = set(keys)
@@ -32,19 +33,19 @@ def _labelled_vectors(scp, utt2spk_path):
     return [keys[i] for i in keep], X[keep], np.array([utt2spk[keys[i]] for i in keep])
 
 
-def _enrol_models(scp, spk2utt_path=None):
+def _enrol_models(scp, spk2utt_path=None, allow_commands=False):
     """Enrolment vectors and their grouping: ``(model_ids, vectors, groups or None)``.
 
     Without ``spk2utt`` every key of ``scp`` is a model (e.g. ``spk_ivector.scp``, one vector per speaker);
     with it, ``scp`` holds utterance vectors and each speaker's utterances form one model.
     """
-    from spkrec.io.datadir import read_table
+    from spkrec.io.datadir import read_spk2utt
     from spkrec.io.kaldi_io import read_vectors
-    keys, X = read_vectors(scp)
+    keys, X = read_vectors(scp, allow_commands)
     if spk2utt_path is None:
         return keys, X, None
     lines = {}
-    spk2utt = read_table(spk2utt_path, min_fields=2, what="spk2utt", line_numbers=lines)
+    spk2utt = {s: " ".join(u) for s, u in read_spk2utt(spk2utt_path, lines, strict=False).items()}
     row = {k: i for i, k in enumerate(keys)}
     models, rows, groups = [], [], []
     for spk, utts in spk2utt.items():
@@ -100,8 +101,8 @@ def _num_utts(path, models):
 def _score_trials(pipe, args):
     from spkrec.io.kaldi_io import read_vectors
     from spkrec.io.scores import write_scores
-    models, E, groups = _enrol_models(args.enroll_scp, args.enroll_spk2utt)
-    test_ids, T = read_vectors(args.test_scp)
+    models, E, groups = _enrol_models(args.enroll_scp, args.enroll_spk2utt, args.allow_commands)
+    test_ids, T = read_vectors(args.test_scp, args.allow_commands)
     rows, mi, ti = _trial_pairs(args.trials, models, test_ids, args.enroll_spk2utt or args.enroll_scp,
                                 args.test_scp)
     counts = _num_utts(args.enroll_num_utts, models) if args.enroll_num_utts and groups is None else 1
@@ -126,6 +127,7 @@ def _add_scoring_io(p):
                    help="without --enroll-spk2utt: '<model-id> <count>' lines giving how many utterance "
                         "vectors "
                         "each (averaged) model vector of ENROLL_SCP stands for (PLDA; default 1)")
+    add_command_args(p, "vector table (scp)")
 
 
 # ------------------------------------------------------------------------------------ train-backend
@@ -139,12 +141,13 @@ def _add_train_backend(p):
     p.add_argument("vectors_scp", metavar="VECTORS_SCP", help="training vectors, one per utterance")
     p.add_argument("utt2spk", metavar="UTT2SPK", help="speaker of each training utterance")
     p.add_argument("out", metavar="OUT.npz", help="back-end model file")
+    add_command_args(p, "vector table (scp)")
 
 
 def _run_train_backend(args):
     from spkrec.backend.pipeline import make_pipeline
     pipe = make_pipeline(args.steps, plda=args.plda)
-    keys, X, y = _labelled_vectors(args.vectors_scp, args.utt2spk)
+    keys, X, y = _labelled_vectors(args.vectors_scp, args.utt2spk, args.allow_commands)
     log.info("training back end %s on %d vectors of dim %d from %d speakers",
              args.steps, len(keys), X.shape[1], len(np.unique(y)))
     pipe.fit(X, y)
@@ -190,7 +193,7 @@ def _add_score_norm(p):
                    help="z: Z-norm (enrolment side), t: T-norm (test side), s: symmetric S-norm, "
                         "as: adaptive S-norm with the --top-n best cohort scores of each side "
                         "(default %(default)s)")
-    p.add_argument("--top-n", type=int, default=200,
+    p.add_argument("--top-n", type=positive_int, default=200,
                    help="cohort size kept by adaptive S-norm (default %(default)s)")
     p.add_argument("scores", metavar="SCORES", help="raw score file <enroll-id> <test-id> <score>")
     p.add_argument("enroll_cohort", metavar="ENROLL_COHORT_SCORES",
@@ -256,7 +259,7 @@ def _run_score_norm(args):
 
 # ---------------------------------------------------------------------------------------------- SVM
 def _add_train_svm(p):
-    p.add_argument("--C", type=float, default=1.0, help="SVM soft-margin cost (default %(default)s)")
+    p.add_argument("--C", type=positive_float, default=1.0, help="SVM soft-margin cost (default %(default)s)")
     p.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
                    help="balanced: targets and background weigh the same in total (default); "
                         "none: 1 per vector")
@@ -265,13 +268,14 @@ def _add_train_svm(p):
     p.add_argument("enroll_utt2spk", metavar="ENROLL_UTT2SPK", help="speaker of each enrolment utterance")
     p.add_argument("background_scp", metavar="BACKGROUND_SCP", help="background (impostor) supervectors")
     p.add_argument("out", metavar="OUT.npz", help="SVM model file")
+    add_command_args(p, "vector table (scp)")
 
 
 def _run_train_svm(args):
     from spkrec.backend.svm import GSVSVM
     from spkrec.io.kaldi_io import read_vectors
-    keys, X, y = _labelled_vectors(args.supervectors_scp, args.enroll_utt2spk)
-    _, bg = read_vectors(args.background_scp)
+    keys, X, y = _labelled_vectors(args.supervectors_scp, args.enroll_utt2spk, args.allow_commands)
+    _, bg = read_vectors(args.background_scp, args.allow_commands)
     if bg.shape[1] != X.shape[1]:
         raise SpkrecError(f"{args.background_scp}: supervectors of dimension {bg.shape[1]}, "
                           "enrolment ones have "
@@ -288,6 +292,7 @@ def _add_score_svm(p):
     p.add_argument("test_scp", metavar="TEST_SCP", help="test supervectors")
     p.add_argument("trials", metavar="TRIALS", help="trials: <enroll-id> <test-id> [target|nontarget]")
     p.add_argument("out", metavar="OUT", help="output score file")
+    add_command_args(p, "vector table (scp)")
 
 
 def _run_score_svm(args):
@@ -295,7 +300,7 @@ def _run_score_svm(args):
     from spkrec.io.kaldi_io import read_vectors
     from spkrec.io.scores import write_scores
     svm = GSVSVM.load(args.svm)
-    test_ids, T = read_vectors(args.test_scp)
+    test_ids, T = read_vectors(args.test_scp, args.allow_commands)
     rows, mi, ti = _trial_pairs(args.trials, list(svm.speakers_), test_ids, os.fspath(args.svm),
                                 args.test_scp)
     scores = svm.score(T, pairs=(mi, ti))

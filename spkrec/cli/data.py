@@ -2,7 +2,7 @@
 import logging
 import sys
 
-from spkrec.cli.common import add_parallel_args
+from spkrec.cli.common import add_parallel_args, positive_int
 
 log = logging.getLogger("spkrec")
 
@@ -29,6 +29,9 @@ def _prepare_run(args):
 def _validate_args(p):
     p.add_argument("data", help="data dir")
     p.add_argument("--no-check-audio", action="store_true", help="skip opening every audio file")
+    p.add_argument("--decode", action="store_true",
+                   help="decode every audio file completely (finds truncated FLAC and NaN/inf samples; "
+                        "slower, runs in --nj jobs)")
     add_parallel_args(p)
 
 
@@ -36,7 +39,7 @@ def _validate_run(args):
     from spkrec.io.datadir import validate_data_dir
     warnings = []
     problems = validate_data_dir(args.data, check_audio=not args.no_check_audio, nj=args.nj,
-                                 warnings=warnings)
+                                 warnings=warnings, decode=args.decode)
     for w in warnings:
         print(f"warning: {w}", file=sys.stderr)
     for p in problems:
@@ -54,9 +57,9 @@ def _subset_args(p):
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--spk-list", help="file with one speaker id per line")
     g.add_argument("--utt-list", help="file with one utterance id per line")
-    g.add_argument("--first-utts-per-spk", type=int, metavar="N",
+    g.add_argument("--first-utts-per-spk", type=positive_int, metavar="N",
                    help="first N utterances (sorted) of each speaker")
-    g.add_argument("--last-utts-per-spk", type=int, metavar="N",
+    g.add_argument("--last-utts-per-spk", type=positive_int, metavar="N",
                    help="last N utterances (sorted) of each speaker")
 
 
@@ -78,8 +81,8 @@ def _trials_args(p):
     p.add_argument("enroll_dir", help="enrolment data dir to write")
     p.add_argument("test_dir", help="test data dir to write")
     p.add_argument("trials", help="trials file to write (<spk> <test-utt> target|nontarget)")
-    p.add_argument("--num-enroll", type=int, default=3, help="enrolment utterances per speaker (default 3)")
-    p.add_argument("--num-test", type=int, default=None,
+    p.add_argument("--num-enroll", type=positive_int, default=3, help="enrolment utterances per speaker (default 3)")
+    p.add_argument("--num-test", type=positive_int, default=None,
                    help="test utterances per speaker (default: all the rest)")
     p.add_argument("--skip-short", action="store_true",
                    help="leave out (with a warning) speakers with fewer than --num-enroll + 1 utterances")

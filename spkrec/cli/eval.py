@@ -3,14 +3,15 @@ import json
 import logging
 import os
 
+from spkrec.cli.common import positive_float, positive_int, probability
 from spkrec.errors import SpkrecError
 
 
 def _add_costs(parser):
     g = parser.add_argument_group("detection cost")
-    g.add_argument("--p-target", type=float, default=0.01, help="prior of a target trial (default 0.01)")
-    g.add_argument("--c-miss", type=float, default=1.0, help="cost of a miss (default 1)")
-    g.add_argument("--c-fa", type=float, default=1.0, help="cost of a false alarm (default 1)")
+    g.add_argument("--p-target", type=probability, default=0.01, help="prior of a target trial (default 0.01)")
+    g.add_argument("--c-miss", type=positive_float, default=1.0, help="cost of a miss (default 1)")
+    g.add_argument("--c-fa", type=positive_float, default=1.0, help="cost of a false alarm (default 1)")
 
 
 def _read_utt2spk(path):
@@ -65,7 +66,7 @@ def run_evaluate(args):
 def add_identify_args(parser):
     parser.add_argument("scores", help="score file with every test utterance scored against every model")
     parser.add_argument("utt2spk", help="utt2spk of the test data (model ids are speaker ids)")
-    parser.add_argument("--top-k", type=int, default=5, help="also report top-k accuracy (default 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="also report top-k accuracy (default 5)")
     parser.add_argument("--confusion", metavar="PNG", help="write the confusion-matrix image here")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
 
@@ -127,7 +128,7 @@ def add_results_table_args(parser):
     parser.add_argument("--utt2spk", default=None,
                         help="utt2spk of the test data: adds top-1/top-k identification columns ('–', with a "
                              "warning, for a score file without every test utterance against every model)")
-    parser.add_argument("--top-k", type=int, default=5, help="k of the top-k column (default 5)")
+    parser.add_argument("--top-k", type=positive_int, default=5, help="k of the top-k column (default 5)")
     parser.add_argument("--out", default=None, help="also write the Markdown table here (atomically)")
     parser.add_argument("systems", nargs="+", metavar="SCORES:LABEL", help="score files, one row each")
     _add_costs(parser)

@@ -6,8 +6,8 @@ option the chosen feature does not take is an error listing the ones it does.
 """
 import argparse
 
-from spkrec.cli.common import add_parallel_args, parallel_config
-from spkrec.errors import SpkrecError
+from spkrec.cli.common import (add_command_args, add_parallel_args, finite_float, nonneg_int,
+                               parallel_config, positive_int, probability)
 
 
 def _accept_feature_options(parser):
@@ -40,11 +40,11 @@ def add_compute_feats_arguments(parser):
     parser.add_argument("--preset", choices=["kaldi", "psf"], default=None,
                         help="mfcc/fbank defaults: Kaldi's compute-*-feats or python_speech_features "
                              "(default: the feature's own, kaldi for mfcc/fbank)")
-    parser.add_argument("--sample-frequency", type=int, default=None, metavar="HZ",
+    parser.add_argument("--sample-frequency", type=positive_int, default=None, metavar="HZ",
                         help="compute at this rate, resampling files at other rates (default: 16000, "
                              "and a file at another rate is an error)")
-    parser.add_argument("--allow-commands", action="store_true", help="run wav.scp entries ending in '|'")
-    parser.add_argument("--utts-per-chunk", type=int, default=100,
+    add_command_args(parser, "wav.scp")
+    parser.add_argument("--utts-per-chunk", type=positive_int, default=100,
                         help="utterances per ark/scp chunk, the unit of resuming (default 100)")
     add_parallel_args(parser)
     parser.epilog = "Other --name=value options (e.g. --num-ceps=20 --dither=0) are passed to the feature function."
@@ -60,7 +60,7 @@ def run_compute_feats(args):
         options["sample_frequency"] = args.sample_frequency
     compute_features(args.data, args.feat_dir, args.feat_type, options=options, config=args.config,
                      allow_commands=args.allow_commands, parallel=parallel_config(args),
-                     utts_per_chunk=args.utts_per_chunk)
+                     utts_per_chunk=args.utts_per_chunk, command_timeout=args.command_timeout)
     return 0
 
 
@@ -69,15 +69,16 @@ def add_compute_vad_arguments(parser):
     parser.add_argument("vad_dir", metavar="VADDIR", nargs="?", default=None,
                         help="where the ark/scp chunks are written (default: DATA/vad)")
     parser.add_argument("--config", default=None, help="Kaldi-style option file, e.g. conf/vad.conf")
-    parser.add_argument("--vad-energy-threshold", type=float, default=None,
+    parser.add_argument("--vad-energy-threshold", type=finite_float, default=None,
                         help="constant term of the log-energy threshold (default 5.0)")
-    parser.add_argument("--vad-energy-mean-scale", type=float, default=None,
+    parser.add_argument("--vad-energy-mean-scale", type=finite_float, default=None,
                         help="plus this times the mean log energy of the utterance (default 0.5)")
-    parser.add_argument("--vad-frames-context", type=int, default=None,
+    parser.add_argument("--vad-frames-context", type=nonneg_int, default=None,
                         help="frames of context either side that vote (default 0)")
-    parser.add_argument("--vad-proportion-threshold", type=float, default=None,
+    parser.add_argument("--vad-proportion-threshold", type=probability, default=None,
                         help="proportion of the context that must be above the threshold (default 0.6)")
-    parser.add_argument("--utts-per-chunk", type=int, default=100, help="utterances per ark/scp chunk")
+    parser.add_argument("--utts-per-chunk", type=positive_int, default=100, help="utterances per ark/scp chunk")
+    add_command_args(parser, "feats.scp")
     add_parallel_args(parser)
     _accept_feature_options(parser)
 
@@ -90,11 +91,8 @@ def run_compute_vad(args):
         value = getattr(args, name)
         if value is not None:
             options[option_name(name)] = value
-    stats = compute_vad(args.data, args.vad_dir, options=options, config=args.config,
-                        parallel=parallel_config(args), utts_per_chunk=args.utts_per_chunk)
-    if stats and all(voiced == 0 for voiced, _ in stats.values()):
-        raise SpkrecError(f"{args.data}: no utterance has a voiced frame; check that column 0 of the features "
-                          "is log energy and lower --vad-energy-threshold")
+    compute_vad(args.data, args.vad_dir, options=options, config=args.config, parallel=parallel_config(args),
+                utts_per_chunk=args.utts_per_chunk, allow_commands=args.allow_commands)
     return 0
 
 

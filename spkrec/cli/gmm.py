@@ -8,8 +8,9 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               model_file, parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, model_file, nonneg_int, parallel_config,
+                               positive_float, positive_int)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -25,17 +26,30 @@ def _load_ubm(path):
     return ubm, ubm.meta_.get("features", {})
 
 
+def _check_dims(ubm, ubm_path, stored, loader, opts):
+    """A one-line error when the features' dimension (after deltas) is not the UBM's."""
+    if loader.dim == ubm.dim_:
+        return
+    order, model_order = opts["deltas_order"], stored.get("deltas_order", 2)
+    raise SpkrecError(
+        f"{loader.feats_scp}: features of dimension {loader.dim} ({loader.dim // (order + 1)} stored x "
+        f"{order + 1} with --deltas-order {order}) do not fit the UBM {model_file(ubm_path, UBM_FILE)} of "
+        f"dimension {ubm.dim_} ({ubm.dim_ // (model_order + 1) if ubm.dim_ % (model_order + 1) == 0 else '?'} x "
+        f"{model_order + 1}, trained with feature options {stored or 'unknown'}); compute the features with the "
+        "UBM's options (same conf/*.conf) or train a UBM on these")
+
+
 # ---------------------------------------------------------------------- train-ubm
 def add_train_ubm(p):
-    p.add_argument("--num-gauss", type=int, default=256, help="number of Gaussians (default %(default)s)")
-    p.add_argument("--num-iters", type=int, default=20,
+    p.add_argument("--num-gauss", type=positive_int, default=256, help="number of Gaussians (default %(default)s)")
+    p.add_argument("--num-iters", type=nonneg_int, default=20,
                    help="EM iterations at full size (default %(default)s)")
     p.add_argument("--init", choices=["split", "kmeans"], default="split",
                    help="binary splitting from one Gaussian, or k-means (default %(default)s)")
-    p.add_argument("--num-iters-per-split", type=int, default=4,
+    p.add_argument("--num-iters-per-split", type=nonneg_int, default=4,
                    help="EM iterations after each split (default 4)")
-    p.add_argument("--subsample", type=int, default=1, help="use every S-th frame (default 1)")
-    p.add_argument("--var-floor", type=float, default=1e-3,
+    p.add_argument("--subsample", type=positive_int, default=1, help="use every S-th frame (default 1)")
+    p.add_argument("--var-floor", type=positive_float, default=1e-3,
                    help="variance floor as a fraction of the global variance (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (k-means init) (default 0)")
     add_feature_args(p)
@@ -47,7 +61,7 @@ def add_train_ubm(p):
 def run_train_ubm(args):
     from spkrec.gmm import DiagGMM
     opts = feature_options(args)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     start = time.time()
     gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
                   num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
@@ -66,7 +80,8 @@ def run_train_ubm(args):
 
 # ---------------------------------------------------------------------- enroll-gmm
 def add_enroll_gmm(p):
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
+    p.add_argument("--relevance-factor", type=positive_float, default=16.0,
+                   help="MAP relevance factor r (default 16)")
     p.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m",
                    help="adapt means (m), also weights (mw), also variances (mwv) (default m)")
     add_feature_args(p, "the UBM")
@@ -78,17 +93,19 @@ def add_enroll_gmm(p):
 
 
 def _spk2utt(data):
-    from spkrec.io.datadir import read_table, utt2spk_to_spk2utt
+    from spkrec.io.datadir import read_spk2utt, read_table, utt2spk_to_spk2utt
     path = os.path.join(data, "spk2utt")
     if os.path.exists(path):
-        return {s: v.split() for s, v in read_table(path, 2, None, "spk2utt").items()}
+        return read_spk2utt(path)  # checked against utt2spk
     return utt2spk_to_spk2utt(read_table(os.path.join(data, "utt2spk"), 2, 2, "utt2spk"))
 
 
 def run_enroll_gmm(args):
     from spkrec.gmm.map import enroll_speakers
     ubm, stored = _load_ubm(args.ubm)
-    loader = feature_loader(args.enroll_data, feature_options(args, stored))
+    opts = feature_options(args, stored)
+    loader = feature_loader(args.enroll_data, opts, command_options(args))
+    _check_dims(ubm, args.ubm, stored, loader, opts)
     spk2utt = _spk2utt(args.enroll_data)
     known = set(loader.utt_ids)
     for spk, utts in spk2utt.items():
@@ -106,7 +123,7 @@ def run_enroll_gmm(args):
 # ---------------------------------------------------------------------- score-gmm
 def add_score_gmm(p):
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--top-c", type=int, default=5,
+    g.add_argument("--top-c", type=positive_int, default=5,
                    help="Gaussians selected per frame from the UBM (default 5)")
     g.add_argument("--exact", action="store_true", help="use all Gaussians (no top-C selection)")
     add_feature_args(p, "the UBM")
@@ -127,7 +144,9 @@ def run_score_gmm(args):
     if models.means.shape[1:] != ubm.means_.shape:
         raise SpkrecError(f"{args.models}: models have {models.means.shape[1:]} means, the UBM "
                           f"{ubm.means_.shape}; enrol them with this UBM")
-    loader = feature_loader(args.test_data, feature_options(args, stored))
+    opts = feature_options(args, stored)
+    loader = feature_loader(args.test_data, opts, command_options(args))
+    _check_dims(ubm, args.ubm, stored, loader, opts)
     trials, lines = read_trials_with_lines(args.trials, require_labels=False)
     known = set(loader.utt_ids)
     for (enroll, test, _), lineno in zip(trials, lines):
@@ -146,7 +165,8 @@ def run_score_gmm(args):
 
 # ---------------------------------------------------------------------- extract-supervectors
 def add_extract_supervectors(p):
-    p.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor r (default 16)")
+    p.add_argument("--relevance-factor", type=positive_float, default=16.0,
+                   help="MAP relevance factor r (default 16)")
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
@@ -158,7 +178,9 @@ def run_extract_supervectors(args):
     from spkrec.gmm import extract_supervectors
     from spkrec.io.kaldi_io import write_vectors
     ubm, stored = _load_ubm(args.ubm)
-    loader = feature_loader(args.data, feature_options(args, stored))
+    opts = feature_options(args, stored)
+    loader = feature_loader(args.data, opts, command_options(args))
+    _check_dims(ubm, args.ubm, stored, loader, opts)
     utts = loader.utt_ids
     sv = extract_supervectors(ubm, loader, utts, args.relevance_factor, parallel_config(args))
     os.makedirs(args.out_dir, exist_ok=True)

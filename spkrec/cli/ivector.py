@@ -5,8 +5,9 @@ import os
 
 import numpy as np
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               model_file, parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, model_file, nonneg_float, nonneg_int, parallel_config,
+                               positive_float, positive_int)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, write_lines_atomic
 
@@ -42,23 +43,17 @@ def _load_ubm(path, want=None):
 
 
 def _model_kind(path):
-    """The ``kind`` in a spkrec model file's header (reads only the header)."""
-    import json
-    if not os.path.exists(path):
-        raise SpkrecError(f"{path}: model file not found; run the stage that trains it first")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return json.loads(z["__header__"].tobytes().decode("utf-8"))["kind"]
-    except Exception as exc:
-        raise SpkrecError(f"{path}: not a readable spkrec model file ({exc}); delete it and re-run its stage") from None
+    """The ``kind`` in a spkrec model file's header (reads only the header; SpkrecError when corrupt)."""
+    from spkrec.io.atomic import read_npz_header
+    return read_npz_header(path)["kind"]
 
 
 # ---------------------------------------------------------------------- train-full-ubm
 def add_train_full_ubm(p):
-    p.add_argument("--num-iters", type=int, default=4, help="EM iterations (default 4)")
-    p.add_argument("--num-gselect", type=int, default=20, help="Gaussians selected per frame by the diagonal UBM")
-    p.add_argument("--variance-floor", type=float, default=1e-3, help="covariance eigenvalue floor")
-    p.add_argument("--min-gaussian-weight", type=float, default=1e-5)
+    p.add_argument("--num-iters", type=nonneg_int, default=4, help="EM iterations (default 4)")
+    p.add_argument("--num-gselect", type=positive_int, default=20, help="Gaussians selected per frame by the diagonal UBM")
+    p.add_argument("--variance-floor", type=positive_float, default=1e-3, help="covariance eigenvalue floor")
+    p.add_argument("--min-gaussian-weight", type=nonneg_float, default=1e-5)
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("diag_ubm", help="diagonal UBM file or directory with final.ubm.npz (from train-ubm)")
@@ -70,7 +65,7 @@ def run_train_full_ubm(args):
     from spkrec.ivector import FullGMM
     diag, meta = _load_ubm(args.diag_ubm, "diag")
     opts = _feature_options(args, meta)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
                     min_gaussian_weight=args.min_gaussian_weight)
     model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
@@ -85,21 +80,21 @@ def run_train_full_ubm(args):
 # ---------------------------------------------------------------------- train-ivector-extractor
 def _stats_args(p):
     g = p.add_argument_group("Baum-Welch statistics")
-    g.add_argument("--num-gselect", type=int, default=20, help="Gaussians kept per frame (default 20)")
-    g.add_argument("--min-post", type=float, default=0.025, help="posterior pruning threshold (default 0.025)")
-    g.add_argument("--posterior-scale", type=float, default=1.0, help="scale of the posteriors (default 1)")
+    g.add_argument("--num-gselect", type=positive_int, default=20, help="Gaussians kept per frame (default 20)")
+    g.add_argument("--min-post", type=nonneg_float, default=0.025, help="posterior pruning threshold (default 0.025)")
+    g.add_argument("--posterior-scale", type=positive_float, default=1.0, help="scale of the posteriors (default 1)")
 
 
 def add_train_extractor(p):
-    p.add_argument("--tv-dim", type=int, default=400, help="i-vector dimension (default 400)")
-    p.add_argument("--num-iters", type=int, default=10, help="EM iterations (default 10)")
+    p.add_argument("--tv-dim", type=positive_int, default=400, help="i-vector dimension (default 400)")
+    p.add_argument("--num-iters", type=nonneg_int, default=10, help="EM iterations (default 10)")
     p.add_argument("--ubm", choices=["full", "diag"], default="full", help="kind of UBM in UBM_DIR (default full)")
-    p.add_argument("--prior-offset", type=float, default=100.0,
+    p.add_argument("--prior-offset", type=nonneg_float, default=100.0,
                    help="Kaldi-style prior mean on the first dimension; 0 = zero-mean prior (default 100)")
     p.add_argument("--no-min-divergence", action="store_true", help="skip the minimum-divergence step")
     p.add_argument("--pool-speakers", action="store_true",
                    help="train on statistics pooled per speaker (DATA/utt2spk): helps on small corpora")
-    p.add_argument("--batch-size", type=int, default=64, help="utterances per batch (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="utterances per batch (default 64)")
     p.add_argument("--seed", type=int, default=0, help="random seed of the initial T (default 0)")
     p.add_argument("--update-variances", type=_bool, default=False, metavar="true|false",
                    help="re-estimate the residual covariances Sigma each iteration (Kaldi --update-variances; "
@@ -153,7 +148,7 @@ def run_train_extractor(args):
     from spkrec.ivector import IvectorExtractor, write_stats
     ubm, meta = _load_ubm(args.ubm_dir, args.ubm)
     opts = _feature_options(args, meta)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids
     stats_opts = dict(num_gselect=args.num_gselect, min_post=args.min_post, posterior_scale=args.posterior_scale)
@@ -208,10 +203,10 @@ def run_train_extractor(args):
 
 # ---------------------------------------------------------------------- extract-ivectors
 def add_extract(p):
-    p.add_argument("--batch-size", type=int, default=None, help="utterances per batch")
-    p.add_argument("--num-gselect", type=int, default=None, help="default: as in training")
-    p.add_argument("--min-post", type=float, default=None, help="default: as in training")
-    p.add_argument("--posterior-scale", type=float, default=None, help="default: as in training")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="utterances per batch")
+    p.add_argument("--num-gselect", type=positive_int, default=None, help="default: as in training")
+    p.add_argument("--min-post", type=nonneg_float, default=None, help="default: as in training")
+    p.add_argument("--posterior-scale", type=positive_float, default=None, help="default: as in training")
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("extractor_dir", help="directory with extractor.npz and final.ubm.npz (train-ivector-extractor)")
@@ -232,7 +227,7 @@ def run_extract(args):
     stored = meta.get("stats", {})
     stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
                   for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
-    loader = feature_loader(args.data, _feature_options(args, meta))
+    loader = feature_loader(args.data, _feature_options(args, meta), command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids
     ivectors = extract_ivectors(extractor, ubm, loader, utts, config, **stats_opts)  # statistics stay in the workers

@@ -5,11 +5,14 @@ declares options and ``run(args)`` does the work. Only the chosen verb's module 
 ``spkrec --help`` is instant and an optional extra (torch, dask) is needed only by its own verbs.
 """
 import argparse
+import errno
 import importlib
 import logging
+import os
 import sys
+import traceback
 
-from spkrec.errors import SpkrecError
+from spkrec.errors import OptionRangeError, SpkrecError
 
 # verb -> (module, one-line help), in pipeline order
 VERBS = {
@@ -60,6 +63,50 @@ def _top_help():
     return "\n".join(lines)
 
 
+_OS_HINTS = {
+    errno.EACCES: "check the permissions, or choose another output directory",
+    errno.EPERM: "check the permissions, or choose another output directory",
+    errno.EROFS: "the file system is read-only; write the outputs elsewhere",
+    errno.EISDIR: "this path is a directory; give a file name",
+    errno.ENOTDIR: "a component of this path is a file, not a directory; fix the path",
+    errno.ENOSPC: "the disk is full; free space or write elsewhere",
+    errno.EDQUOT: "the disk quota is exceeded; free space or write elsewhere",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "remove it or choose another path",
+    errno.EMFILE: "too many open files; raise `ulimit -n` or lower --nj",
+}
+
+
+def error_line(exc):
+    """One line ``<what> (<file>); <what to do>`` for an exception that is not a :class:`SpkrecError`."""
+    if isinstance(exc, OSError):
+        what = exc.strerror or exc.__class__.__name__
+        files = " -> ".join(repr(os.fsdecode(f)) for f in (exc.filename, exc.filename2) if f is not None)
+        hint = _OS_HINTS.get(exc.errno, "check the path and its permissions")
+        return f"{what}" + (f" ({files})" if files else "") + f"; {hint}"
+    if isinstance(exc, UnicodeError):
+        return (f"a text input is not UTF-8 ({exc}); spkrec reads and writes UTF-8 text: convert the file "
+                "(e.g. `iconv -f latin1 -t utf-8`)")
+    if isinstance(exc, OverflowError):
+        return f"a number is too large ({exc}); check the input tables for inf or huge values"
+    if isinstance(exc, MemoryError):
+        return "out of memory; lower --nj or the model sizes, or use a machine with more memory"
+    text = str(exc).strip().splitlines()
+    return (f"unexpected {exc.__class__.__name__}" + (f": {text[0][:200]}" if text else "")
+            + "; check the inputs (re-run with --verbose for the traceback, and report it if the inputs are fine)")
+
+
+class _Parser(argparse.ArgumentParser):
+    """Names the option in an :class:`~spkrec.cli.common.OptionRangeError` raised by its type."""
+
+    def _get_value(self, action, arg_string):
+        try:
+            return super()._get_value(action, arg_string)
+        except OptionRangeError as err:
+            name = "/".join(action.option_strings) or action.metavar or action.dest
+            raise OptionRangeError(f"argument {name}: {err}; give a value in range") from None
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -74,7 +121,7 @@ def main(argv=None):
         print(f"spkrec: unknown verb {verb!r}; `spkrec --help` lists them", file=sys.stderr)
         return 2
     module_name, help_ = VERBS[verb]
-    parser = argparse.ArgumentParser(prog=f"spkrec {verb}", description=help_)
+    parser = _Parser(prog=f"spkrec {verb}", description=help_)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     try:
@@ -87,12 +134,17 @@ def main(argv=None):
         from spkrec.parallel import tune_allocator
         tune_allocator()  # steady per-utterance temporaries in this process too (--nj 1)
         result = run(args)
-    except SpkrecError as err:
+    except (SpkrecError, OptionRangeError) as err:
         print(f"spkrec {verb}: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"spkrec {verb}: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # OSError, model-format and shape errors...: one line, traceback with --verbose
+        if "-v" in argv[1:] or "--verbose" in argv[1:]:
+            traceback.print_exc()
+        print(f"spkrec {verb}: error: {error_line(exc)}", file=sys.stderr)
+        return 1
     return int(result or 0)
 
 

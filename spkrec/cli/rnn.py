@@ -6,8 +6,9 @@ import json
 import logging
 import os
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, feature_loader, feature_options,
-                               parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
+                               feature_options, finite_float, fraction, parallel_config, positive_float,
+                               positive_int)
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
@@ -28,33 +29,33 @@ def _labels(data, utts):
 def _model_args(p, for_classifier=False):
     g = p.add_argument_group("model")
     g.add_argument("--cell", choices=["lstm", "gru"], default="lstm", help="recurrent cell (default lstm)")
-    g.add_argument("--layers", type=int, default=2, help="recurrent layers, 1-3 (default 2)")
-    g.add_argument("--hidden", type=int, default=128, help="units per layer and direction (default 128)")
+    g.add_argument("--layers", type=positive_int, default=2, help="recurrent layers, 1-3 (default 2)")
+    g.add_argument("--hidden", type=positive_int, default=128, help="units per layer and direction (default 128)")
     g.add_argument("--bidirectional", action="store_true", help="bidirectional recurrent layers")
     g.add_argument("--pooling", choices=["mean", "last", "attentive"], default="mean",
                    help="temporal pooling: masked mean, last state, attentive statistics (default mean)")
-    g.add_argument("--embed-dim", type=int, default=128, help="embedding dimension (default 128)")
+    g.add_argument("--embed-dim", type=positive_int, default=128, help="embedding dimension (default 128)")
     t = p.add_argument_group("training")
     if not for_classifier:
         t.add_argument("--loss", choices=["softmax", "triplet", "contrastive", "ge2e"], default="softmax",
                        help="training objective (default softmax)")
-        t.add_argument("--margin", type=float, default=None,
+        t.add_argument("--margin", type=finite_float, default=None,
                        help="triplet (default 0.2) / contrastive (1.0) margin")
-        t.add_argument("--val-fraction", type=float, default=0.1,
+        t.add_argument("--val-fraction", type=fraction, default=0.1,
                        help="fraction of the speakers held out for the validation EER per epoch (default 0.1)")
-    t.add_argument("--epochs", type=int, default=10 if not for_classifier else 30,
+    t.add_argument("--epochs", type=positive_int, default=10 if not for_classifier else 30,
                    help=f"training epochs (default {10 if not for_classifier else 30})")
-    t.add_argument("--crop-frames", type=int, default=200, help="random crop length in frames (default 200)")
-    t.add_argument("--batch-speakers", type=int, default=16, help="speakers per batch N (default 16)")
-    t.add_argument("--batch-utts", type=int, default=4, help="utterances per speaker per batch M (default 4)")
-    t.add_argument("--batches-per-epoch", type=int, default=None,
+    t.add_argument("--crop-frames", type=positive_int, default=200, help="random crop length in frames (default 200)")
+    t.add_argument("--batch-speakers", type=positive_int, default=16, help="speakers per batch N (default 16)")
+    t.add_argument("--batch-utts", type=positive_int, default=4, help="utterances per speaker per batch M (default 4)")
+    t.add_argument("--batches-per-epoch", type=positive_int, default=None,
                    help="batches per epoch (default: visit every training utterance about once)")
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 0.001)")
+    t.add_argument("--lr", type=positive_float, default=1e-3, help="Adam learning rate (default 0.001)")
     t.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    t.add_argument("--num-threads", type=int, default=1,
+    t.add_argument("--num-threads", type=positive_int, default=1,
                    help="torch threads for training and embedding (default 1; parallelise with --nj)")
-    t.add_argument("--window", type=int, default=200, help="extraction window in frames (default 200)")
-    t.add_argument("--shift", type=int, default=100, help="extraction window shift in frames (default 100)")
+    t.add_argument("--window", type=positive_int, default=200, help="extraction window in frames (default 200)")
+    t.add_argument("--shift", type=positive_int, default=100, help="extraction window shift in frames (default 100)")
 
 
 def _params(args, for_classifier=False):
@@ -86,7 +87,7 @@ def run_train(args):
     require_torch()
     from spkrec.embeddings.train import RNNEmbedder
     opts = feature_options(args)
-    loader = feature_loader(args.data, opts)
+    loader = feature_loader(args.data, opts, command_options(args))
     utts = loader.utt_ids
     model = RNNEmbedder(**_params(args))
     model.meta_ = {"features": opts}
@@ -106,8 +107,8 @@ def run_train(args):
 # ---------------------------------------------------------------------------------------- extract-embeddings
 
 def add_extract(p):
-    p.add_argument("--window", type=int, default=None, help="window in frames (default: the model's, 200)")
-    p.add_argument("--shift", type=int, default=None, help="window shift in frames (default: the model's, 100)")
+    p.add_argument("--window", type=positive_int, default=None, help="window in frames (default: the model's, 200)")
+    p.add_argument("--shift", type=positive_int, default=None, help="window shift in frames (default: the model's, 100)")
     add_feature_args(p, "the model")
     add_parallel_args(p)
     p.add_argument("model", metavar="MODEL_DIR", help="train-rnn output dir (or its final.pt)")
@@ -124,7 +125,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     path = os.path.join(args.model, MODEL_FILE) if os.path.isdir(args.model) else args.model
     model = RNNEmbedder.load(path)
-    loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")))
+    loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")), command_options(args))
     if loader.dim != model.encoder_.input_dim:
         raise SpkrecError(f"{loader.feats_scp}: features have {loader.dim} dimensions (after deltas) but the model "
                           f"{path} takes {model.encoder_.input_dim}; use the training features and options")
@@ -140,7 +141,7 @@ def add_classify(p):
     _model_args(p, for_classifier=True)
     add_feature_args(p)
     add_parallel_args(p)
-    p.add_argument("--top-k", type=int, default=5, help="also report top-k accuracy (default 5)")
+    p.add_argument("--top-k", type=positive_int, default=5, help="also report top-k accuracy (default 5)")
     p.add_argument("--confusion", metavar="PNG", default=None, help="write the confusion-matrix image here")
     p.add_argument("--model-dir", default=None, help="keep the classifier, its checkpoint and loss curve here")
     p.add_argument("enroll", metavar="ENROLL_DATA", help="enrolment data dir (feats.scp [vad.scp] utt2spk)")
@@ -155,7 +156,8 @@ def run_classify(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.scores import write_scores
     opts = feature_options(args)
-    enroll_loader, test_loader = feature_loader(args.enroll, opts), feature_loader(args.test, opts)
+    commands = command_options(args)
+    enroll_loader, test_loader = feature_loader(args.enroll, opts, commands), feature_loader(args.test, opts, commands)
     enroll_utts = enroll_loader.utt_ids
     model, rows = classify_closed_set(enroll_utts, _labels(args.enroll, enroll_utts), test_loader.utt_ids,
                                       enroll_loader=enroll_loader, test_loader=test_loader,

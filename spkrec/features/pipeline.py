@@ -38,9 +38,12 @@ class FeatureLoader:
 
     Only paths and options are stored; the scp files are read on first use in each process.
     ``utt_ids`` lists the utterances of ``feats_scp`` (file order); ``dim`` the output dimension.
+    Table entries that are commands (``cmd |``) are refused unless ``allow_commands``; features with
+    NaN or inf are an error naming the ``feats.scp`` line.
     """
 
-    def __init__(self, feats_scp, vad_scp=None, deltas_order=2, cmvn="sliding", cmvn_window=300):
+    def __init__(self, feats_scp, vad_scp=None, deltas_order=2, cmvn="sliding", cmvn_window=300,
+                 allow_commands=False, command_timeout=300.0):
         if cmvn not in CMVN_TYPES:
             raise SpkrecError(f"unknown cmvn type {cmvn!r}; use one of {', '.join(CMVN_TYPES)}")
         if int(deltas_order) < 0:
@@ -50,7 +53,10 @@ class FeatureLoader:
         self.deltas_order = int(deltas_order)
         self.cmvn = cmvn
         self.cmvn_window = int(cmvn_window)
+        self.allow_commands = bool(allow_commands)
+        self.command_timeout = float(command_timeout)
         self._feats = self._vad = self._dim = None
+        self._lines = {}
 
     def __getstate__(self):
         state = dict(self.__dict__)
@@ -63,10 +69,12 @@ class FeatureLoader:
 
     def _tables(self):
         if self._feats is None:
-            self._feats = read_scp(self.feats_scp)
+            self._lines = {"feats": {}, "vad": {}}
+            self._feats = read_scp(self.feats_scp, self.allow_commands, self._lines["feats"])
             if not self._feats:
                 raise SpkrecError(f"{self.feats_scp}: no utterances; run `spkrec compute-feats` first")
-            self._vad = None if self.vad_scp is None else read_scp(self.vad_scp)
+            self._vad = (None if self.vad_scp is None else
+                         read_scp(self.vad_scp, self.allow_commands, self._lines["vad"]))
         return self._feats, self._vad
 
     @property
@@ -78,7 +86,11 @@ class FeatureLoader:
         if self._dim is None:
             feats, _ = self._tables()
             rx = next(iter(feats.values()))
-            self._dim = matrix_shape(rx)[1] * (self.deltas_order + 1)
+            shape = matrix_shape(rx, allow_commands=self.allow_commands)
+            if len(shape) != 2:
+                raise SpkrecError(f"{self.feats_scp}:1: entry {rx!r} is not a matrix (shape {shape}); "
+                                  "give a feats.scp of (frames, dim) matrices")
+            self._dim = shape[1] * (self.deltas_order + 1)
         return self._dim
 
     def __len__(self):
@@ -90,10 +102,14 @@ class FeatureLoader:
         if utt not in feats:
             raise SpkrecError(f"{self.feats_scp}: utterance {utt!r} not found; recompute features for it "
                               "or remove it from the data dir")
-        x = np.asarray(load_matrix(feats[utt], name=f"{self.feats_scp} ({utt})"), dtype=np.float32)
+        where = f"{self.feats_scp}:{self._lines['feats'].get(utt, '?')}"
+        x = np.asarray(load_matrix(feats[utt], name=where, allow_commands=self.allow_commands,
+                                   command_timeout=self.command_timeout),
+                       dtype=np.float32)
         if x.ndim != 2 or x.shape[0] == 0:
-            raise SpkrecError(f"{self.feats_scp}: {utt!r} holds an empty or non-matrix entry {x.shape}; "
+            raise SpkrecError(f"{where}: {utt!r} holds an empty or non-matrix entry {x.shape}; "
                               "recompute its features")
+        check_finite(x, f"{where}: features of {utt!r}")
         return x
 
     def normalise(self, x):
@@ -118,7 +134,9 @@ class FeatureLoader:
         if utt not in vad:
             raise SpkrecError(f"{self.vad_scp}: utterance {utt!r} has no VAD decisions; "
                               "re-run `spkrec compute-vad` on this data dir")
-        v = np.asarray(load_matrix(vad[utt], name=f"{self.vad_scp} ({utt})")).reshape(-1)
+        v = np.asarray(load_matrix(vad[utt], name=f"{self.vad_scp}:{self._lines['vad'].get(utt, '?')}",
+                                   allow_commands=self.allow_commands,
+                                   command_timeout=self.command_timeout)).reshape(-1)
         if v.shape[0] != x.shape[0]:
             raise SpkrecError(f"{self.vad_scp}: {utt!r} has {v.shape[0]} VAD decisions for {x.shape[0]} "
                               "frames; re-run `spkrec compute-vad` after `compute-feats`")
@@ -127,6 +145,14 @@ class FeatureLoader:
             raise SpkrecError(f"{self.vad_scp}: utterance {utt!r} has no voiced frames; remove it from the "
                               "data dir or lower --vad-energy-threshold and re-run compute-vad")
         return x[voiced]
+
+
+def check_finite(x, what):
+    """Raise :class:`SpkrecError` ``"<what> ... NaN/inf at frame t"`` when ``x`` (T, D) is not all finite."""
+    if not np.isfinite(x).all():
+        bad = np.argwhere(~np.isfinite(x))[0]
+        raise SpkrecError(f"{what} contain {x[tuple(bad)]} at frame {bad[0]} (dim {bad[-1]}); recompute them "
+                          "from valid audio (check the audio for NaN/inf samples)")
 
 
 # --------------------------------------------------------------------------- compute-feats / compute-vad
@@ -159,7 +185,7 @@ def _num_frames_of_chunk(scp):
 
 
 def _compute_feats_chunk(job, data_dir, feat_dir, feat_type, prefix, options, sample_rate, resample,
-                         allow_commands):
+                         allow_commands, command_timeout=None):
     from spkrec.features.config import feature_function
     from spkrec.io.datadir import DataDir
     n, utts = job
@@ -173,7 +199,7 @@ def _compute_feats_chunk(job, data_dir, feat_dir, feat_type, prefix, options, sa
     def features():
         for utt in utts:
             signal, rate = data.load_audio(utt, target_rate=sample_rate if resample else None,
-                                           allow_commands=allow_commands)
+                                           allow_commands=allow_commands, command_timeout=command_timeout)
             if rate != sample_rate:
                 rec = data.segments[utt][0] if data.segments else utt
                 raise SpkrecError(
@@ -181,6 +207,7 @@ def _compute_feats_chunk(job, data_dir, feat_dir, feat_type, prefix, options, sa
                     f"{rate} Hz but features are computed at {sample_rate} Hz; pass --sample-frequency={rate} "
                     f"to use the file's rate, or --sample-frequency={sample_rate} to resample")
             feats = np.asarray(func(signal, rate, **options), dtype=np.float32)
+            check_finite(feats, f"{data.file('wav.scp')}:{data.line_of('wav.scp', utt)}: features of {utt!r}")
             if feats.shape[0] == 0:
                 raise SpkrecError(f"{data.file('wav.scp')}:{data.line_of('wav.scp', utt)}: {utt!r} is too short "
                                   f"for one frame ({signal.size / rate:.3f} s); remove it from the data dir")
@@ -218,7 +245,7 @@ def resolve_options(config=None, options=None):
 
 
 def compute_features(data_dir, feat_dir, feat_type="mfcc", options=None, config=None, sample_rate=16000,
-                     allow_commands=False, parallel=SERIAL, utts_per_chunk=100):
+                     allow_commands=False, parallel=SERIAL, utts_per_chunk=100, command_timeout=None):
     """Compute features of every utterance of ``data_dir`` into ``feat_dir`` ark/scp chunks.
 
     ``options`` (keywords of the feature function, e.g. ``{"num_ceps": 20}``) override those of
@@ -253,13 +280,16 @@ def compute_features(data_dir, feat_dir, feat_type="mfcc", options=None, config=
     prefix = f"raw_{feat_type.replace('-', '_')}_{data_name(data_dir)}"
     _reset_if_options_changed(feat_dir, prefix, {"feat_type": feat_type, "sample_rate": sample_rate,
                                                  "options": opts})
+    for name in ("feats.scp", "utt2num_frames"):  # a failed run must not leave the old tables to be trusted
+        if data.has(name):
+            os.remove(data.file(name))
     jobs = list(enumerate(chunk(utts, -(-len(utts) // max(1, int(utts_per_chunk)))), 1))
     log.info("computing %s features of %d utterances of %s in %d chunks (nj=%d)", feat_type, len(utts),
              data_dir, len(jobs), parallel.nj)
     results = map_items(_compute_feats_chunk, jobs, parallel, desc=f"compute-feats {data_name(data_dir)}",
                         data_dir=os.fspath(data_dir), feat_dir=os.fspath(feat_dir), feat_type=feat_type,
                         prefix=prefix, options=opts, sample_rate=sample_rate, resample=resample,
-                        allow_commands=allow_commands)
+                        allow_commands=allow_commands, command_timeout=command_timeout)
     reused = sum(1 for _, _, skipped in results if skipped)
     if reused:
         log.info("reused %d complete chunk(s) of an earlier run", reused)
@@ -290,16 +320,21 @@ def _reset_if_options_changed(out_dir, prefix, settings):
     write_text_atomic(path, text)
 
 
-def _compute_vad_chunk(job, feats_scp, vad_dir, prefix, options):
+def _compute_vad_chunk(job, feats_scp, vad_dir, prefix, options, allow_commands=False):
     from spkrec.features.vad import vad_energy
-    n, items = job  # items: [(utt, rxfilename)]
+    n, items = job  # items: [(utt, rxfilename, line)]
     ark = os.path.join(vad_dir, f"{prefix}.{n}.ark")
     scp = os.path.join(vad_dir, f"{prefix}.{n}.scp")
     stats = []
 
     def decisions():
-        for utt, rx in items:
-            v = vad_energy(load_matrix(rx, name=f"{feats_scp} ({utt})"), **options)
+        for utt, rx, line in items:
+            x = load_matrix(rx, name=f"{feats_scp}:{line}", allow_commands=allow_commands)
+            if np.ndim(x) != 2 or len(x) == 0:
+                raise SpkrecError(f"{feats_scp}:{line}: {utt!r} holds an empty or non-matrix entry "
+                                  f"{np.shape(x)}; recompute its features")
+            check_finite(x, f"{feats_scp}:{line}: features of {utt!r}")
+            v = vad_energy(x, **options)
             stats.append((utt, int(v.sum()), v.shape[0]))
             yield utt, v
 
@@ -307,12 +342,13 @@ def _compute_vad_chunk(job, feats_scp, vad_dir, prefix, options):
     return n, stats
 
 
-def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERIAL, utts_per_chunk=100):
+def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERIAL, utts_per_chunk=100,
+                allow_commands=False):
     """Energy VAD (:func:`spkrec.features.vad_energy`) of every utterance of ``DATA/feats.scp``.
 
     Writes ``vad_dir/vad_<dataname>.<n>.ark/.scp`` (float32 0/1 vectors; ``vad_dir`` defaults to
-    ``DATA/vad``) and ``DATA/vad.scp``; warns about utterances with no voiced frame.
-    Returns ``{utt: (num_voiced, num_frames)}``.
+    ``DATA/vad``) and ``DATA/vad.scp``; warns about utterances with no voiced frame, and fails
+    (before writing ``vad.scp``) when no utterance has one. Returns ``{utt: (num_voiced, num_frames)}``.
     """
     import inspect
     from spkrec.features.vad import vad_energy
@@ -328,15 +364,19 @@ def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERI
                           "--vad-energy-threshold, --vad-energy-mean-scale, --vad-frames-context, "
                           "--vad-proportion-threshold")
     vad_energy(np.zeros((3, 2), dtype=np.float32), **opts)  # value checks before any work
-    feats = data.feats_scp
+    if not data.has("feats.scp"):
+        raise SpkrecError(f"{data.file('feats.scp')}: not found; run `spkrec compute-feats` first")
+    lines = {}
+    feats = read_scp(data.file("feats.scp"), allow_commands, lines)
     if not feats:
-        raise SpkrecError(f"{data.file('feats.scp')}: not found or empty; run `spkrec compute-feats` first")
+        raise SpkrecError(f"{data.file('feats.scp')}: empty; run `spkrec compute-feats` first")
     os.makedirs(vad_dir, exist_ok=True)
     prefix = f"vad_{data_name(data_dir)}"
-    items = [(u, feats[u]) for u in _c_sorted(feats)]
+    items = [(u, feats[u], lines[u]) for u in _c_sorted(feats)]
     jobs = list(enumerate(chunk(items, -(-len(items) // max(1, int(utts_per_chunk)))), 1))
     results = map_items(_compute_vad_chunk, jobs, parallel, desc=f"compute-vad {data_name(data_dir)}",
-                        feats_scp=data.file("feats.scp"), vad_dir=vad_dir, prefix=prefix, options=opts)
+                        feats_scp=data.file("feats.scp"), vad_dir=vad_dir, prefix=prefix, options=opts,
+                        allow_commands=allow_commands)
     scp_lines, stats = {}, {}
     for n, chunk_stats in results:
         scp_lines.update(read_scp(os.path.join(vad_dir, f"{prefix}.{n}.scp")))
@@ -346,9 +386,12 @@ def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERI
                 log.warning("utterance %s has no voiced frames (of %d); it will be unusable for training "
                             "and scoring unless --vad-energy-threshold is lowered", utt, total)
     keys = _c_sorted(scp_lines)
-    write_lines_atomic(data.file("vad.scp"), [f"{k} {scp_lines[k]}" for k in keys])
     voiced = sum(v for v, _ in stats.values())
     total = sum(t for _, t in stats.values())
+    if stats and voiced == 0:
+        raise SpkrecError(f"{data.file('feats.scp')}: no utterance has a voiced frame; check that column 0 of "
+                          "the features is log energy and lower --vad-energy-threshold")
+    write_lines_atomic(data.file("vad.scp"), [f"{k} {scp_lines[k]}" for k in keys])
     log.info("wrote %s: %d utterances, %d of %d frames voiced (%.1f %%)", data.file("vad.scp"), len(keys),
              voiced, total, 100.0 * voiced / max(total, 1))
     return {k: stats[k] for k in keys}

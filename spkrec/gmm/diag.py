@@ -12,6 +12,11 @@ from spkrec.parallel import SERIAL, map_chunks
 log = logging.getLogger("spkrec")
 
 KMEANS_MAX_FRAMES = 200000
+CONSTANT_VAR = 1e-10
+"""A dimension whose global variance is below this times ``1 + mean**2`` is constant (float rounding)."""
+MIN_VAR_RATIO = 1e-6
+"""Variance floors are relative to at least this times the median global variance (never binds on real
+features: on MFCCs with deltas the smallest dimension's variance is ~3e-3 x the median)."""
 
 
 class DiagGMM:
@@ -25,7 +30,10 @@ class DiagGMM:
         is moved by +-0.2 standard deviations, doubling until C, ``num_iters_per_split`` EM
         iterations after each split) or ``"kmeans"`` (sklearn KMeans on at most 200k frames,
         seeded by ``random_state``).
-    var_floor : variances are floored at ``var_floor`` times the global (all-frames) variance.
+    var_floor : variances are floored at ``var_floor`` times the global (all-frames) variance of each
+        dimension (Kaldi-style relative floor; how many variances it raised is logged per iteration).
+        Training frames that are all identical are an error; a dimension constant over all frames
+        (warned) is floored relative to the median variance of the others.
     weight_floor : weights are floored at this value (then renormalised).
     subsample : use every ``subsample``-th frame of each utterance.
     chunk_frames : frames per E-step matrix product (memory is ~ ``chunk_frames * C * 4`` bytes).
@@ -171,9 +179,11 @@ class DiagGMM:
             raise SpkrecError("DiagGMM: no utterances to train on; check the data dir")
         if self.init not in ("split", "kmeans"):
             raise SpkrecError(f"DiagGMM: unknown init {self.init!r}; use 'split' or 'kmeans'")
-        sub = max(1, int(self.subsample))
+        self._check_hyper()
+        sub = int(self.subsample)
+        self._iteration = 0
         mean, var, n = em.global_mean_var(loader, utt_ids, config, sub)
-        self.var_floor_ = self.var_floor * var
+        self.var_floor_ = self.var_floor * self._floor_reference(mean, var, n)
         if n < self.num_gauss:
             raise SpkrecError(f"DiagGMM: only {n} frames for {self.num_gauss} Gaussians; "
                               "use fewer Gaussians or more data (or less --subsample)")
@@ -208,12 +218,54 @@ class DiagGMM:
             self.weights_, self.means_, self.variances_ = w, m, v
         return self
 
+    def _check_hyper(self):
+        checks = [("num_gauss", self.num_gauss, 1), ("num_iters", self.num_iters, 0),
+                  ("num_iters_per_split", self.num_iters_per_split, 0), ("subsample", self.subsample, 1),
+                  ("chunk_frames", self.chunk_frames, 1)]
+        for name, value, low in checks:
+            if not isinstance(value, (int, np.integer)) or value < low:
+                raise SpkrecError(f"DiagGMM: {name} must be an integer >= {low}, got {value!r}")
+        if not (np.isfinite(self.var_floor) and self.var_floor > 0):
+            raise SpkrecError(f"DiagGMM: var_floor must be > 0 (a fraction of the global variance), "
+                              f"got {self.var_floor!r}")
+
+    @staticmethod
+    def _floor_reference(mean, var, n):
+        """The per-dimension variance the floor is relative to: the global variance, at least
+        ``MIN_VAR_RATIO`` x the median one; a dimension constant over all frames (warned) gets the median
+        variance of the others, so that test data varying there cannot give huge log-likelihood ratios."""
+        if not (np.isfinite(mean).all() and np.isfinite(var).all()):
+            raise SpkrecError("DiagGMM: the features contain NaN or inf (or values so large that their "
+                              "squares overflow); check feats.scp")
+        constant = var <= CONSTANT_VAR * (1.0 + mean * mean)
+        if constant.all():
+            raise SpkrecError(f"DiagGMM: all {n} training frames are identical (zero variance in every "
+                              "dimension); check the features (constant or silent audio, a broken front end)")
+        median = np.median(var[~constant])
+        ref = np.where(constant, median, np.maximum(var, MIN_VAR_RATIO * median))
+        if constant.any():
+            dims = np.flatnonzero(constant)
+            log.warning("DiagGMM: feature dimension(s) %s are constant over all %d frames; their variance "
+                        "floor is relative to the median variance of the other dimensions",
+                        ", ".join(map(str, dims[:10])), n)
+        return ref
+
     def _em_iter(self, w, m, v, loader, utt_ids, config):
+        self._iteration = getattr(self, "_iteration", 0) + 1
         stats = em.collect_stats(w, m, v, loader, utt_ids, config, max(1, int(self.subsample)),
                                  self.chunk_frames,
                                  desc=f"EM ({len(w)} Gaussians)" if self.verbose else None)
-        w2, m2, v2, dead = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor,
-                                         self.min_gauss_frames)
+        w2, m2, v2, dead, floored = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor,
+                                                  self.min_gauss_frames, return_floored=True)
+        if not (np.isfinite(stats.loglik) and np.isfinite(w2).all() and np.isfinite(m2).all()
+                and np.isfinite(v2).all()):
+            raise SpkrecError(f"DiagGMM: EM iteration {self._iteration} ({len(w)} Gaussians) gave non-finite "
+                              "parameters; likely cause: NaN/inf or huge values in the features (check "
+                              "feats.scp), or a var_floor of 0")
+        if floored:
+            (log.info if self.verbose else log.debug)(
+                "EM iteration %d: %d of %d variances raised to the floor (%g x the global variance)",
+                self._iteration, floored, v2.size, self.var_floor)
         if len(dead):
             log.warning("EM: %d Gaussian(s) with occupancy < %g re-split from the heaviest ones",
                         len(dead), self.min_gauss_frames)

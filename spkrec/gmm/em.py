@@ -88,6 +88,11 @@ def _global_block(blocks, loader, subsample):
         n, s1, s2 = 0, 0.0, 0.0
         for utt in block:
             X = _frames(loader, utt, subsample).astype(np.float64)
+            if not np.isfinite(X).all():
+                from spkrec.errors import SpkrecError
+                t, d = np.argwhere(~np.isfinite(X))[0]
+                raise SpkrecError(f"utterance {utt}: features contain {X[t, d]} at frame {t} (dim {d}); "
+                                  "recompute them from valid audio")
             n += len(X)
             s1 = s1 + X.sum(axis=0)
             s2 = s2 + (X * X).sum(axis=0)
@@ -109,11 +114,12 @@ def global_mean_var(loader, utt_ids, config=SERIAL, subsample=1):
     return mean, np.maximum(s2 / n - mean * mean, 1e-10), n
 
 
-def mle_update(stats, weights, means, variances, var_floor, weight_floor, min_gauss_frames):
-    """M-step: new (weights, means, variances) from ``stats`` (float64).
+def mle_update(stats, weights, means, variances, var_floor, weight_floor, min_gauss_frames, return_floored=False):
+    """M-step: new ``(weights, means, variances, dead)`` from ``stats`` (float64).
 
     Gaussians with occupancy below ``min_gauss_frames`` keep their mean and variance (they are
     reported as dead); variances are floored at ``var_floor`` (D,), weights at ``weight_floor``.
+    With ``return_floored`` the number of variances raised to the floor is appended to the result.
     """
     N = stats.occupancy
     weights = np.maximum(N / N.sum(), weight_floor)
@@ -124,8 +130,10 @@ def mle_update(stats, weights, means, variances, var_floor, weight_floor, min_ga
     Na = N[alive, None]
     means[alive] = stats.first[alive] / Na
     variances[alive] = stats.second[alive] / Na - means[alive] ** 2
+    floored = int(np.count_nonzero(variances[alive] < var_floor))
     variances = np.maximum(variances, var_floor)
-    return weights, means, variances, np.flatnonzero(~alive)
+    dead = np.flatnonzero(~alive)
+    return (weights, means, variances, dead, floored) if return_floored else (weights, means, variances, dead)
 
 
 def split_gaussians(weights, means, variances, target):

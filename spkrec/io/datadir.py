@@ -12,6 +12,7 @@ an audio file (run only with ``allow_commands=True``). ``segments`` lines are
 """
 import functools
 import logging
+import math
 import os
 
 from spkrec.errors import SpkrecError
@@ -60,9 +61,16 @@ def _parse_table(path, min_fields, max_fields, what, problems=None, check_sorted
         return {}, {}
     table, line_of = {}, {}
     previous = None
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
+            bad = next((i for i, c in enumerate(line) if "\udc80" <= c <= "\udcff"), None)
+            if bad is not None:
+                raw = line.encode("utf-8", "surrogateescape")
+                problem(f"{path}:{lineno}: byte 0x{ord(line[bad]) - 0xDC00:02x} at column {bad + 1} is not UTF-8 "
+                        f"({raw[:80]!r}); spkrec reads tables as UTF-8: convert the file (e.g. `iconv -f latin1 "
+                        "-t utf-8`) and rename the files it names to UTF-8 names")
+                continue
             fields = line.split()
             if not fields:
                 problem(f"{path}:{lineno}: blank line in {what}; remove it")
@@ -125,6 +133,45 @@ def utt2spk_to_spk2utt(utt2spk):
     return dict(sorted(spk2utt.items(), key=lambda kv: kv[0].encode("utf-8")))
 
 
+def read_spk2utt(path, line_numbers=None, strict=True):
+    """Read ``spk2utt`` -> ``{spk: [utt, ...]}``; it must agree with ``utt2spk`` in the same directory.
+
+    When that ``utt2spk`` exists, an utterance listed twice or under another speaker than ``utt2spk``
+    says raises :class:`SpkrecError` naming both files' lines (a stale ``spk2utt`` would otherwise enrol
+    the wrong utterances silently); with ``strict`` (a data dir's own ``spk2utt``) so does an utterance
+    that only one of the two files lists. A dict passed as ``line_numbers`` receives
+    ``{spk: 1-based line}``.
+    """
+    path = os.fspath(path)
+    lines = {} if line_numbers is None else line_numbers
+    spk2utt = {s: v.split() for s, v in read_table(path, 2, None, "spk2utt", line_numbers=lines).items()}
+    u2s_path = os.path.join(os.path.dirname(path), "utt2spk")
+    if not os.path.exists(u2s_path):
+        return spk2utt
+    u2s_lines = {}
+    utt2spk = read_table(u2s_path, 2, 2, "utt2spk", line_numbers=u2s_lines)
+    fix = f"regenerate it from utt2spk (utils/utt2spk_to_spk2utt.pl {u2s_path} > {path})"
+    seen = {}
+    for spk, utts in spk2utt.items():
+        for u in utts:
+            where = f"{path}:{lines[spk]}"
+            if u in seen:
+                raise SpkrecError(f"{where}: utterance {u!r} is listed again (first under speaker {seen[u]!r}); {fix}")
+            seen[u] = spk
+            if u not in utt2spk:
+                if not strict:
+                    continue
+                raise SpkrecError(f"{where}: utterance {u!r} of speaker {spk!r} is not in {u2s_path}; {fix}")
+            if utt2spk[u] != spk:
+                raise SpkrecError(f"{where}: utterance {u!r} is under speaker {spk!r} but {u2s_path}:"
+                                  f"{u2s_lines[u]} says {utt2spk[u]!r}; {fix}")
+    for u in utt2spk if strict else ():
+        if u not in seen:
+            raise SpkrecError(f"{u2s_path}:{u2s_lines[u]}: utterance {u!r} (speaker {utt2spk[u]!r}) is missing "
+                              f"from {path}; {fix}")
+    return spk2utt
+
+
 def spk2utt_to_utt2spk(spk2utt):
     """``{spk: [utt, ...]}`` -> ``{utt: spk}`` sorted by utterance."""
     pairs = {u: s for s, utts in spk2utt.items() for u in utts}
@@ -139,6 +186,9 @@ def _parse_segment(value, where):
     except ValueError:
         raise SpkrecError(f"{where}: segment times {start!r} {end!r} are not numbers; "
                           "use '<utt> <recording> <start_s> <end_s>'") from None
+    if not (math.isfinite(start_s) and math.isfinite(end_s)):
+        raise SpkrecError(f"{where}: segment times {start} {end} are not finite; "
+                          "use seconds (end -1 for the end of the recording)")
     if not (start_s >= 0 and (end_s == -1 or end_s > start_s)):
         raise SpkrecError(f"{where}: bad segment times {start} {end} (need 0 <= start < end, or end = -1 "
                           "for the end of the recording); fix this line")
@@ -212,7 +262,7 @@ class DataDir:
         table = self._read("spk2utt", required=False)
         if table is None:
             return utt2spk_to_spk2utt(self.utt2spk)
-        return {spk: value.split() for spk, value in table.items()}
+        return read_spk2utt(self.file("spk2utt"))  # must agree with utt2spk
 
     @functools.cached_property
     def segments(self):
@@ -260,7 +310,7 @@ class DataDir:
                               "(`spkrec validate-data-dir` lists all such problems)")
         return entry, f"{self.file('wav.scp')}:{self.line_of('wav.scp', key)}"
 
-    def load_audio(self, utt, target_rate=None, allow_commands=False):
+    def load_audio(self, utt, target_rate=None, allow_commands=False, command_timeout=None):
         """Read utterance ``utt`` -> ``(signal float32 (num_samples,) in int16 scale, rate Hz)``.
 
         With ``segments`` the recording is read (once for consecutive segments of the same recording)
@@ -271,7 +321,8 @@ class DataDir:
         segments = self.segments
         if segments is None:
             entry, where = self._wav_entry(utt, utt)
-            return read_audio(entry, target_rate=target_rate, allow_commands=allow_commands, name=where)
+            return read_audio(entry, target_rate=target_rate, allow_commands=allow_commands, name=where,
+                              command_timeout=command_timeout)
         if utt not in segments:
             raise SpkrecError(f"{self.file('segments')}: utterance {utt!r} has no segment; "
                               "add it to segments")
@@ -282,7 +333,7 @@ class DataDir:
         else:
             entry, where = self._wav_entry(rec, utt)
             signal, rate = read_audio(entry, target_rate=target_rate, allow_commands=allow_commands,
-                                      name=where)
+                                      name=where, command_timeout=command_timeout)
             self._last_recording = ((rec, target_rate), signal, rate)
         start = int(round(start_s * rate))
         end = signal.size if end_s == -1 else int(round(end_s * rate))
@@ -331,34 +382,51 @@ def _fmt_time(t):
 
 # ----------------------------------------------------------------------------- validation
 
-def _check_audio_chunk(items):
-    """Worker: ``[(where, path)]`` -> list of problems for files that are missing or do not open."""
+def _check_audio_chunk(items, decode=False):
+    """Worker: ``[(where, path)]`` -> problems of files that are missing, do not open, are truncated or
+    (``decode``) do not decode completely to finite samples."""
     import soundfile as sf
+
+    from spkrec.io.audio import declared_wav_frames, read_audio
+    from spkrec.io.command import is_command
     problems = []
     for where, entry in items:
-        if entry.endswith("|"):
+        if is_command(entry):
             continue  # a command: checked only when run (needs allow_commands)
         if not os.path.exists(entry):
             problems.append(f"{where}: audio file not found: {entry}; fix the path or remove the entry")
             continue
+        if decode:
+            try:
+                read_audio(entry, name=where)
+            except SpkrecError as err:
+                problems.append(str(err))
+            continue
         try:
             info = sf.info(entry)
+            with open(entry, "rb") as f:
+                declared = declared_wav_frames(f)
             if info.frames <= 0:
                 problems.append(f"{where}: audio file {entry} has no samples; remove the entry")
+            elif declared is not None and declared > info.frames:
+                problems.append(f"{where}: audio {entry!r} is truncated: its header says {declared} samples, "
+                                f"only {info.frames} are in the file; replace it with a complete file or remove "
+                                "the entry")
         except Exception as exc:
             problems.append(f"{where}: audio file {entry} does not open ({str(exc).splitlines()[0][:100]}); "
                             "replace it with a complete WAV/FLAC/SPHERE file or remove the entry")
     return problems
 
 
-def validate_data_dir(path, check_audio=True, nj=1, warnings=None):
+def validate_data_dir(path, check_audio=True, nj=1, warnings=None, decode=False):
     """Check a data dir; returns a list of problems, each ``"file:line: problem; what to do"``.
 
     Checks: every table parses (field counts, no blank lines), unique keys, C-locale sorting,
     ``utt2spk``/``spk2utt`` agree, every utterance has audio (``wav.scp`` or ``segments`` ->
     ``wav.scp``) and vice versa, ``spk2gender`` covers every speaker with ``m``/``f``,
     ``feats.scp``/``vad.scp``/``utt2num_frames`` keys equal the utterances, and (``check_audio``) every
-    audio file exists and opens (``soundfile.info``, in ``nj`` parallel jobs). Utterance ids that do not
+    audio file exists and opens (``soundfile.info``; a WAV shorter than its header says is truncated),
+    or with ``decode`` decodes completely to finite samples (every file read, in ``nj`` parallel jobs). Utterance ids that do not
     start with their speaker id are *warnings* (appended to ``warnings`` when a list is given, else
     logged), as in Kaldi.
     """
@@ -477,6 +545,11 @@ def validate_data_dir(path, check_audio=True, nj=1, warnings=None):
             more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
             problems.append(f"{f(name)}: utterance {missing[0]!r}{more} of utt2spk has no entry; recompute "
                             f"{name} (`spkrec compute-feats`/`compute-vad`) or subset the data dir")
+        if name != "utt2num_frames":
+            from spkrec.io.command import is_command, refuse_command
+            for u, v in tables[name].items():
+                if is_command(v):
+                    problems.append(str(refuse_command(v, where(name, u), name)))
         if name == "utt2num_frames":
             for u, v in tables[name].items():
                 if not v.isdigit():
@@ -485,8 +558,8 @@ def validate_data_dir(path, check_audio=True, nj=1, warnings=None):
     # audio files exist and open
     if check_audio and wav:
         items = [(where("wav.scp", k), v) for k, v in wav.items()]
-        for chunk_problems in map_chunks(_check_audio_chunk, items, ParallelConfig(nj=nj),
-                                         desc="checking audio" if len(items) > 2000 else None):
+        for chunk_problems in map_chunks(_check_audio_chunk, items, ParallelConfig(nj=nj), decode=decode,
+                                         desc="checking audio" if len(items) > 2000 or decode else None):
             problems.extend(chunk_problems)
     return problems
 

@@ -9,6 +9,10 @@ from spkrec.io.atomic import write_lines_atomic
 from spkrec.io.trials import read_trials_with_lines
 
 
+def _show(score):
+    return "NaN" if math.isnan(score) else str(score)
+
+
 def read_scores_with_lines(path):
     """Like :func:`read_scores` but returns ``(rows, line_numbers)``."""
     path = os.fspath(path)
@@ -28,9 +32,10 @@ def read_scores_with_lines(path):
             except ValueError:
                 raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; "
                                   "fix this line") from None
-            if math.isnan(score):
-                raise SpkrecError(f"{path}:{lineno}: score is NaN; re-run the scoring stage "
-                                  "(a model or vector is probably degenerate)")
+            if not math.isfinite(score):
+                raise SpkrecError(f"{path}:{lineno}: score is {_show(score)}; re-run the scoring stage "
+                                  "(a model or vector is probably degenerate; metrics such as Cllr would be "
+                                  "infinite or undefined)")
             pair = (fields[0], fields[1])
             if pair in seen:
                 raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
@@ -44,7 +49,7 @@ def read_scores_with_lines(path):
 def read_scores(path):
     """Read a score file -> list of ``(enroll_id, test_id, score)`` (score a float) in file order.
 
-    Wrong field counts, non-numeric or NaN scores and repeated pairs raise :class:`SpkrecError`
+    Wrong field counts, non-numeric, NaN or infinite scores and repeated pairs raise :class:`SpkrecError`
     naming ``file:line``.
     """
     return read_scores_with_lines(path)[0]
@@ -55,8 +60,9 @@ def write_scores(path, rows):
     lines = []
     for enroll, test, score in rows:
         score = float(score)
-        if math.isnan(score):
-            raise SpkrecError(f"{path}: score of trial {enroll} {test} is NaN; check the model and vectors")
+        if not math.isfinite(score):
+            raise SpkrecError(f"{path}: score of trial {enroll} {test} is {_show(score)}; check the model and vectors "
+                              "(a degenerate model, a zero vector or a cohort with zero spread)")
         lines.append("%s %s %.6f" % (enroll, test, score))
     write_lines_atomic(path, lines)
 
