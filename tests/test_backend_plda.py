@@ -203,5 +203,5 @@ def test_em_stops_at_the_tolerance(two_cov_data, make):
 @pytest.mark.parametrize("make", [lambda: TwoCovPLDA(), lambda: SimplifiedPLDA(2)])
 def test_one_vector_per_speaker_is_refused(make):
     X = np.random.default_rng(0).standard_normal((20, 4))
-    with pytest.raises(SpkrecError, match="single vector"):
+    with pytest.raises(SpkrecError, match="single training vector"):
         make().fit(X, np.arange(20))
