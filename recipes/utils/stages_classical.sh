@@ -63,5 +63,6 @@ fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
   results "$data/test" "$exp" $all_systems
+  cat "$exp/results.md"  # the results table on stdout (everything else goes to stderr and the logs)
 fi
 finish_stages "$exp/results.md" "$exp/det.png" "$exp/scores_cal"
