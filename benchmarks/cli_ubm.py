@@ -41,7 +41,7 @@ def make_features(work):
                  ["compute-feats", "--feat-type", "mfcc", "--config", os.path.join(conf, "mfcc.conf"), "--nj", "2",
                   data, os.path.join(work, "mfcc")],
                  ["compute-vad", "--config", os.path.join(conf, "vad.conf"), data, os.path.join(work, "vad")]):
-        subprocess.run(spkrec_cmd() + ["-q"] + args, check=True)
+        subprocess.run(spkrec_cmd() + [args[0], "-q"] + args[1:], check=True)
     return data
 
 
