@@ -7,7 +7,11 @@ only (never on ``nj`` or the backend), and results come back **in input order**;
 chunks are therefore done in a fixed order and results are bit-identical for any number of workers
 and either backend.
 
-Workers run with one BLAS thread each. With ``backend="dask"`` and no scheduler, a local cluster of
+Threads: chunk work runs with one BLAS/OpenMP thread in every process -- in loky and Dask workers and in
+this process when ``nj == 1`` (:func:`chunk_threads`) -- so the per-chunk numbers never depend on ``nj``
+and small per-chunk matrices never pay for idle threads; ``nj`` processes give the parallelism. The
+driver's own work between maps (M-steps, back ends) uses :func:`driver_threads` (the usable cores),
+whatever ``nj``. With ``backend="dask"`` and no scheduler, a local cluster of
 ``nj`` single-threaded worker processes on 127.0.0.1 is started once per process and closed at exit
 (or by :func:`shutdown`); with ``scheduler="tcp://HOST:PORT"`` the existing cluster is used. Dask
 reschedules the tasks of a worker that dies; functions must therefore be free of side effects other
@@ -100,14 +104,16 @@ class SharedArrays:
     With local worker processes (loky, ``nj > 1``) the arrays are saved once to a temporary directory
     (in ``/dev/shm`` when there is room, see :func:`_shared_folder`) that is removed when this object is
     garbage collected; pickling sends the paths only and workers
-    memory-map the files (one copy in the page cache for all workers).  Otherwise (in-process, or Dask
+    memory-map the files (one copy in the page cache for all workers; with ``mapped=True`` this process
+    too, so the caller can drop its arrays).  Otherwise (in-process, or Dask
     workers that may not see this machine's disk) the arrays travel with the object.  ``token``
     identifies the contents, so workers can cache arrays derived from them (see :meth:`cached`).
     """
 
     _worker_cache = {}  # token -> {name: array}: the latest shared arrays, in worker processes
+    _worker_files = {}  # token -> {name: memory-mapped file}, in worker processes (at most MAPPED_TOKENS)
 
-    def __init__(self, arrays, config=SERIAL):
+    def __init__(self, arrays, config=SERIAL, mapped=False):
         self.token = os.urandom(16).hex()
         self._arrays = dict(arrays)
         self._dir = None
@@ -117,6 +123,8 @@ class SharedArrays:
             weakref.finalize(self, shutil.rmtree, self._dir, True)
             for name, array in self._arrays.items():
                 np.save(os.path.join(self._dir, f"{name}.npy"), np.asarray(array), allow_pickle=False)
+            if mapped:  # this process reads the files too: one copy in RAM, shared with the workers
+                self._arrays = _map_files(self._dir, sorted(self._arrays))
 
     def __getstate__(self):
         if self._dir is not None:
@@ -127,9 +135,13 @@ class SharedArrays:
         self.token, self._dir = state["token"], None
         if "arrays" in state:
             self._arrays = state["arrays"]
-        else:
-            self._arrays = {name: np.load(os.path.join(state["dir"], f"{name}.npy"), mmap_mode="r",
-                                          allow_pickle=False) for name in state["names"]}
+        else:  # memory-mapped once per process for the latest MAPPED_TOKENS contents (60 blocks: 10 ms a task)
+            mapped = SharedArrays._worker_files
+            if self.token not in mapped:
+                while len(mapped) >= MAPPED_TOKENS:
+                    mapped.pop(next(iter(mapped)))
+                mapped[self.token] = _map_files(state["dir"], state["names"])
+            self._arrays = dict(mapped[self.token])
         self._in_worker = True
 
     def __getitem__(self, name):
@@ -151,6 +163,15 @@ class SharedArrays:
             else:
                 own[name] = compute()
         return own[name]
+
+
+MAPPED_TOKENS = 2
+"""Shared contents whose files a worker process keeps mapped (a file deleted by the driver stays in RAM
+until its mapping goes: at most this many sets per worker)."""
+
+
+def _map_files(folder, names):
+    return {name: np.load(os.path.join(folder, f"{name}.npy"), mmap_mode="r", allow_pickle=False) for name in names}
 
 
 def chunk(items, num_chunks):
@@ -211,7 +232,116 @@ def shutdown():
                 cluster.close()
 
 
-_blas_limited = False
+# ---------------------------------------------------------------------------------------------- BLAS threads
+CHUNK_THREADS = 1
+"""BLAS/OpenMP threads of chunk work (the functions given to :func:`map_chunks`), in every process."""
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "BLIS_NUM_THREADS",
+              "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+"""Environment variables read by BLAS/OpenMP libraries when they are loaded (later imports follow them)."""
+
+_controller_cache = [None, -1]  # [threadpoolctl.ThreadpoolController, len(sys.modules) when made]
+_worker_limited = [-1]          # len(sys.modules) when worker_threads() last applied the limit here
+
+
+def usable_cores():
+    """CPU cores this process may run on (its affinity mask, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def driver_threads():
+    """BLAS threads of the driver's own work between maps (M-steps, back ends): ``$SPKREC_BLAS_THREADS``,
+    else :func:`usable_cores` -- never a function of ``nj`` or the backend, so that work gives the same
+    numbers for any ``--nj``."""
+    value = os.environ.get("SPKREC_BLAS_THREADS", "").strip()
+    if value:
+        try:
+            if int(value) >= 1:
+                return int(value)
+        except ValueError:
+            pass
+        from spkrec.errors import SpkrecError
+        raise SpkrecError(f"SPKREC_BLAS_THREADS={value!r}: expected a whole number >= 1; fix or unset it")
+    return usable_cores()
+
+
+def _controller():
+    """A threadpoolctl controller of the loaded BLAS/OpenMP libraries (rebuilt, 2 ms, when modules were imported)."""
+    import sys
+    if _controller_cache[0] is None or _controller_cache[1] != len(sys.modules):
+        from threadpoolctl import ThreadpoolController
+        _controller_cache[:] = [ThreadpoolController(), len(sys.modules)]
+    return _controller_cache[0]
+
+
+def _set_threads(n):
+    """``n`` threads for every loaded BLAS/OpenMP library, and for those loaded later (environment)."""
+    for name in THREAD_ENV:
+        os.environ[name] = str(n)
+    _controller().limit(limits=n)
+
+
+def set_driver_threads(threads=None):
+    """Apply the driver's rule to this process (the CLI does it in ``parallel_config``): ``threads``
+    (default :func:`driver_threads`) BLAS threads outside chunks; chunk work still gets one."""
+    _set_threads(driver_threads() if threads is None else max(1, int(threads)))
+
+
+def worker_threads():
+    """Give this worker process (loky or Dask) one BLAS/OpenMP thread, also for libraries loaded later;
+    re-applied when modules were imported since (cheap otherwise). Called before every task."""
+    import sys
+    if _worker_limited[0] != len(sys.modules):
+        _set_threads(CHUNK_THREADS)
+        torch = sys.modules.get("torch")
+        if torch is not None and hasattr(torch, "set_num_threads"):
+            torch.set_num_threads(CHUNK_THREADS)
+        _worker_limited[0] = len(sys.modules)
+
+
+@contextlib.contextmanager
+def chunk_threads():
+    """Run chunk work in this process (``nj == 1``) under the workers' rule: one BLAS/OpenMP (and torch)
+    thread, then restore. Libraries loaded meanwhile start with one thread and get the driver's count
+    afterwards, as they would have had if loaded in the driver."""
+    import sys
+    saved = {name: os.environ.get(name) for name in THREAD_ENV}
+    before = {lib.filepath for lib in _controller().lib_controllers}
+    torch = sys.modules.get("torch")
+    torch_threads = torch.get_num_threads() if torch is not None and hasattr(torch, "get_num_threads") else None
+    if torch_threads is not None:
+        torch.set_num_threads(CHUNK_THREADS)
+    try:
+        for name in THREAD_ENV:
+            os.environ[name] = str(CHUNK_THREADS)
+        with _controller().limit(limits=CHUNK_THREADS):
+            yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if torch_threads is not None:
+            torch.set_num_threads(torch_threads)
+        new = [lib for lib in _controller().lib_controllers if lib.filepath not in before]
+        if new:
+            threads = _env_threads(saved)
+            for lib in new:
+                lib.set_num_threads(threads)
+
+
+def _env_threads(env):
+    """Threads a library loaded under ``env`` starts with (OpenBLAS/OpenMP conventions): the driver's count
+    after :func:`set_driver_threads`, else the user's ``OPENBLAS_NUM_THREADS``/``OMP_NUM_THREADS`` or the cores."""
+    for name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        try:
+            return max(1, int(env.get(name) or ""))
+        except ValueError:
+            continue
+    return usable_cores()
 
 
 _allocator_tuned = False
@@ -283,23 +413,45 @@ def _unstash(result):
 
 
 def _run_local(func, items, kwargs, folder=None):
-    """Task run by a local (loky) worker: the allocator tuned once per process, then ``func``; with a
-    (RAM-backed) ``folder``, big result arrays come back as files instead of through the pipe (3x
-    less driver time for the 22 MB accumulators of a T-matrix E-step chunk)."""
+    """Task run by a local (loky) worker: one BLAS thread and the allocator tuned (once per process),
+    then ``func``; with a (RAM-backed) ``folder``, big result arrays come back as files instead of
+    through the pipe (3x less driver time for the 22 MB accumulators of a T-matrix E-step chunk)."""
+    worker_threads()
     tune_allocator()
     result = func(items, **kwargs)
     return result if folder is None else _stash(result, folder, str(os.getpid()))
 
 
 def _run_on_worker(func, items, kwargs):
-    """Task run by a Dask worker: one BLAS thread per worker process (set once), then ``func``."""
-    global _blas_limited
-    if not _blas_limited:
-        from threadpoolctl import threadpool_limits
-        threadpool_limits(1)
-        _blas_limited = True
+    """Task run by a Dask worker: one BLAS thread per worker process (see :func:`worker_threads`), the
+    arguments' arrays aligned (see :func:`_aligned`), then ``func``."""
+    worker_threads()
     tune_allocator()
+    items, kwargs = _aligned((items, kwargs))
     return func(items, **kwargs)
+
+
+def _aligned(obj, _seen=None):
+    """``obj`` with every array inside it (containers, and attributes of spkrec objects, changed in place)
+    aligned to its item size. Dask hands arrays out of its network buffers at any byte offset; numpy
+    multiplies unaligned arrays without BLAS, in another order of additions than for the same numbers
+    in the driver or a loky worker (measured: the mini recipe's T matrix moved by 2e-10 with 2 Dask
+    workers, and every i-vector score file changed)."""
+    if isinstance(obj, np.ndarray):
+        return obj if obj.flags.aligned or obj.dtype.hasobject else obj.copy(order="K")
+    _seen = set() if _seen is None else _seen
+    if id(obj) in _seen:
+        return obj
+    _seen.add(id(obj))
+    if isinstance(obj, dict):
+        return {k: _aligned(v, _seen) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        items = [_aligned(v, _seen) for v in obj]
+        return items if isinstance(obj, list) else tuple(items)
+    if type(obj).__module__.startswith("spkrec") and isinstance(getattr(obj, "__dict__", None), dict):
+        for key, value in list(vars(obj).items()):
+            vars(obj)[key] = _aligned(value, _seen)
+    return obj
 
 
 @contextlib.contextmanager
@@ -325,8 +477,9 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
     chunks = chunk(items, NUM_CHUNKS if max_chunks is None else max_chunks)
     start = time.time()
     if max(1, int(config.nj)) == 1 and config.backend == "loky":  # in-process: no pickling
-        results = (func(c, **kwargs) for c in chunks)
-        for i, r in enumerate(results):
+        for i, c in enumerate(chunks):
+            with chunk_threads():  # the workers' rule: one BLAS thread for chunk work
+                r = func(c, **kwargs)
             _progress(desc, i + 1, len(chunks), start)
             yield r
         return
@@ -342,7 +495,7 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
             par = joblib.Parallel(n_jobs=max(1, int(config.nj)), return_as="generator")
             for i, r in enumerate(par(calls)):
                 _progress(desc, i + 1, len(chunks), start)
-                yield _unstash(r)
+                yield _aligned(r) if config.backend == "dask" else _unstash(r)
     finally:
         if folder is not None:
             shutil.rmtree(folder, ignore_errors=True)
@@ -359,6 +512,12 @@ def map_chunks(func, items, config=SERIAL, chunks_per_job=None, desc=None, max_c
     can be sent to workers; ``desc`` turns on progress logging.
     """
     return list(_iter_chunks(func, items, config, desc, max_chunks, kwargs))
+
+
+def iter_chunks(func, items, config=SERIAL, desc=None, max_chunks=None, **kwargs):
+    """:func:`map_chunks` as a generator: each chunk's result as soon as it (and those before it) is done,
+    in input order, so the caller can keep or drop results one by one."""
+    return _iter_chunks(func, items, config, desc, max_chunks, kwargs)
 
 
 def reduce_chunks(func, items, config=SERIAL, combine=operator.add, desc=None, max_chunks=None, **kwargs):

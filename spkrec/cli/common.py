@@ -76,7 +76,12 @@ def add_parallel_args(parser):
 
 
 def parallel_config(args):
-    """Build a :class:`~spkrec.parallel.ParallelConfig` from parsed ``add_parallel_args`` options."""
+    """Build a :class:`~spkrec.parallel.ParallelConfig` from parsed ``add_parallel_args`` options, and
+    apply spkrec's BLAS threading rule to this process: :func:`~spkrec.parallel.driver_threads` threads
+    for the driver's own work (the usable cores, or ``$SPKREC_BLAS_THREADS``; the same for any ``--nj``),
+    one thread for chunk work here and in every worker."""
+    from spkrec.parallel import set_driver_threads
+    set_driver_threads()
     return ParallelConfig(nj=args.nj, backend=args.backend, scheduler=args.scheduler)
 
 

