@@ -325,3 +325,16 @@ def test_overfitting_check_on_real_speech(speech, caplog, num_gauss, tv_dim, upd
     else:
         assert warnings == [] and ex.overfitting_warning() is None
         assert h[-1] > 0 and h[-1] >= h[0]
+
+
+def test_non_finite_statistics_stop_training_with_the_iteration():
+    from spkrec.gmm import DiagGMM
+    from spkrec.errors import SpkrecError
+    from spkrec.ivector import IvectorExtractor
+    rng = np.random.default_rng(0)
+    ubm = DiagGMM.from_params(np.full(2, 0.5), rng.standard_normal((2, 3)), np.ones((2, 3)))
+    N = np.abs(rng.standard_normal((20, 2))) * 10 + 1
+    F = rng.standard_normal((20, 2, 3))
+    F[3, 1, 2] = np.nan
+    with pytest.raises(SpkrecError, match="iteration 0: non-finite"):
+        IvectorExtractor(tv_dim=2, num_iters=2).fit(N, F, ubm=ubm)

@@ -119,6 +119,29 @@ def test_mini_recipe_skips_done_stages_and_rejects_bad_options(mini):
     assert bad.returncode != 0 and "unknown option --no-such-option" in bad.stderr
 
 
+def test_mini_recipe_changed_options_rerun_the_stage_and_its_dependants(mini, tmp_path):
+    work = tmp_path / "rerun"
+    shutil.copytree(mini, work, symlinks=True)
+    exp, data = work / "exp", work / "data"
+    common = ["--exp", exp, "--data", data]
+    before = (exp / "scores" / "gmm_ubm.txt").read_bytes()
+    assert (exp / ".stages" / "4").is_file()
+    proc = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 3, "--num-gauss", 64)
+    assert "options changed" in proc.stderr and "num_gauss=64" in proc.stderr
+    import numpy as np
+    with np.load(exp / "ubm" / "final.ubm.npz") as z:
+        assert len(z["weights"]) == 64
+    assert not (exp / ".stages" / "4").exists()  # stage 4 used the old UBM: no longer trusted
+    proc = _run_recipe("mini", *common, "--stage", 4, "--stop-stage", 4, "--num-gauss", 64)
+    assert "redoing" in proc.stderr and "skipping" not in proc.stderr
+    assert (exp / "scores" / "gmm_ubm.txt").read_bytes() != before
+    again = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 4, "--num-gauss", 64)
+    assert again.stderr.count("skipping") == 2
+    for bad, message in (("11", "no stage 11"), ("foo", "not a number")):
+        proc = _run_recipe("mini", *common, "--stage", bad, check=False)
+        assert proc.returncode != 0 and message in proc.stderr and "done" not in proc.stderr
+
+
 def test_timit_recipe_on_the_embedded_sample(tmp_path):
     _run_recipe("timit", "--exp", tmp_path / "exp", "--data", tmp_path / "data", "--nj", 2)
     text = (tmp_path / "exp" / "results.md").read_text()
@@ -166,7 +189,7 @@ def test_mini_recipe_identical_for_any_nj_and_backend(tmp_path):
     for name, opts in runs.items():
         work = tmp_path / name
         common = ["--exp", work / "exp", "--data", work / "data", *opts]
-        _run_recipe("mini", *common, "--stop-stage", 8)
+        _run_recipe("mini", *common, "--num-folds", 2, "--stop-stage", 8)
         _run_recipe("mini", *common, "--stage", 20, "--stop-stage", 20)
     ref = tmp_path / "nj1" / "exp"
     scores = sorted(p.relative_to(ref) for p in (ref / "scores").glob("*.txt"))

@@ -475,6 +475,9 @@ class IvectorExtractor:
             whiten = proj.whiten
             Cw = raw * whiten[:, :, None] if whiten.ndim == 2 else _stack_matmul(whiten, raw)
             G = _m_step(acc["A"], Cw, tril)
+            if not (np.isfinite(objective) and np.isfinite(G).all()):
+                raise SpkrecError(f"i-vector extractor iteration {it}: non-finite objective or T matrix; likely "
+                                  "cause: NaN/inf in the statistics (features) or a degenerate UBM")
             if update:  # Sigma from the new T (raw space), then the new whitening of that T
                 T = _unwhiten(self.covariances_, G)
                 self.covariances_ = self._update_variances(T, raw, acc["A"], acc["N"], S, tril)

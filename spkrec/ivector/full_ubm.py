@@ -259,6 +259,9 @@ class FullGMM:
             avg = acc["loglike"] / max(acc["frames"], 1)
             self.log_likelihood_history_.append(float(avg))
             log.info("full UBM iteration %d: average log-likelihood %.4f over %d frames", it, avg, acc["frames"])
+            if not np.isfinite(avg):
+                raise SpkrecError(f"full UBM iteration {it}: non-finite log-likelihood; likely cause: NaN/inf "
+                                  "in the features or the diagonal UBM")
             self._mle_update(acc)
         acc = self._accumulate(loader, utt_ids, gsel, config)
         self.log_likelihood_history_.append(float(acc["loglike"] / max(acc["frames"], 1)))
