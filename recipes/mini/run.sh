@@ -20,6 +20,7 @@
 #   9  RNN (LSTM, GE2E loss) embeddings with cosine and PLDA scoring, and the softmax classifier for
 #      identification; skipped with one line when PyTorch (the [rnn] extra) is not installed
 #   10 calibration of every classical system on the folds' trials; fusion of GMM-UBM (S-norm) and PLDA
+#   11 system bundles exp/systems/<system>/ for spkrec enroll / verify / identify-files on your own files
 #   20 results: exp/results.md (EER, minDCF, actDCF, Cllr, minCllr, top-1/top-5) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -53,7 +54,7 @@ seed=0
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 5 6 7 8 9 10 20"
+stages="0 1 2 3 4 5 6 7 8 9 10 11 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="corpus"
@@ -67,6 +68,7 @@ stage_opts[7]="lda_dim plda_chain snorm_method snorm_top_n"
 stage_opts[8]="relevance snorm_method snorm_top_n"
 stage_opts[9]="rnn_epochs lda_dim seed"
 stage_opts[10]="target_prior fused"
+stage_opts[11]="relevance target_prior"
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
 mkdir -p "$exp/log" "$exp/scores"

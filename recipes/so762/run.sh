@@ -52,7 +52,7 @@ seed=0
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 5 6 7 8 9 10 20"
+stages="0 1 2 3 4 5 6 7 8 9 10 11 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="train eval"
@@ -66,6 +66,7 @@ stage_opts[7]="lda_dim plda_chain snorm_method snorm_top_n"
 stage_opts[8]="relevance snorm_method snorm_top_n"
 stage_opts[9]="rnn_epochs lda_dim seed"
 stage_opts[10]="target_prior fused"
+stage_opts[11]="relevance target_prior"
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }

@@ -61,6 +61,11 @@ if run_stage 10 "calibration on the folds' background trials (prior $target_prio
   fuse_systems "$exp" fused $fused
 fi
 
+if run_stage 11 "system bundles for your own recordings (spkrec enroll / verify / identify-files)" \
+    "$exp/systems/ivec_plda_twocov/system.json"; then
+  export_bundles "$data/test" "$exp"
+fi
+
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
   results "$data/test" "$exp" $all_systems
   cat "$exp/results.md"  # the results table on stdout (everything else goes to stderr and the logs)

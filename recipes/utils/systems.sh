@@ -256,6 +256,27 @@ fuse_systems() {
     --names "${names[*]}" --model-out "$c/$name.npz" --out "$exp/scores_cal/$name.txt" "${pairs[@]}"
 }
 
+# export_bundles TEST EXP -> EXP/systems/<system>/: a system bundle (spkrec export-system) for each system
+# that scores single files (GMM-UBM, i-vector cosine and PLDA): features and VAD as conf/, the models,
+# the system's calibration from stage 10 and the EER threshold measured on TEST/trials.
+export_bundles() {
+  local test=$1 exp=$2 s
+  local feat=(--feat-config conf/mfcc.conf --vad-config conf/vad.conf "--seed=${seed:-0}")
+  _bundle() {  # _bundle SYSTEM OPTION...
+    local s=$1; shift
+    [ -f "$exp/scores/$s.txt" ] || return 0
+    done_already "$exp/systems/$s/system.json" && return 0
+    local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
+    run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
+      --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
+  }
+  _bundle gmm_ubm --kind gmm_ubm --ubm "$exp/ubm/final.ubm.npz" --relevance-factor "${relevance:-16}" --top-c 5
+  _bundle ivec_cosine --kind ivector --extractor "$exp/extractor" --scoring cosine
+  _bundle ivec_plda_twocov --kind ivector --extractor "$exp/extractor" --scoring plda --backend "$exp/backend/plda_twocov.npz"
+  _bundle ivec_plda_simplified --kind ivector --extractor "$exp/extractor" --scoring plda \
+    --backend "$exp/backend/plda_simplified.npz"
+}
+
 # results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png. Each system's calibrated scores
 # (EXP/scores_cal/<s>.txt) when it has them, else its raw scores, marked "(raw)";
 # top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
