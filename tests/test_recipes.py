@@ -137,7 +137,7 @@ def test_mini_recipe_changed_options_rerun_the_stage_and_its_dependants(mini, tm
     assert (exp / "scores" / "gmm_ubm.txt").read_bytes() != before
     again = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 4, "--num-gauss", 64)
     assert again.stderr.count("skipping") == 2
-    for bad, message in (("11", "no stage 11"), ("foo", "not a number")):
+    for bad, message in (("12", "no stage 12"), ("foo", "not a number")):
         proc = _run_recipe("mini", *common, "--stage", bad, check=False)
         assert proc.returncode != 0 and message in proc.stderr and "done" not in proc.stderr
 
