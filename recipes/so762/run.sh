@@ -57,16 +57,7 @@ stages="0 1 2 3 4 5 6 7 8 9 10 11 20"
 . utils/systems.sh
 stage_opts[0]="train eval"
 stage_opts[2]="num_enroll num_folds num_cal_enroll"
-stage_opts[1]="seed"
-stage_opts[3]="num_gauss ubm_iters seed"
-stage_opts[4]="relevance"
-stage_opts[5]="relevance"
-stage_opts[6]="ivector_num_gauss ivector_ubm tv_dim ivector_iters pool_speakers ubm_iters seed"
-stage_opts[7]="lda_dim plda_chain snorm_method snorm_top_n"
-stage_opts[8]="relevance snorm_method snorm_top_n"
-stage_opts[9]="rnn_epochs lda_dim seed"
-stage_opts[10]="target_prior fused"
-stage_opts[11]="relevance target_prior"
+. utils/stage_options.sh        # what each of stages 1 and 3-11 depends on
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
 abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
