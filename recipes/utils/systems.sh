@@ -187,16 +187,14 @@ rnn_systems() {
       --model-dir "$exp/rnn_classifier" "$enroll" "$test" "$sc/rnn_softmax_id.txt"
 }
 
-# fold_exp FOLD EXP: the experiment dir EXP/cal/FOLD of one calibration fold (make-folds). It shares the
-# i-vector front end of EXP (its UBM and T matrix, unsupervised); the GMM-UBM system's UBM and whatever
+# fold_exp FOLD EXP: the experiment dir EXP/cal/FOLD of one calibration fold (make-folds). The fold uses
+# the i-vectors of EXP's front end (unsupervised; share_vectors); the GMM-UBM system's UBM and whatever
 # is trained with speaker labels (PLDA, LDA, SVMs, S-norm cohorts) are trained again on the fold's own
 # train dir, which lacks the fold's speakers (GMM-UBM scores of speakers inside the UBM's training data
 # are more spread than those of new speakers: a calibration on them was over-confident by 2x).
 fold_exp() {
-  local d=$2/cal/$1 m
-  mkdir -p "$d/scores"
-  for m in ivector_ubm full_ubm extractor; do [ -e "$d/$m" ] || ln -sfn "../../$m" "$d/$m"; done
-  echo "$d"
+  mkdir -p "$2/cal/$1/scores"
+  echo "$2/cal/$1"
 }
 
 # share_vectors SCP FOLD_DATA OUT_PATTERN: for each set of FOLD_DATA/{train,enroll,test}, the lines of the
