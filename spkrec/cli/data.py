@@ -100,7 +100,7 @@ def _folds_args(p):
     p.add_argument("data", help="background data dir (utt2spk)")
     p.add_argument("out_dir", help="writes OUT_DIR/fold<k>/{train,enroll,test,test/trials}")
     p.add_argument("--num-folds", type=int, default=4, help="number of speaker folds (default 4)")
-    p.add_argument("--num-enroll", type=int, default=3,
+    p.add_argument("--num-enroll", type=positive_int, default=3,
                    help="enrolment utterances per speaker in each fold's trials (default 3)")
 
 
