@@ -275,9 +275,13 @@ export_bundles() {
     --backend "$exp/backend/plda_simplified.npz"
 }
 
-# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png. Each system's calibrated scores
+# results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png and EXP/plots/*.png. Each system's calibrated scores
 # (EXP/scores_cal/<s>.txt) when it has them, else its raw scores, marked "(raw)";
-# top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model)
+# top-k identification columns when TEST/utt2spk exists (every test utterance scored against every model).
+# Plots in EXP/plots (docs/plots.md), one panel per system where it applies: det.png (titled "<recipe>:
+# <evaluation set>"; copied to EXP/det.png), hist.png (raw scores, EER and calibrated Bayes thresholds),
+# ape.png (Bayes error rate of raw vs calibrated scores), confusion.png (the best identifier), em.png (UBM and
+# T-matrix EM objective per iteration), map.png (PCA/t-SNE of the test i-vectors and embeddings).
 results() {
   local test=$1 exp=$2; shift 2
   local systems=() s
@@ -289,5 +293,35 @@ results() {
   local id_opts=(); [ -f "$test/utt2spk" ] && id_opts=(--utt2spk "$test/utt2spk")
   run "$exp/log/results.log" spkrec results-table --trials "$test/trials" "${id_opts[@]}" \
     --out "$exp/results.md" "${systems[@]}"
-  run "$exp/log/det.log" spkrec plot-det --out "$exp/det.png" "${systems[@]}" "$test/trials"
+  local plots=$exp/plots plog=$exp/log/plots.log
+  local title="${recipe:-$(basename "$PWD")}: ${test#${data:-data}/}"
+  mkdir -p "$plots"
+  run "$exp/log/det.log" spkrec plot-det --title "$title" --out "$plots/det.png" "${systems[@]}" "$test/trials"
+  cp "$plots/det.png" "$exp/det.png.tmp" && mv "$exp/det.png.tmp" "$exp/det.png"
+  local pairs=()     # RAW[,CALIBRATED]:LABEL; a fusion has calibrated scores only (its LLRs twice)
+  for s in "$@"; do
+    if [ -f "$exp/scores/$s.txt" ] && [ -f "$exp/scores_cal/$s.txt" ]; then
+      pairs+=("$exp/scores/$s.txt,$exp/scores_cal/$s.txt:$s")
+    elif [ -f "$exp/scores/$s.txt" ]; then pairs+=("$exp/scores/$s.txt:$s (raw)")
+    elif [ -f "$exp/scores_cal/$s.txt" ]; then pairs+=("$exp/scores_cal/$s.txt,$exp/scores_cal/$s.txt:$s"); fi
+  done
+  run "$plog" spkrec plot-hist --title "$title: score distributions" --out "$plots/hist.png" "${pairs[@]}" \
+    "$test/trials"
+  run "$plog" spkrec plot-ape --p-target "${target_prior:-0.01}" --title "$title: Bayes error rate" \
+    --out "$plots/ape.png" "${pairs[@]}" "$test/trials"
+  [ ${#id_opts[@]} -gt 0 ] && run "$plog" spkrec plot-confusion --utt2spk "$test/utt2spk" --title "$title: %s" \
+    --out "$plots/confusion.png" "${systems[@]}"
+  local em=() m
+  for m in ubm/final.ubm:UBM ivector_ubm/final.ubm:"i-vector UBM" full_ubm/final.ubm:"full-covariance UBM" \
+           extractor/extractor:"T matrix"; do
+    [ -f "$exp/${m%%:*}.objective.txt" ] && em+=("$exp/${m%%:*}.objective.txt:${m#*:}") && continue
+    [ -f "$exp/${m%%:*}.npz" ] && em+=("$exp/${m%%:*}.npz:${m#*:}")
+  done
+  [ ${#em[@]} -gt 0 ] && run "$plog" spkrec plot-em --title "$title: EM training" --out "$plots/em.png" "${em[@]}"
+  local maps=()
+  [ -f "$exp/ivectors_test/ivector.scp" ] && maps+=("$exp/ivectors_test/ivector.scp:i-vectors")
+  [ -f "$exp/embeddings_test/embedding.scp" ] && maps+=("$exp/embeddings_test/embedding.scp:RNN embeddings")
+  [ ${#maps[@]} -gt 0 ] && [ -f "$test/utt2spk" ] && run "$plog" spkrec plot-map --utt2spk "$test/utt2spk" \
+    --title "$title: test utterances" --out "$plots/map.png" "${maps[@]}"
+  return 0
 }

@@ -1,4 +1,5 @@
-"""``spkrec evaluate | identify | plot-det | results-table``: metrics and plots of score files."""
+"""``spkrec evaluate | identify | plot-det | results-table``: metrics and DET plots of score files
+(the other figures: :mod:`spkrec.cli.plots`)."""
 import json
 import logging
 import os
@@ -100,7 +101,14 @@ def add_plot_det_args(parser):
     parser.add_argument("inputs", nargs="+", metavar="SCORES[:LABEL] ... TRIALS",
                         help="one or more score files (each optionally :LABEL), then the trials file")
     _add_costs(parser)
-    parser.add_argument("--title", default=None, help="figure title")
+    parser.add_argument("--title", default=None, help="figure title, e.g. the recipe and evaluation set "
+                                                         "(default 'DET curve')")
+    from spkrec.cli.plots import det_limits
+    parser.add_argument("--det-limits", type=det_limits, default=(0.001, 0.4), metavar="LOW,HIGH",
+                        help="the view on both axes in percent (default 0.1,40); markers outside it sit hollow "
+                             "on the edge")
+    parser.add_argument("--no-curve-markers", action="store_true",
+                        help="no markers at intervals along the curves (they tell coinciding curves apart)")
 
 
 def run_plot_det(args):
@@ -115,7 +123,8 @@ def run_plot_det(args):
         path, label = _split_label(arg)
         scores, labels = scores_for_trials(path, trials)
         systems.append((label, scores, labels))
-    plot_det(systems, args.out, p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, title=args.title)
+    plot_det(systems, args.out, p_target=args.p_target, c_miss=args.c_miss, c_fa=args.c_fa, title=args.title,
+             limits=args.det_limits, curve_markers=not args.no_curve_markers)
     for label, scores, labels in systems:
         print(f"{label}: EER {100 * eer(scores, labels)[0]:.2f} %")
     print(f"wrote {args.out}")

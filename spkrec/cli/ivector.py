@@ -74,6 +74,10 @@ def run_train_full_ubm(args):
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_full_ubm.log"),
                        [f"iteration {i} average log-likelihood {v:.6f}"
                         for i, v in enumerate(model.log_likelihood_history_)])
+    from spkrec.eval.plots_training import UBM_QUANTITY, write_objective_file
+    write_objective_file(os.path.join(args.out_dir, "final.ubm.objective.txt"),
+                         [("final", len(model.weights_), i + 1, v, None)
+                          for i, v in enumerate(model.log_likelihood_history_)], UBM_QUANTITY, "train-full-ubm")
     log.info("wrote %s", out)
 
 
@@ -198,6 +202,11 @@ def run_train_extractor(args):
     warning = model.overfitting_warning()
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_ivector_extractor.log"),
                        lines + ([f"warning: {warning}"] if warning else []))
+    from spkrec.eval.plots_training import EXTRACTOR_QUANTITY, write_objective_file
+    write_objective_file(os.path.join(args.out_dir, "extractor.objective.txt"),
+                         [("final", model.T_.shape[0], i, v, held[i] if i < len(held) else None)
+                          for i, v in enumerate(model.objective_history_)], EXTRACTOR_QUANTITY,
+                         "train-ivector-extractor")
     log.info("wrote %s", os.path.join(args.out_dir, EXTRACTOR_FILE))
 
 

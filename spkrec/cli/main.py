@@ -51,6 +51,11 @@ VERBS = {
     "evaluate": ("spkrec.cli.eval", "EER, minDCF, actual DCF, Cllr, minCllr and AUC of a score file"),
     "identify": ("spkrec.cli.eval", "closed-set identification accuracy (top-1/top-k) and confusion matrix"),
     "plot-det": ("spkrec.cli.eval", "DET curves of one or more score files on probit axes"),
+    "plot-hist": ("spkrec.cli.plots", "target/non-target score histograms with the EER and Bayes thresholds"),
+    "plot-confusion": ("spkrec.cli.plots", "confusion matrix of the best identifier among score files"),
+    "plot-em": ("spkrec.cli.plots", "EM objective per iteration of UBM and i-vector extractor training"),
+    "plot-ape": ("spkrec.cli.plots", "Bayes error rate (APE) against the prior of raw and calibrated scores"),
+    "plot-map": ("spkrec.cli.plots", "2-D PCA / t-SNE map of i-vectors or embeddings coloured by speaker"),
     "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
 }
 
