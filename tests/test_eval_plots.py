@@ -285,6 +285,18 @@ def test_bayes_error_rates_match_dcf_and_brute_force():
         assert minimum[0] <= actual[0] + 1e-12 and actual[0] <= 1.0
 
 
+def test_area_under_ape_curves_is_cllr():
+    """Brummer & du Preez 2006: integrated over the prior log-odds, the actual Bayes error is 2 ln 2 Cllr and the
+    minimum 2 ln 2 minCllr."""
+    label, s, lab = systems()[0]
+    s = 0.8 * s - 2.0
+    eta = np.linspace(-40, 40, 160001)
+    actual, minimum, _ = bayes_error_rates(s, lab, eta)
+    area = lambda y: float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(eta)))       # noqa: E731
+    assert area(actual) == pytest.approx(2 * np.log(2) * M.cllr(s, lab), rel=2e-3)
+    assert area(minimum) == pytest.approx(2 * np.log(2) * M.min_cllr(s, lab), rel=2e-3)
+
+
 def test_ape_plot_raw_vs_calibrated(tmp_path):
     label, s, lab = systems()[0]
     cal = 1.7 * s - 4.0
