@@ -309,7 +309,7 @@ results() {
     "$test/trials"
   run "$plog" spkrec plot-ape --p-target "${target_prior:-0.01}" --title "$title: Bayes error rate" \
     --out "$plots/ape.png" "${pairs[@]}" "$test/trials"
-  [ ${#id_opts[@]} -gt 0 ] && run "$plog" spkrec plot-confusion --utt2spk "$test/utt2spk" --title "$title: %s" \
+  [ ${#id_opts[@]} -gt 0 ] && run "$plog" spkrec plot-confusion --optional --utt2spk "$test/utt2spk" --title "$title: %s" \
     --out "$plots/confusion.png" "${systems[@]}"
   local em=() m
   for m in ubm/final.ubm:UBM ivector_ubm/final.ubm:"i-vector UBM" full_ubm/final.ubm:"full-covariance UBM" \
