@@ -92,7 +92,7 @@ def read_objective(path):
     the splitting iterations of a UBM), or a model dir (its side file, else its model)."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        for name in ("final.ubm.objective.txt", "extractor.objective.txt"):
+        for name in ("extractor.objective.txt", "final.ubm.objective.txt"):
             if os.path.exists(os.path.join(path, name)):
                 return read_objective_file(os.path.join(path, name))
         for name in ("extractor.npz", "final.ubm.npz"):
@@ -122,18 +122,18 @@ def plot_objectives(curves, out_png=None, title=None):
                 label="training data")
         if np.isfinite(h["heldout"]).any():
             ax.plot(x, h["heldout"], color=style["color"], marker="s", markersize=3.5, linestyle="--",
-                    linewidth=1.2, label="held-out data")
+                    linewidth=1.2, label="held-out data (after the iteration)")
         sizes = np.asarray(h["num_gauss"])
         changes = [i for i in range(len(sizes)) if i == 0 or sizes[i] != sizes[i - 1]]
         if len(changes) > 1:
             for i in changes:
                 if i > 0:
                     ax.axvline(i + 0.5, color="0.7", linestyle=":", linewidth=0.9)
-                ax.text(i + 0.6, 1.0, f"{sizes[i]}", transform=ax.get_xaxis_transform(), va="top", fontsize=7,
-                        color="0.35")
+                ax.text(i + 1, 0.98, f"{sizes[i]}", transform=ax.get_xaxis_transform(), ha="center", va="top",
+                        fontsize=7, color="0.3", bbox=dict(facecolor="white", edgecolor="none", pad=1.0))
         from matplotlib.ticker import MaxNLocator
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_xlabel("EM iteration" + (" (numbers: Gaussians)" if len(changes) > 1 else ""))
+        ax.set_xlabel("EM iteration" + (" (at the top: number of Gaussians)" if len(changes) > 1 else ""))
         ax.set_ylabel(h["quantity"], fontsize=8)
         ax.set_title(str(label), fontsize=10)
         ax.grid(True, color="0.88", linewidth=0.6)
@@ -141,4 +141,5 @@ def plot_objectives(curves, out_png=None, title=None):
             ax.legend(fontsize=7)
     if title:
         fig.suptitle(title)
+    fig.tight_layout()
     return maybe_save(fig, out_png)
