@@ -510,7 +510,7 @@ results data/test exp gmm_ubm ivec_cosine fused missing
     assert_png(exp / "det.png")
     made = sorted(os.listdir(exp / "plots"))
     assert made == ["ape.png", "det.png", "em.png", "hist.png"]   # no full score matrix, no vectors: no confusion/map
-    assert "no confusion matrix" in (exp / "log" / "plots.log").read_text()
+    assert "no confusion matrix" in (exp / "log" / "plot_confusion.log").read_text()
     for name in made:
         assert_png(exp / "plots" / name)
     assert (exp / "det.png").read_bytes() == (exp / "plots" / "det.png").read_bytes()

@@ -293,7 +293,7 @@ results() {
   local id_opts=(); [ -f "$test/utt2spk" ] && id_opts=(--utt2spk "$test/utt2spk")
   run "$exp/log/results.log" spkrec results-table --trials "$test/trials" "${id_opts[@]}" \
     --out "$exp/results.md" "${systems[@]}"
-  local plots=$exp/plots plog=$exp/log/plots.log
+  local plots=$exp/plots
   local title="${recipe:-$(basename "$PWD")}: ${test#${data:-data}/}"
   mkdir -p "$plots"
   run "$exp/log/det.log" spkrec plot-det --title "$title" --out "$plots/det.png" "${systems[@]}" "$test/trials"
@@ -305,23 +305,24 @@ results() {
     elif [ -f "$exp/scores/$s.txt" ]; then pairs+=("$exp/scores/$s.txt:$s (raw)")
     elif [ -f "$exp/scores_cal/$s.txt" ]; then pairs+=("$exp/scores_cal/$s.txt,$exp/scores_cal/$s.txt:$s"); fi
   done
-  run "$plog" spkrec plot-hist --title "$title: score distributions" --out "$plots/hist.png" "${pairs[@]}" \
-    "$test/trials"
-  run "$plog" spkrec plot-ape --p-target "${target_prior:-0.01}" --title "$title: Bayes error rate" \
-    --out "$plots/ape.png" "${pairs[@]}" "$test/trials"
-  [ ${#id_opts[@]} -gt 0 ] && run "$plog" spkrec plot-confusion --optional --utt2spk "$test/utt2spk" --title "$title: %s" \
-    --out "$plots/confusion.png" "${systems[@]}"
+  run "$exp/log/plot_hist.log" spkrec plot-hist --title "$title: score distributions" --out "$plots/hist.png" \
+    "${pairs[@]}" "$test/trials"
+  run "$exp/log/plot_ape.log" spkrec plot-ape --p-target "${target_prior:-0.01}" \
+    --title "$title: Bayes error rate" --out "$plots/ape.png" "${pairs[@]}" "$test/trials"
+  [ ${#id_opts[@]} -gt 0 ] && run "$exp/log/plot_confusion.log" spkrec plot-confusion --optional \
+    --utt2spk "$test/utt2spk" --title "$title: %s" --out "$plots/confusion.png" "${systems[@]}"
   local em=() m
   for m in ubm/final.ubm:UBM ivector_ubm/final.ubm:"i-vector UBM" full_ubm/final.ubm:"full-covariance UBM" \
            extractor/extractor:"T matrix"; do
     [ -f "$exp/${m%%:*}.objective.txt" ] && em+=("$exp/${m%%:*}.objective.txt:${m#*:}") && continue
     [ -f "$exp/${m%%:*}.npz" ] && em+=("$exp/${m%%:*}.npz:${m#*:}")
   done
-  [ ${#em[@]} -gt 0 ] && run "$plog" spkrec plot-em --title "$title: EM training" --out "$plots/em.png" "${em[@]}"
+  [ ${#em[@]} -gt 0 ] && run "$exp/log/plot_em.log" spkrec plot-em --title "$title: EM training" \
+    --out "$plots/em.png" "${em[@]}"
   local maps=()
   [ -f "$exp/ivectors_test/ivector.scp" ] && maps+=("$exp/ivectors_test/ivector.scp:i-vectors")
   [ -f "$exp/embeddings_test/embedding.scp" ] && maps+=("$exp/embeddings_test/embedding.scp:RNN embeddings")
-  [ ${#maps[@]} -gt 0 ] && [ -f "$test/utt2spk" ] && run "$plog" spkrec plot-map --utt2spk "$test/utt2spk" \
-    --title "$title: test utterances" --out "$plots/map.png" "${maps[@]}"
+  [ ${#maps[@]} -gt 0 ] && [ -f "$test/utt2spk" ] && run "$exp/log/plot_map.log" spkrec plot-map \
+    --utt2spk "$test/utt2spk" --title "$title: test utterances" --out "$plots/map.png" "${maps[@]}"
   return 0
 }
