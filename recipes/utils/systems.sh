@@ -307,7 +307,7 @@ results() {
   done
   run "$exp/log/plot_hist.log" spkrec plot-hist --title "$title: score distributions" --out "$plots/hist.png" \
     "${pairs[@]}" "$test/trials"
-  run "$exp/log/plot_ape.log" spkrec plot-ape --p-target "${target_prior:-0.01}" \
+  run "$exp/log/plot_ape.log" spkrec plot-ape --target-prior "${target_prior:-0.01}" \
     --title "$title: Bayes error rate" --out "$plots/ape.png" "${pairs[@]}" "$test/trials"
   [ ${#id_opts[@]} -gt 0 ] && run "$exp/log/plot_confusion.log" spkrec plot-confusion --optional \
     --utt2spk "$test/utt2spk" --title "$title: %s" --out "$plots/confusion.png" "${systems[@]}"

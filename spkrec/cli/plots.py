@@ -35,7 +35,7 @@ def _common(p, what):
 
 
 def _wrote(path):
-    print(f"wrote {path}")
+    log.info("wrote %s", path)
     return 0
 
 
@@ -72,7 +72,8 @@ def add_hist(p):
     p.add_argument("inputs", nargs="+", metavar="SCORES[,CALIBRATED][:LABEL] ... TRIALS", help=_PAIR_HELP +
                    "; one panel per system. With CALIBRATED, the Bayes threshold -logit(p_target) of the calibrated "
                    "scores is mapped back onto SCORES' scale and drawn")
-    p.add_argument("--p-target", type=probability, default=0.01, help="prior of the Bayes threshold (default 0.01)")
+    p.add_argument("--target-prior", type=probability, default=0.01,
+                   help="prior of a target trial of the Bayes threshold (default 0.01)")
     p.add_argument("--bins", type=positive_int, default=50, help="histogram bins (default 50)")
     p.add_argument("--ncols", type=positive_int, default=3, help="panels per row (default 3)")
 
@@ -80,7 +81,7 @@ def add_hist(p):
 def run_hist(args):
     from spkrec.eval.metrics import bayes_threshold
     from spkrec.eval.plots import affine_inverse, plot_score_histogram_grid
-    theta = bayes_threshold(args.p_target)
+    theta = bayes_threshold(args.target_prior)
     panels = []
     for label, raw, cal, labels in _systems_and_trials(args, "plot-hist"):
         thr, text = None, None
@@ -89,7 +90,7 @@ def run_hist(args):
             if thr is None:
                 log.warning("%s: the calibration is not increasing; no Bayes threshold drawn", label)
             else:
-                text = f"calibrated Bayes threshold {thr:.3g} (p_target={args.p_target:g})"
+                text = f"calibrated Bayes threshold {thr:.3g} (p_target={args.target_prior:g})"
         panels.append((label, raw, labels, thr, text))
     plot_score_histogram_grid(panels, args.out, bins=args.bins, title=args.title, ncols=args.ncols)
     return _wrote(args.out)
@@ -161,7 +162,8 @@ def add_ape(p):
     _common(p, "Bayes error rate (APE)")
     p.add_argument("inputs", nargs="+", metavar="SCORES[,CALIBRATED][:LABEL] ... TRIALS",
                    help=_PAIR_HELP + "; one panel per system (raw and calibrated curves)")
-    p.add_argument("--p-target", type=probability, default=0.01, help="operating point marked (default 0.01)")
+    p.add_argument("--target-prior", type=probability, default=0.01,
+                   help="prior of a target trial marked as the operating point (default 0.01)")
     p.add_argument("--ncols", type=positive_int, default=3, help="panels per row (default 3)")
 
 
@@ -176,7 +178,7 @@ def run_ape(args):
         else:
             curves = [("raw", raw, labels), ("calibrated", cal, labels)]
         groups.append((label, curves))
-    plot_bayes_error_grid(groups, args.out, p_target=args.p_target, title=args.title, ncols=args.ncols)
+    plot_bayes_error_grid(groups, args.out, p_target=args.target_prior, title=args.title, ncols=args.ncols)
     return _wrote(args.out)
 
 
