@@ -15,6 +15,8 @@
 #   2  protocol: speaker lists, enrolment/test sets and trials of each condition
 #   3  one diagonal UBM per condition
 #   4  GMM-UBM: MAP enrolment and scoring of every trial
+#   11 a system bundle for your own recordings (exp/systems/gmm_ubm: the first verification condition's
+#      UBM, trained on background speakers only, with its EER threshold; spkrec enroll / verify / identify-files)
 #   20 results: exp/results.md (verification and identification tables) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,13 +35,14 @@ seed=0
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 20"
+stages="0 1 2 3 4 11 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="timit_root"
 stage_opts[1]="seed"
 stage_opts[3]="num_gauss ubm_iters seed"
 stage_opts[4]="relevance"
+stage_opts[11]="relevance"
 all_systems="gmm_ubm"
 mkdir -p "$exp/log"
 
@@ -84,6 +87,13 @@ fi
 
 if run_stage 4 "GMM-UBM enrolment and scoring"; then
   for cond in $conditions; do gmm_ubm "$data/$cond/enroll" "$data/$cond/test" "$exp/$cond" "$relevance"; done
+fi
+
+if run_stage 11 "system bundle for your own recordings" "$exp/systems/gmm_ubm/system.json"; then
+  c=$(awk '$2 == "verif" {print $1; exit}' "$data/lists/conditions")
+  run "$exp/systems/log/gmm_ubm.log" spkrec export-system --kind gmm_ubm --ubm "$exp/$c/ubm/final.ubm.npz" \
+    --relevance-factor "$relevance" --top-c 5 --feat-config conf/mfcc.conf --vad-config conf/vad.conf \
+    "--seed=$seed" --eer-threshold-from "$exp/$c/scores/gmm_ubm.txt" "$data/$c/test/trials" --out "$exp/systems/gmm_ubm"
 fi
 
 if run_stage 20 "results tables and DET plot" "$exp/results.md" "$exp/det.png"; then
