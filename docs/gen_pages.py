@@ -46,7 +46,8 @@ def shell_options(path, stop=r"^\. "):
         m = _OPTION.match(line)
         if m:
             name, value, comment = m.groups()
-            options.append([name, value.strip("\"'"), (comment or "").strip()])
+            value = value[1:-1] if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1 else value
+            options.append([name, value, (comment or "").strip()])
             continue
         m = _CONTINUATION.match(line)
         if m and options and not line.lstrip().startswith("#!"):
@@ -90,10 +91,12 @@ def _stage_list(header):
 
 
 def _md_escape(text):
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|").replace("<", "&lt;")
 
 
 def _code(value):
+    if value.startswith("(") and value.endswith(")"):  # a bash array, e.g. train=()
+        return "(empty list; repeat the option)" if value == "()" else f"`{value}` (a list; repeat the option)"
     return f"`{value}`" if value else "(empty)"
 
 
