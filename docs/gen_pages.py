@@ -147,10 +147,15 @@ def recipe_reference(root=ROOT):
 def tutorial_markdown(path=ROOT / "docs" / "tutorial.ipynb"):
     """The notebook as a page: markdown cells as they are, code cells as Python blocks (no outputs)."""
     nb = json.loads(Path(path).read_text())
-    out = []
+    out = ["!!! note\n    This page is the notebook [`docs/tutorial.ipynb`](tutorial.ipynb) (download it and run it with\n"
+           "    Jupyter from the repository: `jupyter lab docs/tutorial.ipynb`), shown without its outputs."]
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "markdown":
+            if len(out) == 1 and src.lstrip().startswith("# "):   # the title goes above the note
+                title, _, rest = src.lstrip().partition("\n")
+                out.insert(0, title)
+                src = rest
             out.append(src.rstrip())
         elif cell["cell_type"] == "code" and src.strip():
             out.append(f"```python\n{src.rstrip()}\n```")

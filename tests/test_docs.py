@@ -86,3 +86,13 @@ def test_recipe_reference_lists_every_option_and_stage(recipe):
     stages = re.findall(r"^\|\s*(\d+(?:-\d+)?)\s*\|", section.split("### Stages")[1].split("### Options")[0], re.M)
     header = run_sh.read_text().split("Stages:")[1].split("\nset ")[0]
     assert stages == re.findall(r"^#\s{1,3}(\d+(?:-\d+)?)\s", header, re.M)
+
+
+def test_readme_links_exist():
+    """Every relative link of the README front page points to a file of the repository."""
+    readme = (ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", readme)
+    assert links
+    for link in links:
+        if not link.startswith(("http://", "https://")):
+            assert (ROOT / link).exists(), f"README.md links to {link}, which does not exist"
