@@ -46,7 +46,8 @@ def shell_options(path, stop=r"^\. "):
         m = _OPTION.match(line)
         if m:
             name, value, comment = m.groups()
-            value = value[1:-1] if value[:1] in "\"'" and value[-1:] == value[:1] and len(value) > 1 else value
+            if len(value) > 1 and value[0] in "\"'" and value[-1] == value[0]:
+                value = value[1:-1]
             options.append([name, value, (comment or "").strip()])
             continue
         m = _CONTINUATION.match(line)
@@ -94,9 +95,13 @@ def _md_escape(text):
     return text.replace("|", "\\|").replace("<", "&lt;")
 
 
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
 def _code(value):
     if value.startswith("(") and value.endswith(")"):  # a bash array, e.g. train=()
-        return "(empty list; repeat the option)" if value == "()" else f"`{value}` (a list; repeat the option)"
+        return "(empty list; repeat the option)" if value == "()" else f"`{value}` (a list; repeat it)"
     return f"`{value}`" if value else "(empty)"
 
 
@@ -105,9 +110,10 @@ def recipe_reference(root=ROOT):
     root = Path(root)
     out = ["# Recipe reference", "",
            "Generated from the recipes themselves (`docs/gen_pages.py` reads each `run.sh` header, its",
-           "`name=value  # comment` option lines, `cmd.sh`, `utils/parse_options.sh` and `conf/`), so it says",
-           "what `recipes/<name>/run.sh --help` says. Every option `name=value` is set on the command line as",
-           "`--name value` or `--name=value` (underscores become dashes: `num_gauss` is `--num-gauss`).", ""]
+           "`name=value  # comment` option lines, `cmd.sh`, `utils/parse_options.sh` and `conf/`), so it",
+           "says what `recipes/<name>/run.sh --help` says. Every option `name=value` is set on the command",
+           "line as `--name value` or `--name=value` (underscores become dashes: `num_gauss` is",
+           "`--num-gauss`).", ""]
     parse = root / "recipes" / "utils" / "parse_options.sh"
     out += ["## Options every recipe takes", "", "From `recipes/utils/parse_options.sh`:", "", "```text"]
     out += header_comment(parse)
@@ -123,11 +129,12 @@ def recipe_reference(root=ROOT):
                     "|---|---|---|"]
             for num, text in stages:
                 dep = deps.get(int(num), []) if num.isdigit() else []
-                out.append(f"| {num} | {_md_escape(text)} | {', '.join(f'`--{d.replace(chr(95), chr(45))}`' for d in dep)} |")
+                dep = ", ".join(f"`{_flag(d)}`" for d in dep)
+                out.append(f"| {num} | {_md_escape(text)} | {dep} |")
             out.append("")
         out += ["### Options", "", "| option | default | what it does |", "|---|---|---|"]
         for opt, value, comment in shell_options(recipe / "run.sh"):
-            out.append(f"| `--{opt.replace('_', '-')}` | {_code(_md_escape(value))} | {_md_escape(comment)} |")
+            out.append(f"| `{_flag(opt)}` | {_code(_md_escape(value))} | {_md_escape(comment)} |")
         out.append("")
         cmd = recipe / "cmd.sh"
         if cmd.exists():
@@ -140,15 +147,17 @@ def recipe_reference(root=ROOT):
         if confs:
             out += ["### Configuration files", ""]
             for conf in confs:
-                out += [f"`recipes/{name}/conf/{conf.name}`:", "", "```text", conf.read_text().rstrip(), "```", ""]
+                out += [f"`recipes/{name}/conf/{conf.name}`:", "", "```text", conf.read_text().rstrip(),
+                        "```", ""]
     return "\n".join(out).rstrip() + "\n"
 
 
 def tutorial_markdown(path=ROOT / "docs" / "tutorial.ipynb"):
     """The notebook as a page: markdown cells as they are, code cells as Python blocks (no outputs)."""
     nb = json.loads(Path(path).read_text())
-    out = ["!!! note\n    This page is the notebook [`docs/tutorial.ipynb`](tutorial.ipynb) (download it and run it with\n"
-           "    Jupyter from the repository: `jupyter lab docs/tutorial.ipynb`), shown without its outputs."]
+    note = ("This page is the notebook [`docs/tutorial.ipynb`](tutorial.ipynb) (download it and run it "
+            "with Jupyter from the repository: `jupyter lab docs/tutorial.ipynb`), shown without its outputs.")
+    out = ["!!! note\n    " + note]
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         if cell["cell_type"] == "markdown":

@@ -20,11 +20,13 @@ def test_site_builds_strict(tmp_path):
     cannot render fails the build."""
     site = tmp_path / "site"
     env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
-                           "-d", str(site)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"),
+           "-d", str(site)]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for page in ["index.html", "getting-started/index.html", "tutorial/index.html", "backends/index.html",
-                 "recipe-reference/index.html", "formats/index.html", "api/gmm/index.html", "speed/index.html",
+                 "recipe-reference/index.html", "formats/index.html", "api/gmm/index.html",
+                 "speed/index.html",
                  "scale/index.html"]:
         assert (site / page).is_file(), page
     # the README's results table reaches the pages that include it, and the API pages hold the docstrings
@@ -44,7 +46,7 @@ def test_docs_stay_inside_the_repository():
         text = path.read_text()
         for m in re.finditer(r"\.\./[\w./-]+", text):
             target = (path.parent / m.group(0)).resolve()
-            assert ROOT in target.parents or target == ROOT, f"{path.name}: {m.group(0)} leaves the repository"
+            assert ROOT in target.parents or target == ROOT, f"{path.name}: {m.group(0)} leaves the repo"
 
 
 def _options_by_hand(run_sh):
@@ -78,12 +80,14 @@ def test_recipe_reference_lists_every_option_and_stage(recipe):
         shown = row.group(1).strip()
         if name in computed:
             continue
-        expected = "(empty list; repeat the option)" if value == "(list)" else f"`{value}`" if value else "(empty)"
+        expected = ("(empty list; repeat the option)" if value == "(list)" else f"`{value}`" if value
+                    else "(empty)")
         assert shown == expected, (name, value, shown)
     help_text = subprocess.run(["bash", str(run_sh), "--help"], capture_output=True, text=True).stdout
     for name in options:
         assert f"--{name.replace('_', '-')} " in help_text + " ", name
-    stages = re.findall(r"^\|\s*(\d+(?:-\d+)?)\s*\|", section.split("### Stages")[1].split("### Options")[0], re.M)
+    table = section.split("### Stages")[1].split("### Options")[0]
+    stages = re.findall(r"^\|\s*(\d+(?:-\d+)?)\s*\|", table, re.M)
     header = run_sh.read_text().split("Stages:")[1].split("\nset ")[0]
     assert stages == re.findall(r"^#\s{1,3}(\d+(?:-\d+)?)\s", header, re.M)
 

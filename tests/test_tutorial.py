@@ -1,4 +1,4 @@
-"""docs/tutorial.ipynb runs top to bottom (nbclient) and computes sane results; it is stored without outputs."""
+"""docs/tutorial.ipynb runs top to bottom (nbclient) and computes sane results; stored without outputs."""
 import json
 import re
 import sys
