@@ -156,7 +156,8 @@ def tutorial_markdown(path=ROOT / "docs" / "tutorial.ipynb"):
     """The notebook as a page: markdown cells as they are, code cells as Python blocks (no outputs)."""
     nb = json.loads(Path(path).read_text())
     note = ("This page is the notebook [`docs/tutorial.ipynb`](tutorial.ipynb) (download it and run it "
-            "with Jupyter from the repository: `jupyter lab docs/tutorial.ipynb`), shown without its outputs.")
+            "with Jupyter from the repository: `jupyter lab docs/tutorial.ipynb`), shown without its "
+            "outputs.")
     out = ["!!! note\n    " + note]
     for cell in nb["cells"]:
         src = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
