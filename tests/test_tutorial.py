@@ -44,7 +44,6 @@ def _stdout(cell):
     return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
 
 
-@pytest.mark.slow
 def test_tutorial_runs_and_computes_sane_results(tmp_path, monkeypatch):
     """Executed from a folder outside the repository (it must find data/ itself and write only to its
     temporary folder); checks what it computes against the corpus and against the CLI."""
