@@ -83,7 +83,8 @@ def test_recipe_reference_lists_every_option_and_stage(recipe):
         expected = ("(empty list; repeat the option)" if value == "(list)" else f"`{value}`" if value
                     else "(empty)")
         assert shown == expected, (name, value, shown)
-    help_text = subprocess.run(["bash", str(run_sh), "--help"], capture_output=True, text=True).stdout
+    env = {**os.environ, "PATH": str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")}
+    help_text = subprocess.run(["bash", str(run_sh), "--help"], capture_output=True, text=True, env=env).stdout
     for name in options:
         assert f"--{name.replace('_', '-')} " in help_text + " ", name
     table = section.split("### Stages")[1].split("### Options")[0]
