@@ -8,6 +8,7 @@ import argparse
 import errno
 import importlib
 import os
+import re
 import sys
 import traceback
 
@@ -84,6 +85,26 @@ def rename_options(parser, renames):
         if action.metavar is None and action.nargs != 0:
             action.metavar = new.lstrip("-").replace("-", "_").upper()
         parser._option_string_actions[new] = action
+        spelled = re.compile(re.escape(old) + r"(?![-\w])")
+        for other in parser._actions:  # the other options' help names the new spelling too
+            if isinstance(other.help, str):
+                other.help = spelled.sub(new, other.help)
+
+
+def build_parser(verb):
+    """``(parser, run)`` of a verb: its argparse parser (with -v/-q and the renamed options' old spellings)
+    and the function that runs it on the parsed arguments."""
+    module_name, help_ = VERBS[verb]
+    parser = _Parser(prog=f"spkrec {verb}", description=help_, epilog=_OUTPUT_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print every message, debug and per-chunk progress included (also: "
+                             "SPKREC_VERBOSITY=verbose)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print warnings and errors only (also: SPKREC_VERBOSITY=quiet)")
+    add_arguments, run = importlib.import_module(module_name).COMMANDS[verb]
+    add_arguments(parser)
+    rename_options(parser, RENAMED_OPTIONS.get(verb, {}))
+    return parser, run
 
 
 def _top_help():
@@ -151,13 +172,6 @@ def main(argv=None):
     if verb not in VERBS:
         print(f"spkrec: unknown verb {verb!r}; `spkrec --help` lists them", file=sys.stderr)
         return 2
-    module_name, help_ = VERBS[verb]
-    parser = _Parser(prog=f"spkrec {verb}", description=help_, epilog=_OUTPUT_HELP)
-    parser.add_argument("-v", "--verbose", action="store_true",
-                        help="print every message, debug and per-chunk progress included (also: "
-                             "SPKREC_VERBOSITY=verbose)")
-    parser.add_argument("-q", "--quiet", action="store_true",
-                        help="print warnings and errors only (also: SPKREC_VERBOSITY=quiet)")
     # -v/-q (else $SPKREC_VERBOSITY) decide what the terminal shows from the start (import errors included)
     opts = argv[1:argv.index("--")] if "--" in argv else argv[1:]
     env = os.environ.get(VERBOSITY_ENV, "").strip().lower()
@@ -168,10 +182,7 @@ def main(argv=None):
     try:
         with logs:
             try:
-                module = importlib.import_module(module_name)
-                add_arguments, run = module.COMMANDS[verb]
-                add_arguments(parser)
-                rename_options(parser, RENAMED_OPTIONS.get(verb, {}))
+                parser, run = build_parser(verb)
                 args = parser.parse_args(argv[1:])
                 from spkrec.parallel import tune_allocator
                 tune_allocator()  # steady per-utterance temporaries in this process too (--nj 1)
