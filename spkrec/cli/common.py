@@ -193,6 +193,9 @@ class CommandLogging:
     def __init__(self, verb, verbose=False, quiet=False, log_file=None, stream=None):
         self.verb, self.verbose, self.quiet = verb, verbose, quiet and not verbose
         self.log_file = log_file if log_file is not None else os.environ.get(LOG_FILE_ENV) or None
+        # as logging.basicConfig: a program that has configured logging itself (root handlers) keeps its own
+        # terminal output; the records reach its handlers (the log file still gets them all)
+        self.own_terminal = stream is not None or not logging.getLogger().handlers
         self.stream = stream if stream is not None else sys.stderr
 
     def __enter__(self):
@@ -202,7 +205,7 @@ class CommandLogging:
         self.terminal = _SummaryHandler(self.stream, immediate=self.verbose)
         self.terminal.setFormatter(logging.Formatter(f"spkrec {self.verb}: %(message)s"))
         self.terminal.setLevel(logging.DEBUG if self.verbose else logging.WARNING if self.quiet else logging.INFO)
-        self.handlers = [self.terminal]
+        self.handlers = [self.terminal] if self.own_terminal else []
         self.file = None
         if self.log_file:
             self.file = logging.FileHandler(self.log_file, mode="a", encoding="utf-8", delay=True)
@@ -215,7 +218,7 @@ class CommandLogging:
         for h in self.handlers:
             self.logger.addHandler(h)
             self.py_warnings.addHandler(h)
-        self.logger.setLevel(min(h.level for h in self.handlers))
+        self.logger.setLevel(min([h.level for h in self.handlers] or [self.logger.level]))
         try:
             tty = self.stream.isatty()
         except (AttributeError, ValueError):

@@ -5,6 +5,7 @@ declares options and ``run(args)`` does the work. Only the chosen verb's module 
 ``spkrec --help`` is instant and an optional extra (torch, dask) is needed only by its own verbs.
 """
 import argparse
+import copy
 import errno
 import importlib
 import os
@@ -76,15 +77,19 @@ RENAMED_OPTIONS = {
 
 def rename_options(parser, renames):
     """Give the options ``renames`` (``{old: new}``) their new spelling in ``parser``; the old one stays
-    accepted as a hidden alias (same destination, not shown by --help)."""
+    accepted as a hidden alias (a copy of the option under the old name, same destination, not listed by
+    --help, so that an error about it names the spelling that was typed)."""
     for old, new in renames.items():
         action = parser._option_string_actions.get(old)
         if action is None or new in parser._option_string_actions:
             raise ValueError(f"cannot rename {old} to {new}")  # a programming error in RENAMED_OPTIONS
+        alias = copy.copy(action)
         action.option_strings = [new if o == old else o for o in action.option_strings]
         if action.metavar is None and action.nargs != 0:
             action.metavar = new.lstrip("-").replace("-", "_").upper()
         parser._option_string_actions[new] = action
+        alias.option_strings = [old]
+        parser._option_string_actions[old] = alias  # parsed, but not among the listed actions
         spelled = re.compile(re.escape(old) + r"(?![-\w])")
         for other in parser._actions:  # the other options' help names the new spelling too
             if isinstance(other.help, str):
