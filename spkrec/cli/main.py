@@ -64,7 +64,7 @@ _OUTPUT_HELP = ("output: warnings and errors at once, then one summary line (the
 # verb -> {old spelling: new spelling}: options renamed so that one name means one thing in every verb; the
 # old spelling still works (hidden from --help) so that scripts written for it keep running
 RENAMED_OPTIONS = {
-    "train-ubm": {"--var-floor": "--variance-floor"},              # as train-full-ubm
+    "train-ubm": {"--var-floor": "--variance-floor-factor"},       # relative, as train-ivector-extractor's
     "identify-files": {"--top": "--top-k"},                         # as identify, results-table, classify-rnn
     "enroll": {"--list": "--from-list"},                            # as make-data-dir (--from-dir, --from-list)
     "evaluate": {"--p-target": "--target-prior"},                   # as train-calibration, fuse, verify...
