@@ -557,8 +557,8 @@ stderr is a terminal and the ``spkrec`` logger shows INFO messages). The CLI set
 a terminal, unless ``-q`` or ``-v``. The per-chunk lines are DEBUG messages (the log file, ``-v``)."""
 PROGRESS_STREAM = None
 """Where the bars go (default ``sys.stderr``)."""
-PROGRESS_DELAY = 0.5
-"""Seconds a step runs before its bar appears (short steps never show one)."""
+PROGRESS_DELAY = float(os.environ.get("SPKREC_PROGRESS_DELAY", "0.5") or 0.5)
+"""Seconds a step runs before its bar appears (short steps never show one); ``$SPKREC_PROGRESS_DELAY``."""
 
 
 def _bars_on():
@@ -583,8 +583,14 @@ class _Progress:
             except ImportError:  # a core dependency; without it, no bar
                 return
             import sys
-            self.bar = tqdm(total=total, desc=desc, unit="chunk", leave=False, dynamic_ncols=True,
-                            file=PROGRESS_STREAM or sys.stderr, delay=PROGRESS_DELAY, mininterval=0.2)
+            stream = PROGRESS_STREAM or sys.stderr
+            try:
+                sized = os.get_terminal_size(stream.fileno()).columns > 0
+            except (AttributeError, OSError, ValueError):
+                sized = False  # not a real terminal, or one without a size (a bare pty, where tqdm shows nothing)
+            size = {} if sized else {"ncols": 80, "nrows": 24}
+            self.bar = tqdm(total=total, desc=desc, unit="chunk", leave=False, file=stream, dynamic_ncols=sized,
+                            delay=PROGRESS_DELAY, mininterval=0.2, **size)
 
     def update(self, done):
         if self.desc is None:

@@ -84,6 +84,33 @@ def test_quiet_verbose_and_the_log_file(feats_dir, tmp_path):
     assert "ERROR: spkrec train-ubm: error:" in (tmp_path / "bad.log").read_text()
 
 
+def test_progress_bar_of_a_command_on_a_terminal(feats_dir, tmp_path):
+    """``spkrec train-ubm`` with stderr on a pseudo-terminal: a bar per EM pass (with the ETA), erased when
+    the pass ends, and the one summary line; no per-chunk lines."""
+    import pty
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "spkrec.cli.main", *map(str, UBM), str(feats_dir),
+                             str(tmp_path / "ubm")], stdin=slave, stdout=slave, stderr=slave,
+                            env=_env(SPKREC_PROGRESS_DELAY="0"))
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # the command ended (EIO)
+            break
+        if not data:
+            break
+        out += data
+    assert proc.wait(timeout=300) == 0
+    os.close(master)
+    text = out.decode("utf-8", "replace")
+    assert re.search(r"EM \(4 Gaussians\):\s+\d+%\|.*\| \d+/\d+ \[\d\d:\d\d<(\d\d:\d\d|\?)", text), text[-2000:]
+    lines = [l for l in re.split(r"[\r\n]+", text) if l.strip() and "%|" not in l]
+    assert len(lines) == 1 and lines[0].startswith("spkrec train-ubm: wrote "), lines
+    assert "chunks (" not in text
+
+
 def _slow_chunk(items, pause):
     time.sleep(pause)
     return [i * 2 for i in items]

@@ -214,7 +214,8 @@ class CommandLogging:
             self.file.setLevel(logging.DEBUG)
             self.handlers.append(self.file)
         self.py_warnings = logging.getLogger("py.warnings")  # warnings.warn(...) of any library, as WARNINGs
-        logging.captureWarnings(True)
+        if self.own_terminal:  # a program with its own logging (pytest) keeps its own warnings handling too
+            logging.captureWarnings(True)
         for h in self.handlers:
             self.logger.addHandler(h)
             self.py_warnings.addHandler(h)
@@ -237,7 +238,8 @@ class CommandLogging:
 
     def __exit__(self, *exc):
         from spkrec import parallel
-        logging.captureWarnings(False)
+        if self.own_terminal:
+            logging.captureWarnings(False)
         for h in self.handlers:
             self.logger.removeHandler(h)
             self.py_warnings.removeHandler(h)
