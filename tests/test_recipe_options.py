@@ -90,3 +90,9 @@ def test_relative_paths_are_taken_from_the_callers_directory(tmp_path):
 def test_verbose_and_quiet_take_true_or_false(tmp_path):
     r = _run("timit", "--verbose", "yes", "--exp", "e", "--data", "d", cwd=tmp_path)
     assert r.returncode != 0 and "--verbose and --quiet take true or false" in r.stderr
+
+
+def test_quiet_still_shows_why_a_recipe_stopped(tmp_path):
+    r = _run("timit", "--stage", 3, "--quiet", "true", "--exp", "e", "--data", "d", cwd=tmp_path)
+    assert r.returncode != 0 and r.stderr.strip().endswith("run stage 2 first"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

@@ -26,7 +26,12 @@ case "${verbose:-false}/${quiet:-false}" in
   false/true) export SPKREC_VERBOSITY=quiet ;;
   *) echo "$0: --verbose and --quiet take true or false (got '${verbose:-}', '${quiet:-}')" >&2; exit 1 ;;
 esac
-log() { [ "$SPKREC_VERBOSITY" = quiet ] || echo "$(date '+%H:%M:%S') $*" >&2; }
+_last_log=
+log() {
+  if [ "$SPKREC_VERBOSITY" = quiet ]; then _last_log="$(date '+%H:%M:%S') $*"; else echo "$(date '+%H:%M:%S') $*" >&2; fi
+}
+# quiet: a recipe that stops with an error shows the message it stopped on (e.g. "run stage 2 first")
+trap '__code=$?; [ $__code -ne 0 ] && [ -n "$_last_log" ] && echo "$_last_log" >&2; exit $__code' EXIT
 
 _is_stage() { local s; for s in $stages; do [ "$s" = "$1" ] && return 0; done; return 1; }
 if [ -n "${stages:-}" ]; then
@@ -141,6 +146,7 @@ run() {
   local secs; secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
   printf '# Accounting: time=%s threads=%s\n# Ended (code %d) at %s\n' "$secs" "$threads" "$code" "$(date)" >> "$logf"
   if [ "$code" -ne 0 ]; then
+    _last_log=
     {
       echo "$(date '+%H:%M:%S') stage ${current_stage:-?} failed (code $code): $*"
       echo "  the last lines of its log $logf:"
