@@ -18,7 +18,6 @@
 #      diagonal UBM of their own, T on single utterances), cosine / LDA / PLDA back ends, S-norm, RNN,
 #      calibration on the folds' background trials and fusion (stage 10), results (stage 20)
 set -euo pipefail
-here=$(pwd)
 cd "$(dirname "$0")"
 
 stage=0                        # first stage to run (see Stages above)
@@ -61,15 +60,14 @@ stage_opts[2]="num_enroll num_folds num_cal_enroll"
 . utils/stage_options.sh        # what each of stages 1 and 3-11 depends on
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
 
 if run_stage 0 "prepare data" "$data/eval_all/spk2utt"; then
   for i in "${!train[@]}"; do
-    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "$(abspath "${train[$i]}")" "$data/train$i"
+    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "${train[$i]}" "$data/train$i"
   done
-  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$(abspath "$eval")" "$data/eval_all"
+  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$eval" "$data/eval_all"
 fi
 
 if run_stage 1 "MFCC and VAD" "$data/eval_all/vad.scp"; then

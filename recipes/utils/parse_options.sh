@@ -6,8 +6,8 @@
 # be set (a typo is an error, not a silent no-op); --help prints the script's header comment block and
 # every option with its description and current value.
 # Paths: an option whose description starts with "(path)" given a relative path on the command line is
-# taken from the directory run.sh was started in (run.sh has cd'ed into its own folder since: $here when
-# it set one, else $OLDPWD); the defaults are relative to the recipe folder.
+# taken from the directory run.sh was started in ($OLDPWD: run.sh's `cd "$(dirname "$0")"` before the
+# defaults is its only cd); the defaults are relative to the recipe folder.
 # Positional arguments are left in "$@".
 __script=$(basename "$0")
 __options() {  # one line "name<TAB>description" per option of run.sh (up to this file) and cmd.sh
@@ -62,7 +62,7 @@ while true; do
     echo "$0: unknown option --${__name//_/-} (see $0 --help)" >&2; exit 1
   fi
   if [ -n "${__path_opt[$__name]:-}" ]; then
-    case "$__value" in /*|'') ;; *) __value=${here:-$OLDPWD}/$__value ;; esac
+    case "$__value" in /*|'') ;; *) __value=$OLDPWD/$__value ;; esac
   fi
   # append for options declared as bash arrays (e.g. --train repeated), else assign
   if declare -p "$__name" 2>/dev/null | grep -q '^declare -a'; then
