@@ -21,16 +21,16 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-timit_root=../../data/timit-sample/TIMIT
-data=data
-exp=exp
-num_gauss=auto                 # 256 on the full corpus (as the MSR demo), 32 on the sample
-ubm_iters=4
-relevance=10                   # as the MSR demo
-seed=0
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+timit_root=../../data/timit-sample/TIMIT  # (path) the TIMIT folder holding TRAIN/ and TEST/ (default: the sample)
+data=data                      # (path) where the Kaldi data dirs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
+num_gauss=auto                 # Gaussians of the UBMs; auto: 256 on the full corpus (as the MSR demo), 32 on the sample
+ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
+relevance=10                   # MAP relevance factor (10 as the MSR demo)
+seed=0                         # random seed (dither, UBM initialisation)
 
 . ./cmd.sh
 . ./path.sh
@@ -62,12 +62,12 @@ if run_stage 2 "protocol lists, enrolment/test sets and trials" "$data/lists/con
   local/make_protocols.sh "$data/all" "$data/lists.tmp"
   while read -r cond kind num_enroll; do
     d=$data/$cond
-    run "$exp/log/split_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/eval.spk" \
+    run "$exp/log/split_eval_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/eval.spk" \
       "$data/all" "$d/eval"
     run "$exp/log/trials_$cond.log" spkrec make-trials --num-enroll "$num_enroll" \
       "$d/eval" "$d/enroll" "$d/test" "$d/test/trials"
     if [ "$kind" = verif ]; then
-      run "$exp/log/split_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/train.spk" \
+      run "$exp/log/split_train_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/train.spk" \
         "$data/all" "$d/train"
     else  # identification: the UBM is trained on the enrolment (training) sentences of all speakers
       rm -rf "$d/train"; cp -r "$d/enroll" "$d/train"
