@@ -475,12 +475,19 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
     if not items:
         return
     chunks = chunk(items, NUM_CHUNKS if max_chunks is None else max_chunks)
-    start = time.time()
+    progress = _Progress(desc, len(chunks))
+    try:
+        yield from _iter_chunk_results(func, chunks, config, kwargs, progress)
+    finally:
+        progress.close()
+
+
+def _iter_chunk_results(func, chunks, config, kwargs, progress):
     if max(1, int(config.nj)) == 1 and config.backend == "loky":  # in-process: no pickling
         for i, c in enumerate(chunks):
             with chunk_threads():  # the workers' rule: one BLAS thread for chunk work
                 r = func(c, **kwargs)
-            _progress(desc, i + 1, len(chunks), start)
+            progress.update(i + 1)
             yield r
         return
     folder = _shared_folder(0) if config.backend == "loky" else None  # a RAM-backed folder for results
@@ -494,7 +501,7 @@ def _iter_chunks(func, items, config, desc, max_chunks, kwargs):
                 calls = (joblib.delayed(_run_local)(func, c, kwargs, folder) for c in chunks)
             par = joblib.Parallel(n_jobs=max(1, int(config.nj)), return_as="generator")
             for i, r in enumerate(par(calls)):
-                _progress(desc, i + 1, len(chunks), start)
+                progress.update(i + 1)
                 yield _aligned(r) if config.backend == "dask" else _unstash(r)
     finally:
         if folder is not None:
@@ -543,8 +550,57 @@ def _apply_each(items, item_func, item_kwargs):
     return [item_func(item, **item_kwargs) for item in items]
 
 
-def _progress(desc, done, total, start):
-    if desc is None:
-        return
-    if done == total or done == 1 or done % max(1, total // 10) == 0:
-        log.info("%s: %d/%d chunks (%.1f s)", desc, done, total, time.time() - start)
+# ---------------------------------------------------------------------------------------------- progress
+PROGRESS_BAR = None
+"""Progress bars (tqdm, with ETA) for the maps given a ``desc``: True, False, or None (the default: when
+stderr is a terminal and the ``spkrec`` logger shows INFO messages). The CLI sets it: bars when stderr is
+a terminal, unless ``-q`` or ``-v``. The per-chunk lines are DEBUG messages (the log file, ``-v``)."""
+PROGRESS_STREAM = None
+"""Where the bars go (default ``sys.stderr``)."""
+PROGRESS_DELAY = float(os.environ.get("SPKREC_PROGRESS_DELAY", "0.5") or 0.5)
+"""Seconds a step runs before its bar appears (short steps never show one); ``$SPKREC_PROGRESS_DELAY``."""
+
+
+def _bars_on():
+    if PROGRESS_BAR is not None:
+        return bool(PROGRESS_BAR)
+    import sys
+    try:
+        return sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Progress:
+    """Progress of one map over ``total`` chunks: a tqdm bar (see :data:`PROGRESS_BAR`) and DEBUG lines
+    ``DESC: i/total chunks (t s)`` (about ten per map); nothing when ``desc`` is None."""
+
+    def __init__(self, desc, total):
+        self.desc, self.total, self.start, self.bar = desc, total, time.time(), None
+        if desc is not None and _bars_on():
+            try:
+                from tqdm import tqdm
+            except ImportError:  # a core dependency; without it, no bar
+                return
+            import sys
+            stream = PROGRESS_STREAM or sys.stderr
+            try:
+                sized = os.get_terminal_size(stream.fileno()).columns > 0
+            except (AttributeError, OSError, ValueError):
+                sized = False  # not a real terminal, or one without a size (a bare pty, where tqdm shows nothing)
+            size = {} if sized else {"ncols": 80, "nrows": 24}
+            self.bar = tqdm(total=total, desc=desc, unit="chunk", leave=False, file=stream, dynamic_ncols=sized,
+                            delay=PROGRESS_DELAY, mininterval=0.2, **size)
+
+    def update(self, done):
+        if self.desc is None:
+            return
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+        if done == self.total or done == 1 or done % max(1, self.total // 10) == 0:
+            log.debug("%s: %d/%d chunks (%.1f s)", self.desc, done, self.total, time.time() - self.start)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

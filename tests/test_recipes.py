@@ -90,6 +90,34 @@ def test_mini_recipe_outputs_and_accuracy(mini):
     assert not list(exp.rglob("*.tmp"))
 
 
+def test_mini_recipe_bundles_reproduce_the_recipe_scores(mini):
+    """Every bundle of stage 11, used from audio files as a user would, gives the recipe's own scores of the
+    same trials (raw, S-normed with the bundled cohort, fused), for 5 enrolled speakers and 2 test files."""
+    import numpy as np
+    import spkrec
+    exp, data = mini / "exp", mini / "data"
+
+    def table(path):
+        return dict(line.split(None, 1) for line in path.read_text().splitlines())
+    wav = {k: v.strip() for k, v in {**table(data / "enroll" / "wav.scp"), **table(data / "test" / "wav.scp")}.items()}
+    spk2utt = {s: u.split() for s, u in table(data / "enroll" / "spk2utt").items()}
+    speakers = {s: [wav[u] for u in spk2utt[s]] for s in sorted(spk2utt)[::6]}
+    tests = sorted(table(data / "test" / "utt2spk"))[::45]
+    bundles = sorted(p.name for p in (exp / "systems").iterdir() if (p / "system.json").is_file())
+    expected = {"gmm_ubm", "gmm_ubm_snorm", "gsv_svm", "ivec_cosine", "ivec_lda_cosine", "ivec_plda_twocov",
+                "ivec_plda_simplified", "ivec_plda_twocov_snorm", "fused"}
+    assert expected <= set(bundles)
+    for name in bundles:
+        ref_file = exp / ("scores_cal" if name == "fused" else "scores") / f"{name}.txt"
+        ref = {(a, b): float(v) for a, b, v in (line.split() for line in ref_file.read_text().splitlines())}
+        system = spkrec.load_system(exp / "systems" / name)
+        db = system.enroll(speakers)
+        got = np.array([system.scores(db, wav[t]) for t in tests])
+        want = np.array([[ref[(s, t)] for s in db.names] for t in tests])
+        spread = np.std(list(ref.values()))
+        assert np.abs(got - want).max() <= 1e-4 * spread + 1e-6, name
+
+
 def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini, tmp_path):
     work = tmp_path / "resume"
     shutil.copytree(mini, work, symlinks=True)
@@ -151,6 +179,9 @@ def test_timit_recipe_on_the_embedded_sample(tmp_path):
     assert conditions[0::3] == ["fold1", "fold2", "id"]
     trials = (tmp_path / "data" / "verification" / "trials").read_text().split("\n")
     assert len([t for t in trials if t.endswith(" target")]) == 32  # 16 speakers x 2 test sentences
+    import spkrec
+    system = spkrec.load_system(tmp_path / "exp" / "systems" / "gmm_ubm")   # stage 11's bundle
+    assert system.kind == "gmm_ubm" and system.config["thresholds"]["default"] == "eer"
 
 
 def test_so762_recipe_data_stages(tmp_path):

@@ -406,3 +406,105 @@ def test_bad_input_one_line(env, tmp_path, capsys):
                                             env["root"] / "ubm", "--feat-config", MFCC, "--out", tmp_path / "x")
     assert "dimensions" in one_error_line(capsys, "export-system", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm",
                                           "--feat-config", MFCC, "--no-vad", "--num-ceps=13", "--out", tmp_path / "x")
+
+
+# --------------------------------------------------------------------------------- S-norm, GSV-SVM, fusion bundles
+def _cohort_trials(path, left, right):
+    with open(path, "w") as f:
+        f.writelines(f"{a} {b}\n" for a in left for b in right)
+
+
+def test_snorm_bundle_equals_score_norm_of_recipe_verbs(env, timit_dirs, tmp_path, capsys):
+    """A GMM-UBM bundle with an S-norm cohort (so762-mini speakers) scores as enroll-gmm + score-gmm of the
+    models against the cohort's utterances and of the cohort's models against the tests + score-norm."""
+    so, d, r = env["so"], timit_dirs["root"], tmp_path
+    ubm = env["gmm"] / "ubm.npz"
+    assert cli("enroll-gmm", "-q", ubm, d / "enroll", r / "models.npz") == 0
+    assert cli("enroll-gmm", "-q", ubm, so, r / "cohort.npz") == 0
+    cohort_spks = sorted(read_table(so / "spk2utt"))
+    cohort_utts = sorted(read_table(so / "utt2spk"))
+    _cohort_trials(r / "ec.trials", timit_dirs["spks"], cohort_utts)
+    _cohort_trials(r / "ct.trials", cohort_spks, timit_dirs["tests"])
+    assert cli("score-gmm", "-q", ubm, r / "models.npz", d / "test", d / "trials", r / "raw") == 0
+    assert cli("score-gmm", "-q", ubm, r / "models.npz", so, r / "ec.trials", r / "ec") == 0
+    assert cli("score-gmm", "-q", ubm, r / "cohort.npz", d / "test", r / "ct.trials", r / "ct") == 0
+    for method in ("s", "as"):
+        assert cli("score-norm", "-q", "--method", method, "--top-n", 50, r / "raw", r / "ec", r / "ct",
+                   r / f"{method}.scores") == 0
+        out = r / f"gmm_ubm_{method}norm"
+        assert cli("export-system", "-q", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm", "--feat-config", MFCC,
+                   "--vad-config", VAD, "--seed=0", "--snorm-cohort", so, "--snorm-method", method,
+                   "--snorm-top-n", 50, "--out", out) == 0
+        system = spkrec.load_system(out)
+        assert system.config["score_norm"]["cohort_speakers"] == len(cohort_spks)
+        assert sorted(os.listdir(out)) == ["cohort_models.npz", "cohort_tests.npz", "system.json", "ubm.npz"]
+        db = system.enroll(env["enroll"])
+        _check_scores(system, db, timit_dirs, _read_scores(r / f"{method}.scores"), 2e-5)
+        # the raw system's database is refused: the normalised one enrols with the cohort
+        with pytest.raises(SpkrecError, match="another system"):
+            system.check_db(env["db"])
+    db.save(r / "db.npz")
+    back = system.load_db(r / "db.npz")
+    t = timit_dirs["tests"][0]
+    np.testing.assert_allclose(system.scores(back, timit_dirs["wav"][t]), system.scores(db, timit_dirs["wav"][t]))
+
+
+def test_gsv_svm_bundle_equals_train_svm_score_svm(env, timit_dirs, tmp_path):
+    so, d, r = env["so"], timit_dirs["root"], tmp_path
+    ubm = env["gmm"] / "ubm.npz"
+    for name, data in (("bg", so), ("enroll", d / "enroll"), ("test", d / "test")):
+        assert cli("extract-supervectors", "-q", ubm, data, r / name) == 0
+    assert cli("train-svm", "-q", r / "enroll" / "supervector.scp", d / "enroll" / "utt2spk",
+               r / "bg" / "supervector.scp", r / "svm.npz") == 0
+    assert cli("score-svm", "-q", r / "svm.npz", r / "test" / "supervector.scp", d / "trials", r / "svm.scores") == 0
+    out = r / "gsv_svm"
+    assert cli("export-system", "-q", "--kind", "gsv_svm", "--ubm", env["root"] / "ubm", "--background-supervectors",
+               r / "bg" / "supervector.scp", "--feat-config", MFCC, "--vad-config", VAD, "--seed=0", "--out", out) == 0
+    system = spkrec.load_system(out)
+    assert sorted(os.listdir(out)) == ["background.npz", "system.json", "ubm.npz"]
+    db = system.enroll(env["enroll"])
+    _check_scores(system, db, timit_dirs, _read_scores(r / "svm.scores"), 1e-4)
+
+
+def test_fusion_bundle_fuses_its_components(env, timit_dirs, tmp_path, capsys):
+    """fused score = w . (component scores) + b with the weights of `spkrec fuse`; one database enrols all."""
+    from spkrec.backend.calibration import LinearFusion
+    r = tmp_path
+    other = r / "gmm_ubm_r8"
+    assert cli("export-system", "-q", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm", "--feat-config", MFCC,
+               "--vad-config", VAD, "--seed=0", "--relevance-factor", 8, "--top-c", 0, "--out", other) == 0
+    rng = np.random.default_rng(0)
+    labels = rng.random(400) < 0.3
+    S = rng.normal(size=(400, 2)) + labels[:, None] * [2.0, 1.0]
+    LinearFusion(target_prior=0.01).fit(S, labels, ["gmm_ubm", "gmm_ubm_r8"]).save(r / "fusion.npz")
+    fused = LinearFusion.load(r / "fusion.npz")
+    out = r / "fused"
+    assert cli("export-system", "-q", "--kind", "fusion", "--component", env["gmm"], "--component", other,
+               "--fusion", r / "fusion.npz", "--out", out) == 0
+    system = spkrec.load_system(out)
+    assert system.calibrated and system.threshold == pytest.approx(np.log(99))
+    assert [c["name"] for c in system.config["components"]] == ["gmm_ubm", "gmm_ubm_r8"]
+    parts = [env["system"], spkrec.load_system(other)]
+    spks = ["FAEM0", "MARC0", "FALK0"]
+    db = system.enroll({s: env["enroll"][s] for s in spks})
+    dbs = [p.enroll({s: env["enroll"][s] for s in spks}) for p in parts]
+    for f in env["test"]["MARC0"] + env["test"]["FALK0"][:1]:
+        want = np.stack([p.scores(b, f) for p, b in zip(parts, dbs)], 1) @ fused.weights_ + fused.offset_
+        np.testing.assert_allclose(system.scores(db, f), want, rtol=1e-10, atol=1e-10)
+        assert system.verify(db, "MARC0", f).llr == pytest.approx(want[1])
+    db.save(r / "fdb")
+    assert system.load_db(r / "fdb").names == spks
+    capsys.readouterr()
+    assert "two or more" in one_error_line(capsys, "export-system", "--kind", "fusion", "--component", env["gmm"],
+                                           "--fusion", r / "fusion.npz", "--out", r / "x")
+    plp = r / "plp"    # another front end cannot join the fusion
+    assert cli("export-system", "-q", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm", "--feat-config", MFCC,
+               "--vad-config", VAD, "--seed=1", "--out", plp) == 0
+    assert "front end" in one_error_line(capsys, "export-system", "--kind", "fusion", "--component", env["gmm"],
+                                         "--component", plp, "--fusion", r / "fusion.npz", "--out", r / "x")
+    (r / "nofeats").mkdir()
+    for name in ("wav.scp", "utt2spk", "spk2utt"):
+        shutil.copy(env["timit"] / name, r / "nofeats" / name)
+    assert "has no features" in one_error_line(capsys, "export-system", "--kind", "gmm_ubm", "--ubm", env["root"] / "ubm",
+                                               "--feat-config", MFCC, "--vad-config", VAD, "--seed=0", "--snorm-cohort",
+                                               r / "nofeats", "--out", r / "x")

@@ -25,31 +25,32 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-corpus=../../data/so762-mini   # so762 layout (WAVE/SPEAKER<spk>/<utt>.flac, utt2spk, spk2gender)
-data=data                      # Kaldi data dirs are written here
-exp=exp                        # models, scores, logs and results
-num_bg_per_gender=15
-num_enroll=3
-num_gauss=128
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+corpus=../../data/so762-mini   # (path) the corpus, in the so762 layout (WAVE/SPEAKER<spk>/<utt>.flac, utt2spk, spk2gender)
+data=data                      # (path) where the Kaldi data dirs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
+num_bg_per_gender=15           # background speakers of each gender (the others are evaluation speakers)
+num_enroll=3                   # enrolment utterances per evaluation speaker (the others are tests)
+num_gauss=128                  # Gaussians of the GMM-UBM system's diagonal UBM
 ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
-relevance=16
+relevance=16                   # MAP relevance factor of the GMM-UBM and GSV-SVM systems
 ivector_num_gauss=32           # the i-vector front end's own UBM (a 128-Gaussian one over-fits 180 utterances)
 ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=50                      # total-variability dimension (small: 30 background speakers)
-ivector_iters=5
+ivector_iters=5                # EM iterations of the total-variability matrix
 pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
 plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnorm)
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
-snorm_top_n=200
+snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)
 num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
 target_prior=0.01              # target prior of the calibration (and of minDCF)
-fused="gmm_ubm_snorm ivec_plda_twocov"  # measured: adding GSV-SVM (miscalibrated on the folds) hurts
-rnn_epochs=10
-lda_dim=20                     # below the number of background speakers
-seed=0
+fused="gmm_ubm_snorm ivec_plda_twocov"  # the systems fused in stage 10 (measured: adding GSV-SVM,
+                                        # miscalibrated on the folds, hurts)
+rnn_epochs=10                  # training epochs of the RNN encoder and classifier (stage 9)
+lda_dim=20                     # LDA dimension of the LDA back ends (below the number of background speakers)
+seed=0                         # random seed (dither, UBM initialisation, T matrix, RNN)
 
 . ./cmd.sh
 . ./path.sh

@@ -18,36 +18,36 @@
 #      diagonal UBM of their own, T on single utterances), cosine / LDA / PLDA back ends, S-norm, RNN,
 #      calibration on the folds' background trials and fusion (stage 10), results (stage 20)
 set -euo pipefail
-here=$(pwd)
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-train=()                       # background corpora (repeat --train)
-eval=
-data=data
-exp=exp
-num_enroll=10
-num_gauss=256
-ubm_iters=4
-relevance=16
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+train=()                       # (path) a background corpus in the so762 layout (repeat --train for more)
+eval=                          # (path) the evaluation corpus in the so762 layout (required)
+data=data                      # (path) where the Kaldi data dirs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
+num_enroll=10                  # enrolment utterances per evaluation speaker (the others are tests)
+num_gauss=256                  # Gaussians of the GMM-UBM system's diagonal UBM
+ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
+relevance=16                   # MAP relevance factor of the GMM-UBM and GSV-SVM systems
 ivector_num_gauss=32           # the i-vector front end's own UBM (measured: 32 beats 16, 64 and 256 here)
 ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=100                     # total-variability dimension
-ivector_iters=5
+ivector_iters=5                # EM iterations of the total-variability matrix
 pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
 plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:40,wccn,lnorm)
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
-snorm_top_n=200
+snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)
 num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
 num_cal_enroll=5               # enrolment utterances per speaker in the folds' trials: as close to the
                                # evaluation's 10 as so762-mini's 6 allow (3 gave GMM-UBM actDCF 1.13, 5: 0.50)
 target_prior=0.01              # target prior of the calibration (and of minDCF)
-fused="gmm_ubm_snorm ivec_plda_twocov"  # measured: adding GSV-SVM (miscalibrated on the folds) hurts
-rnn_epochs=10
-lda_dim=40                     # below the number of background speakers
-seed=0
+fused="gmm_ubm_snorm ivec_plda_twocov"  # the systems fused in stage 10 (measured: adding GSV-SVM,
+                                        # miscalibrated on the folds, hurts)
+rnn_epochs=10                  # training epochs of the RNN encoder and classifier (stage 9)
+lda_dim=40                     # LDA dimension of the LDA back ends (below the number of background speakers)
+seed=0                         # random seed (dither, UBM initialisation, T matrix, RNN)
 
 . ./cmd.sh
 . ./path.sh
@@ -60,15 +60,14 @@ stage_opts[2]="num_enroll num_folds num_cal_enroll"
 . utils/stage_options.sh        # what each of stages 1 and 3-11 depends on
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
 
 if run_stage 0 "prepare data" "$data/eval_all/spk2utt"; then
   for i in "${!train[@]}"; do
-    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "$(abspath "${train[$i]}")" "$data/train$i"
+    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "${train[$i]}" "$data/train$i"
   done
-  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$(abspath "$eval")" "$data/eval_all"
+  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$eval" "$data/eval_all"
 fi
 
 if run_stage 1 "MFCC and VAD" "$data/eval_all/vad.scp"; then

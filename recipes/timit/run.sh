@@ -15,31 +15,34 @@
 #   2  protocol: speaker lists, enrolment/test sets and trials of each condition
 #   3  one diagonal UBM per condition
 #   4  GMM-UBM: MAP enrolment and scoring of every trial
+#   11 a system bundle for your own recordings (exp/systems/gmm_ubm: the first verification condition's
+#      UBM, trained on background speakers only, with its EER threshold; spkrec enroll / verify / identify-files)
 #   20 results: exp/results.md (verification and identification tables) and exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-timit_root=../../data/timit-sample/TIMIT
-data=data
-exp=exp
-num_gauss=auto                 # 256 on the full corpus (as the MSR demo), 32 on the sample
-ubm_iters=4
-relevance=10                   # as the MSR demo
-seed=0
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+timit_root=../../data/timit-sample/TIMIT  # (path) the TIMIT folder holding TRAIN/ and TEST/ (default: the sample)
+data=data                      # (path) where the Kaldi data dirs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
+num_gauss=auto                 # Gaussians of the UBMs; auto: 256 on the full corpus (as the MSR demo), 32 on the sample
+ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
+relevance=10                   # MAP relevance factor (10 as the MSR demo)
+seed=0                         # random seed (dither, UBM initialisation)
 
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 20"
+stages="0 1 2 3 4 11 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="timit_root"
 stage_opts[1]="seed"
 stage_opts[3]="num_gauss ubm_iters seed"
 stage_opts[4]="relevance"
+stage_opts[11]="relevance"
 all_systems="gmm_ubm"
 mkdir -p "$exp/log"
 
@@ -59,12 +62,12 @@ if run_stage 2 "protocol lists, enrolment/test sets and trials" "$data/lists/con
   local/make_protocols.sh "$data/all" "$data/lists.tmp"
   while read -r cond kind num_enroll; do
     d=$data/$cond
-    run "$exp/log/split_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/eval.spk" \
+    run "$exp/log/split_eval_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/eval.spk" \
       "$data/all" "$d/eval"
     run "$exp/log/trials_$cond.log" spkrec make-trials --num-enroll "$num_enroll" \
       "$d/eval" "$d/enroll" "$d/test" "$d/test/trials"
     if [ "$kind" = verif ]; then
-      run "$exp/log/split_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/train.spk" \
+      run "$exp/log/split_train_$cond.log" spkrec subset-data-dir --spk-list "$data/lists.tmp/$cond/train.spk" \
         "$data/all" "$d/train"
     else  # identification: the UBM is trained on the enrolment (training) sentences of all speakers
       rm -rf "$d/train"; cp -r "$d/enroll" "$d/train"
@@ -84,6 +87,13 @@ fi
 
 if run_stage 4 "GMM-UBM enrolment and scoring"; then
   for cond in $conditions; do gmm_ubm "$data/$cond/enroll" "$data/$cond/test" "$exp/$cond" "$relevance"; done
+fi
+
+if run_stage 11 "system bundle for your own recordings" "$exp/systems/gmm_ubm/system.json"; then
+  c=$(awk '$2 == "verif" {print $1; exit}' "$data/lists/conditions")
+  run "$exp/systems/log/gmm_ubm.log" spkrec export-system --kind gmm_ubm --ubm "$exp/$c/ubm/final.ubm.npz" \
+    --relevance-factor "$relevance" --top-c 5 --feat-config conf/mfcc.conf --vad-config conf/vad.conf \
+    "--seed=$seed" --eer-threshold-from "$exp/$c/scores/gmm_ubm.txt" "$data/$c/test/trials" --out "$exp/systems/gmm_ubm"
 fi
 
 if run_stage 20 "results tables and DET plot" "$exp/results.md" "$exp/det.png"; then

@@ -18,7 +18,20 @@ declare -A stage_opts=()
 user_force=${force:-false}
 finished_stage=
 
-log() { echo "$(date '+%H:%M:%S') $*" >&2; }
+# what the terminal shows (cmd.sh: verbose=false quiet=false): stage lines and one summary line per command;
+# quiet=true: warnings, errors and the results table only; verbose=true: every message of every command
+case "${verbose:-false}/${quiet:-false}" in
+  false/false) export SPKREC_VERBOSITY=normal ;;
+  true/false|true/true) export SPKREC_VERBOSITY=verbose ;;
+  false/true) export SPKREC_VERBOSITY=quiet ;;
+  *) echo "$0: --verbose and --quiet take true or false (got '${verbose:-}', '${quiet:-}')" >&2; exit 1 ;;
+esac
+_last_log=
+log() {
+  if [ "$SPKREC_VERBOSITY" = quiet ]; then _last_log="$(date '+%H:%M:%S') $*"; else echo "$(date '+%H:%M:%S') $*" >&2; fi
+}
+# quiet: a recipe that stops with an error shows the message it stopped on (e.g. "run stage 2 first")
+trap '__code=$?; [ $__code -ne 0 ] && [ -n "$_last_log" ] && echo "$_last_log" >&2; exit $__code' EXIT
 
 _is_stage() { local s; for s in $stages; do [ "$s" = "$1" ] && return 0; done; return 1; }
 if [ -n "${stages:-}" ]; then
@@ -101,14 +114,44 @@ finish_stages() {
   if [ ${#have[@]} -gt 0 ]; then log "done: ${have[*]}"; else log "done (stages $stage-$stop_stage)"; fi
 }
 
-# run LOGFILE CMD...: run a command, teeing its output into LOGFILE; stop the recipe if it fails.
+# run LOGFILE CMD...: run one command as Kaldi's run.pl does. LOGFILE (one per command invocation: it is
+# rewritten each time, and a second command of this run naming the same file gets NAME.2.log) starts with
+# the command line and the start time and ends with "# Accounting: time=<s> threads=<nj>" and
+# "# Ended (code <c>) at <date>". A spkrec command's stdout and every message (debug included, through
+# $SPKREC_LOG_FILE) go there; its stderr stays on the terminal: progress bars when that is a terminal,
+# warnings, errors and one summary line. Other commands' output all goes to the log. When the command fails,
+# the last lines of its log are shown with the log's path, and the recipe stops.
+declare -A _run_logs=()
 run() {
   local logf=$1; shift
-  mkdir -p "$(dirname "$logf")"
-  { echo "# $(date '+%F %T') start: $*"; } >> "$logf"
-  if ! "$@" 2>&1 | tee -a "$logf" >&2; then
-    echo "# $(date '+%F %T') failed" >> "$logf"
-    log "stage ${current_stage:-?} failed: $* (log: $logf)"; exit 1
+  if [ -n "${_run_logs[$logf]:-}" ]; then  # never two commands in one log file
+    local n=2; while [ -n "${_run_logs[${logf%.log}.$n.log]:-}" ]; do n=$((n + 1)); done
+    logf=${logf%.log}.$n.log
   fi
-  echo "# $(date '+%F %T') done" >> "$logf"
+  _run_logs[$logf]=1
+  mkdir -p "$(dirname "$logf")"
+  local threads=1 prev= a
+  for a in "$@"; do
+    [ "$prev" = --nj ] && threads=$a
+    case "$a" in --nj=*) threads=${a#--nj=} ;; esac
+    prev=$a
+  done
+  { printf '#'; printf ' %q' "$@"; printf '\n# Started at %s\n#\n' "$(date)"; } > "$logf"
+  local start=$EPOCHREALTIME code=0
+  if [ "$1" = spkrec ]; then
+    SPKREC_LOG_FILE=$logf "$@" >> "$logf" || code=$?
+  else
+    "$@" >> "$logf" 2>&1 || code=$?
+  fi
+  local secs; secs=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+  printf '# Accounting: time=%s threads=%s\n# Ended (code %d) at %s\n' "$secs" "$threads" "$code" "$(date)" >> "$logf"
+  if [ "$code" -ne 0 ]; then
+    _last_log=
+    {
+      echo "$(date '+%H:%M:%S') stage ${current_stage:-?} failed (code $code): $*"
+      echo "  the last lines of its log $logf:"
+      tail -n 12 "$logf" | sed 's/^/  | /'
+    } >&2
+    exit 1
+  fi
 }

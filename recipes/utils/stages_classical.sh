@@ -62,8 +62,8 @@ if run_stage 10 "calibration on the folds' background trials (prior $target_prio
 fi
 
 if run_stage 11 "system bundles for your own recordings (spkrec enroll / verify / identify-files)" \
-    "$exp/systems/ivec_plda_twocov/system.json"; then
-  export_bundles "$data/test" "$exp"
+    "$exp/systems/ivec_plda_twocov/system.json" "$exp/systems/fused/system.json"; then
+  export_bundles "$data/train" "$data/test" "$exp"
 fi
 
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then

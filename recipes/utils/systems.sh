@@ -254,12 +254,15 @@ fuse_systems() {
     --names "${names[*]}" --model-out "$c/$name.npz" --out "$exp/scores_cal/$name.txt" "${pairs[@]}"
 }
 
-# export_bundles TEST EXP -> EXP/systems/<system>/: a system bundle (spkrec export-system) for each system
-# that scores single files (GMM-UBM, i-vector cosine and PLDA): features and VAD as conf/, the models,
-# the system's calibration from stage 10 and the EER threshold measured on TEST/trials.
+# export_bundles TRAIN TEST EXP -> EXP/systems/<system>/: a system bundle (spkrec export-system) for each
+# system that scores single files: features and VAD as conf/, the models, the S-norm cohort (TRAIN's
+# speakers, as in stages 7-8), the system's calibration from stage 10 and the EER threshold measured on
+# TEST/trials; the fusion bundle holds its components' bundles. rnn_softmax_id is a closed-set classifier of
+# the evaluation speakers, not a system to enrol new speakers with: it has no bundle.
 export_bundles() {
-  local test=$1 exp=$2 s
+  local train=$1 test=$2 exp=$3 s
   local feat=(--feat-config conf/mfcc.conf --vad-config conf/vad.conf "--seed=${seed:-0}")
+  local snorm=(--snorm-cohort "$train" --snorm-method "${snorm_method:-s}" --snorm-top-n "${snorm_top_n:-200}")
   _bundle() {  # _bundle SYSTEM OPTION...
     local s=$1; shift
     [ -f "$exp/scores/$s.txt" ] || return 0
@@ -268,11 +271,25 @@ export_bundles() {
     run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
       --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
   }
-  _bundle gmm_ubm --kind gmm_ubm --ubm "$exp/ubm/final.ubm.npz" --relevance-factor "${relevance:-16}" --top-c 5
+  local gmm=(--kind gmm_ubm --ubm "$exp/ubm/final.ubm.npz" --relevance-factor "${relevance:-16}" --top-c 5)
+  _bundle gmm_ubm "${gmm[@]}"
+  _bundle gmm_ubm_snorm "${gmm[@]}" "${snorm[@]}"
+  _bundle gsv_svm --kind gsv_svm --ubm "$exp/ubm/final.ubm.npz" --relevance-factor "${relevance:-16}" \
+    --background-supervectors "$exp/gsv/train/supervector.scp"
   _bundle ivec_cosine --kind ivector --extractor "$exp/extractor" --scoring cosine
-  _bundle ivec_plda_twocov --kind ivector --extractor "$exp/extractor" --scoring plda --backend "$exp/backend/plda_twocov.npz"
-  _bundle ivec_plda_simplified --kind ivector --extractor "$exp/extractor" --scoring plda \
-    --backend "$exp/backend/plda_simplified.npz"
+  _bundle ivec_lda_cosine --kind ivector --extractor "$exp/extractor" --scoring cosine --backend "$exp/backend/lda.npz"
+  local plda=(--kind ivector --extractor "$exp/extractor" --scoring plda)
+  _bundle ivec_plda_twocov "${plda[@]}" --backend "$exp/backend/plda_twocov.npz"
+  _bundle ivec_plda_simplified "${plda[@]}" --backend "$exp/backend/plda_simplified.npz"
+  _bundle ivec_plda_twocov_snorm "${plda[@]}" --backend "$exp/backend/plda_twocov.npz" "${snorm[@]}"
+  _bundle rnn_cosine --kind rnn --rnn "$exp/rnn" --scoring cosine
+  _bundle rnn_plda --kind rnn --rnn "$exp/rnn" --scoring plda --backend "$exp/rnn/plda.npz"
+  local name=fused comps=()
+  [ -f "$exp/cal/$name.npz" ] || return 0
+  done_already "$exp/systems/$name/system.json" && return 0
+  for s in ${fused:-}; do comps+=(--component "$exp/systems/$s"); done
+  run "$exp/systems/log/$name.log" spkrec export-system --kind fusion "${comps[@]}" --fusion "$exp/cal/$name.npz" \
+    --eer-threshold-from "$exp/scores_cal/$name.txt" "$test/trials" --out "$exp/systems/$name"
 }
 
 # results TEST EXP SYSTEM... -> EXP/results.md, EXP/det.png and EXP/plots/*.png. Each system's calibrated scores

@@ -1,6 +1,9 @@
 """Options shared by several verbs, and the argparse types that validate numeric options."""
 import argparse
+import logging
 import math
+import os
+import sys
 
 from spkrec.errors import OptionRangeError
 from spkrec.parallel import ParallelConfig
@@ -136,3 +139,111 @@ def model_file(path, default_name):
     if os.path.isdir(path) or (not os.path.exists(path) and not path.endswith(".npz")):
         return os.path.join(path, default_name)
     return path
+
+
+# ---------------------------------------------------------------------------------------------- logging
+VERBOSITY_ENV = "SPKREC_VERBOSITY"
+"""Environment variable giving the default of ``-v``/``-q`` (``verbose`` or ``quiet``; the recipes set it)."""
+LOG_FILE_ENV = "SPKREC_LOG_FILE"
+"""Environment variable naming a log file that gets every message of the command, DEBUG included (appended)."""
+
+
+class _SummaryHandler(logging.Handler):
+    """The terminal's handler: WARNING and above at once; INFO messages held back, the last one printed
+    by :meth:`summary` when the command has succeeded (one line per command; the log file and ``-v``
+    have them all). With ``immediate`` (``-v``) every message is printed at once."""
+
+    def __init__(self, stream, immediate=False):
+        super().__init__()
+        self.stream, self.immediate, self.held = stream, immediate, None
+
+    def emit(self, record):
+        try:
+            if self.immediate or record.levelno >= logging.WARNING:
+                _write_above_bars(self.stream, self.format(record))
+            else:
+                self.held = record
+        except Exception:  # a closed stream: never fail the command for a message
+            self.handleError(record)
+
+    def summary(self):
+        if self.held is not None:
+            _write_above_bars(self.stream, self.format(self.held))
+            self.held = None
+
+
+def _write_above_bars(stream, text):
+    """Write a line to the terminal without breaking a progress bar (tqdm's write when one is shown)."""
+    tqdm = sys.modules.get("tqdm")
+    if tqdm is not None and getattr(tqdm.tqdm, "_instances", None):
+        tqdm.tqdm.write(text, file=stream)
+    else:
+        stream.write(text + "\n")
+        stream.flush()
+
+
+class CommandLogging:
+    """Logging of one ``spkrec <verb>`` run: the terminal gets warnings and errors at once and one summary
+    line at the end (the command's last INFO message; ``quiet``: none; ``verbose``: every message, DEBUG
+    included), and progress bars when stderr is a terminal (not with ``quiet`` or ``verbose``); the
+    ``log_file`` (default ``$SPKREC_LOG_FILE``) gets every message with its time and level. Use as a
+    context manager around the command; :meth:`summary` after it succeeded, :meth:`to_file` for the error
+    line that the CLI prints itself."""
+
+    def __init__(self, verb, verbose=False, quiet=False, log_file=None, stream=None):
+        self.verb, self.verbose, self.quiet = verb, verbose, quiet and not verbose
+        self.log_file = log_file if log_file is not None else os.environ.get(LOG_FILE_ENV) or None
+        # as logging.basicConfig: a program that has configured logging itself (root handlers) keeps its own
+        # terminal output; the records reach its handlers (the log file still gets them all)
+        self.own_terminal = stream is not None or not logging.getLogger().handlers
+        self.stream = stream if stream is not None else sys.stderr
+
+    def __enter__(self):
+        from spkrec import parallel
+        self.logger = logging.getLogger("spkrec")
+        self._saved = (self.logger.level, parallel.PROGRESS_BAR)
+        self.terminal = _SummaryHandler(self.stream, immediate=self.verbose)
+        self.terminal.setFormatter(logging.Formatter(f"spkrec {self.verb}: %(message)s"))
+        self.terminal.setLevel(logging.DEBUG if self.verbose else logging.WARNING if self.quiet else logging.INFO)
+        self.handlers = [self.terminal] if self.own_terminal else []
+        self.file = None
+        if self.log_file:
+            self.file = logging.FileHandler(self.log_file, mode="a", encoding="utf-8", delay=True)
+            self.file.setFormatter(logging.Formatter(f"%(asctime)s spkrec {self.verb} %(levelname)s: %(message)s",
+                                                     "%H:%M:%S"))
+            self.file.setLevel(logging.DEBUG)
+            self.handlers.append(self.file)
+        self.py_warnings = logging.getLogger("py.warnings")  # warnings.warn(...) of any library, as WARNINGs
+        if self.own_terminal:  # a program with its own logging (pytest) keeps its own warnings handling too
+            logging.captureWarnings(True)
+        for h in self.handlers:
+            self.logger.addHandler(h)
+            self.py_warnings.addHandler(h)
+        self.logger.setLevel(min([h.level for h in self.handlers] or [self.logger.level]))
+        try:
+            tty = self.stream.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        parallel.PROGRESS_BAR = tty and not self.quiet and not self.verbose
+        parallel.PROGRESS_STREAM = self.stream
+        return self
+
+    def summary(self):
+        self.terminal.summary()
+
+    def to_file(self, message, level=logging.ERROR):
+        """Write ``message`` to the log file only (the CLI prints its error line to the terminal itself)."""
+        if self.file is not None:
+            self.file.handle(logging.LogRecord("spkrec", level, "", 0, message, None, None))
+
+    def __exit__(self, *exc):
+        from spkrec import parallel
+        if self.own_terminal:
+            logging.captureWarnings(False)
+        for h in self.handlers:
+            self.logger.removeHandler(h)
+            self.py_warnings.removeHandler(h)
+            h.close()
+        self.logger.setLevel(self._saved[0])
+        parallel.PROGRESS_BAR, parallel.PROGRESS_STREAM = self._saved[1], None
+        return False

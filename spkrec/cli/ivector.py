@@ -53,7 +53,8 @@ def add_train_full_ubm(p):
     p.add_argument("--num-iters", type=nonneg_int, default=4, help="EM iterations (default 4)")
     p.add_argument("--num-gselect", type=positive_int, default=20, help="Gaussians selected per frame by the diagonal UBM")
     p.add_argument("--variance-floor", type=positive_float, default=1e-3, help="covariance eigenvalue floor")
-    p.add_argument("--min-gaussian-weight", type=nonneg_float, default=1e-5)
+    p.add_argument("--min-gaussian-weight", type=nonneg_float, default=1e-5,
+                   help="weights are floored at this value and renormalised (default %(default)g)")
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("diag_ubm", help="diagonal UBM file or directory with final.ubm.npz (from train-ubm)")

@@ -5,10 +5,11 @@ declares options and ``run(args)`` does the work. Only the chosen verb's module 
 ``spkrec --help`` is instant and an optional extra (torch, dask) is needed only by its own verbs.
 """
 import argparse
+import copy
 import errno
 import importlib
-import logging
 import os
+import re
 import sys
 import traceback
 
@@ -58,6 +59,62 @@ VERBS = {
     "plot-map": ("spkrec.cli.plots", "2-D PCA / t-SNE map of i-vectors or embeddings coloured by speaker"),
     "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
 }
+
+
+VERBOSITY_ENV = "SPKREC_VERBOSITY"
+_OUTPUT_HELP = ("output: warnings and errors at once, then one summary line (the last message) when the command "
+                "succeeds; progress bars with ETA on stderr when it is a terminal; -v prints every message; "
+                "SPKREC_LOG_FILE=FILE appends every message, debug included, to FILE (the recipes' logs)")
+
+# verb -> {old spelling: new spelling}: options renamed so that one name means one thing in every verb; the
+# old spelling still works (hidden from --help) so that scripts written for it keep running
+RENAMED_OPTIONS = {
+    "train-ubm": {"--var-floor": "--variance-floor-factor"},       # relative, as train-ivector-extractor's
+    "identify-files": {"--top": "--top-k"},                         # as identify, results-table, classify-rnn
+    "enroll": {"--list": "--from-list"},                            # as make-data-dir (--from-dir, --from-list)
+    "evaluate": {"--p-target": "--target-prior"},                   # as train-calibration, fuse, verify...
+    "plot-det": {"--p-target": "--target-prior"},
+    "results-table": {"--p-target": "--target-prior"},
+    "score-cosine": {"--backend": "--backend-model"},               # --backend is the parallel back end
+    "export-system": {"--backend": "--backend-model"},
+}
+
+
+def rename_options(parser, renames):
+    """Give the options ``renames`` (``{old: new}``) their new spelling in ``parser``; the old one stays
+    accepted as a hidden alias (a copy of the option under the old name, same destination, not listed by
+    --help, so that an error about it names the spelling that was typed)."""
+    for old, new in renames.items():
+        action = parser._option_string_actions.get(old)
+        if action is None or new in parser._option_string_actions:
+            raise ValueError(f"cannot rename {old} to {new}")  # a programming error in RENAMED_OPTIONS
+        alias = copy.copy(action)
+        action.option_strings = [new if o == old else o for o in action.option_strings]
+        if action.metavar is None and action.nargs != 0:
+            action.metavar = new.lstrip("-").replace("-", "_").upper()
+        parser._option_string_actions[new] = action
+        alias.option_strings = [old]
+        parser._option_string_actions[old] = alias  # parsed, but not among the listed actions
+        spelled = re.compile(re.escape(old) + r"(?![-\w])")
+        for other in parser._actions:  # the other options' help names the new spelling too
+            if isinstance(other.help, str):
+                other.help = spelled.sub(new, other.help)
+
+
+def build_parser(verb):
+    """``(parser, run)`` of a verb: its argparse parser (with -v/-q and the renamed options' old spellings)
+    and the function that runs it on the parsed arguments."""
+    module_name, help_ = VERBS[verb]
+    parser = _Parser(prog=f"spkrec {verb}", description=help_, epilog=_OUTPUT_HELP)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="print every message, debug and per-chunk progress included (also: "
+                             "SPKREC_VERBOSITY=verbose)")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="print warnings and errors only (also: SPKREC_VERBOSITY=quiet)")
+    add_arguments, run = importlib.import_module(module_name).COMMANDS[verb]
+    add_arguments(parser)
+    rename_options(parser, RENAMED_OPTIONS.get(verb, {}))
+    return parser, run
 
 
 def _top_help():
@@ -125,32 +182,41 @@ def main(argv=None):
     if verb not in VERBS:
         print(f"spkrec: unknown verb {verb!r}; `spkrec --help` lists them", file=sys.stderr)
         return 2
-    module_name, help_ = VERBS[verb]
-    parser = _Parser(prog=f"spkrec {verb}", description=help_)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
-    parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
+    # -v/-q (else $SPKREC_VERBOSITY) decide what the terminal shows from the start (import errors included)
+    opts = argv[1:argv.index("--")] if "--" in argv else argv[1:]
+    env = os.environ.get(VERBOSITY_ENV, "").strip().lower()
+    verbose = "-v" in opts or "--verbose" in opts or (env == "verbose" and not {"-q", "--quiet"} & set(opts))
+    quiet = not verbose and ("-q" in opts or "--quiet" in opts or env == "quiet")
+    from spkrec.cli.common import CommandLogging
+    logs = CommandLogging(verb, verbose=verbose, quiet=quiet)
     try:
-        module = importlib.import_module(module_name)
-        add_arguments, run = module.COMMANDS[verb]
-        add_arguments(parser)
-        args = parser.parse_args(argv[1:])
-        level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-        logging.basicConfig(level=level, format=f"spkrec {verb}: %(message)s", stream=sys.stderr)
-        from spkrec.parallel import tune_allocator
-        tune_allocator()  # steady per-utterance temporaries in this process too (--nj 1)
-        result = run(args)
-    except (SpkrecError, OptionRangeError) as err:
-        print(f"spkrec {verb}: error: {err}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print(f"spkrec {verb}: interrupted", file=sys.stderr)
-        return 130
-    except Exception as exc:  # OSError, model-format and shape errors...: one line, traceback with --verbose
-        if "-v" in argv[1:] or "--verbose" in argv[1:]:
-            traceback.print_exc()
-        print(f"spkrec {verb}: error: {error_line(exc)}", file=sys.stderr)
-        return 1
+        with logs:
+            try:
+                parser, run = build_parser(verb)
+                args = parser.parse_args(argv[1:])
+                from spkrec.parallel import tune_allocator
+                tune_allocator()  # steady per-utterance temporaries in this process too (--nj 1)
+                result = run(args)
+            except (SpkrecError, OptionRangeError) as err:
+                return _fail(logs, f"spkrec {verb}: error: {err}", 1)
+            except KeyboardInterrupt:
+                return _fail(logs, f"spkrec {verb}: interrupted", 130)
+            except Exception as exc:  # OSError, model-format and shape errors...: one line, traceback with -v
+                if verbose:
+                    traceback.print_exc()
+                logs.to_file(traceback.format_exc().rstrip())
+                return _fail(logs, f"spkrec {verb}: error: {error_line(exc)}", 1)
+            logs.summary()
+    finally:
+        sys.stderr.flush()
     return int(result or 0)
+
+
+def _fail(logs, line, code):
+    """Print the error line on the terminal and into the log file; return the exit code."""
+    print(line, file=sys.stderr)
+    logs.to_file(line)
+    return code
 
 
 if __name__ == "__main__":

@@ -11,14 +11,15 @@ log = logging.getLogger("spkrec")
 
 # ------------------------------------------------------------------------------------ export-system
 def add_export(p):
-    p.add_argument("--kind", required=True, choices=["gmm_ubm", "ivector", "rnn"], help="kind of system")
+    p.add_argument("--kind", required=True, choices=["gmm_ubm", "gsv_svm", "ivector", "rnn", "fusion"],
+                   help="kind of system")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if it exists)")
     p.add_argument("--name", default=None, help="system name shown in outputs (default: the --out folder's name)")
     g = p.add_argument_group("front end (what compute-feats and compute-vad used)")
     g.add_argument("--feat-type", default="mfcc", help="compute-feats --feat-type (default mfcc)")
     g.add_argument("--feat-config", default=None, metavar="CONF",
-                   help="compute-feats --config file, e.g. conf/mfcc.conf (required; its --sample-frequency sets "
-                        "the system's rate, default 16000)")
+                   help="compute-feats --config file, e.g. conf/mfcc.conf (required but for a fusion; its "
+                        "--sample-frequency sets the system's rate, default 16000)")
     v = g.add_mutually_exclusive_group()
     v.add_argument("--vad-config", default=None, metavar="CONF", help="compute-vad --config file, e.g. conf/vad.conf")
     v.add_argument("--no-vad", action="store_true", help="the models were trained without vad.scp")
@@ -27,6 +28,12 @@ def add_export(p):
     g.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
     g.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m", help="MAP-adapted parameters (default m)")
     g.add_argument("--top-c", type=int, default=5, help="Gaussians per frame in scoring; 0 = all (default 5)")
+    g = p.add_argument_group("gsv_svm (also --ubm, --relevance-factor)")
+    g.add_argument("--background-supervectors", default=None, metavar="SCP",
+                   help="supervector.scp of the background speakers (extract-supervectors), as train-svm uses")
+    g.add_argument("--svm-C", type=float, default=1.0, help="SVM soft-margin cost (train-svm --C; default 1)")
+    g.add_argument("--svm-class-weight", choices=["balanced", "none"], default="balanced",
+                   help="train-svm --class-weight (default balanced)")
     g = p.add_argument_group("ivector and rnn")
     g.add_argument("--extractor", default=None,
                    help="ivector: train-ivector-extractor dir (extractor.npz and final.ubm.npz)")
@@ -35,6 +42,17 @@ def add_export(p):
                    help="back-end scoring (default: plda with --backend, else cosine)")
     g.add_argument("--backend", default=None, metavar="BACKEND.npz",
                    help="train-backend model: its PLDA (--scoring plda) or its transforms before cosine")
+    g = p.add_argument_group("score normalisation (any kind but fusion)")
+    g.add_argument("--snorm-cohort", default=None, metavar="DATA_DIR",
+                   help="normalise scores with this cohort (a data dir with feats.scp, vad.scp: e.g. the background "
+                        "speakers): its speakers' models and single recordings are stored in the bundle")
+    g.add_argument("--snorm-method", choices=["z", "t", "s", "as"], default="s",
+                   help="as score-norm --method (default s: symmetric S-norm; as: adaptive)")
+    g.add_argument("--snorm-top-n", type=int, default=200, help="cohort scores kept by --snorm-method as (default 200)")
+    g = p.add_argument_group("fusion")
+    g.add_argument("--component", action="append", default=[], metavar="BUNDLE",
+                   help="a component system bundle (repeat, in the order of the fusion's weights)")
+    g.add_argument("--fusion", default=None, metavar="FUSION.npz", help="the `spkrec fuse --model-out` file")
     g = p.add_argument_group("calibration and thresholds")
     g.add_argument("--calibration", default=None, metavar="CAL.npz",
                    help="LinearCalibration file (llr = scale * score + offset); default: uncalibrated")
@@ -50,21 +68,27 @@ def add_export(p):
 def run_export(args):
     from spkrec.features.pipeline import resolve_options
     from spkrec.system import export_system
-    if args.feat_config is None:
-        raise SpkrecError("give --feat-config, the option file compute-feats used "
-                          "(e.g. conf/mfcc.conf), so the system computes the same features")
-    if args.vad_config is None and not args.no_vad:
-        raise SpkrecError("give --vad-config (the compute-vad option file, e.g. conf/vad.conf) "
-                          "or --no-vad if the models were trained on all frames")
-    feat = resolve_options(args.feat_config, args.extra_options)
-    vad = None
-    if args.vad_config:
-        vad = resolve_options(args.vad_config)  # Kaldi names (--vad-energy-threshold) mapped by read_config
+    feat = vad = None
+    if args.kind != "fusion":   # a fusion takes its components' front end
+        if args.feat_config is None:
+            raise SpkrecError("give --feat-config, the option file compute-feats used "
+                              "(e.g. conf/mfcc.conf), so the system computes the same features")
+        if args.vad_config is None and not args.no_vad:
+            raise SpkrecError("give --vad-config (the compute-vad option file, e.g. conf/vad.conf) "
+                              "or --no-vad if the models were trained on all frames")
+        feat = resolve_options(args.feat_config, args.extra_options)
+        if args.vad_config:
+            vad = resolve_options(args.vad_config)  # Kaldi names (--vad-energy-threshold) mapped by read_config
     system = export_system(args.out, args.kind, ubm=args.ubm, extractor=args.extractor, rnn=args.rnn, backend=args.backend,
                            scoring=args.scoring, feat_type=args.feat_type, feat_options=feat, vad_options=vad,
                            relevance_factor=args.relevance_factor, adapt=args.adapt,
-                           top_c=None if args.top_c == 0 else args.top_c, calibration=args.calibration,
-                           target_prior=args.target_prior, eer_from=args.eer_threshold_from, name=args.name)
+                           top_c=None if args.top_c == 0 else args.top_c,
+                           background=args.background_supervectors, svm_C=args.svm_C,
+                           svm_class_weight=None if args.svm_class_weight == "none" else "balanced",
+                           components=args.component, fusion=args.fusion, snorm_cohort=args.snorm_cohort,
+                           snorm_method=args.snorm_method, snorm_top_n=args.snorm_top_n,
+                           calibration=args.calibration, target_prior=args.target_prior,
+                           eer_from=args.eer_threshold_from, name=args.name)
     log.info("wrote %s (%s, %s, default threshold %.4f)", args.out, system.kind,
              "calibrated" if system.calibrated else "uncalibrated", system.threshold)
 

@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from spkrec.errors import SpkrecError
-from spkrec.system.db import SpeakerDB, db_file
+from spkrec.system.db import SpeakerDB, db_file, sub_arrays
 
 
 @dataclasses.dataclass
@@ -40,7 +40,9 @@ class System:
 
     ``kind``, ``name``, ``sample_rate``, ``fingerprint``, ``calibrated``, ``scale``/``offset``
     (llr = scale * score + offset), ``threshold`` (the default decision threshold on the LLR),
-    ``config`` (the parsed ``system.json``).
+    ``config`` (the parsed ``system.json``). A system with ``score_norm`` normalises its raw scores with
+    its cohort (Z/T/S/adaptive S-norm, as ``spkrec score-norm``); a ``"fusion"`` system's raw score is the
+    linear fusion of its ``components`` (each a system with the same front end).
     """
 
     def __init__(self, path, config):
@@ -62,10 +64,24 @@ class System:
         vad = config["vad"]
         self.frontend = FrontEnd(self.sample_rate, config["features"]["type"], config["features"]["options"],
                                  None if vad is None else vad["options"], config["postprocess"])
+        self.engine, self.components, self.norm = None, [], None
+        if self.kind == "fusion":
+            from spkrec.system.bundle import load_system
+            self.components = [load_system(os.path.join(self.path, c["dir"])) for c in config["components"]]
+            self.fusion_weights = np.asarray(config["fusion"]["weights"], dtype=np.float64)
+            self.fusion_offset = float(config["fusion"]["offset"])
+            return
         if self.kind not in ENGINES:
             raise SpkrecError(f"{self.path}: system kind {self.kind!r} is not supported by this spkrec "
                               f"({', '.join(ENGINES)}); upgrade spkrec")
         self.engine = ENGINES[self.kind].from_bundle(self.path, config)
+        if config.get("score_norm"):
+            from spkrec.io.atomic import load_npz
+            from spkrec.system.db import SpeakerDB
+            models = config["models"]
+            cohort = SpeakerDB.load(os.path.join(self.path, models["cohort_models"]))
+            tests, _ = load_npz(os.path.join(self.path, models["cohort_tests"]), "CohortTests")
+            self.norm = dict(config["score_norm"], models=cohort.stacked(), tests=self.engine.unpack(tests))
 
     def __repr__(self):
         return (f"System({self.name!r}, kind={self.kind}, {'calibrated' if self.calibrated else 'uncalibrated'}, "
@@ -89,6 +105,41 @@ class System:
             from spkrec.eval.metrics import bayes_threshold
             return bayes_threshold(float(target_prior))
         return self.threshold
+
+    def speaker_arrays(self, frames):
+        """The database arrays of one speaker enrolled from ``frames`` (a list of (T, dim) arrays): the
+        engine's, with ``norm.enroll_cohort`` (1, C) (the speaker against the cohort's recordings) when the
+        system normalises scores, and each component's under ``c<i>.`` for a fusion."""
+        if self.components:
+            return {f"c{i}.{k}": v for i, c in enumerate(self.components) for k, v in c.speaker_arrays(frames).items()}
+        arrays = self.engine.enroll(frames)
+        if self.norm is not None:
+            rows = len(next(iter(arrays.values())))
+            arrays["norm.enroll_cohort"] = self.engine.score_many(arrays, {"": np.zeros(rows, np.int64)},
+                                                                  self.norm["tests"])
+        return arrays
+
+    def frame_scores(self, arrays, owners, X):
+        """Raw scores (S,) of model-ready frames X (T, dim) against the speakers of ``arrays``/``owners``
+        (:meth:`SpeakerDB.stacked`), score-normalised or fused as the system says."""
+        if self.components:
+            parts = [c.frame_scores(*sub_arrays(arrays, owners, f"c{i}"), X) for i, c in enumerate(self.components)]
+            return np.stack(parts, axis=1) @ self.fusion_weights + self.fusion_offset
+        rep = self.engine.represent(X)
+        raw = self.engine.score_many(arrays, owners, [rep])
+        if self.norm is None:
+            return raw[:, 0]
+        from spkrec.backend.score_norm import METHODS
+        test_cohort = self.engine.score_many(*self.norm["models"], [rep]).T      # (1, C')
+        method, top_n = self.norm["method"], self.norm.get("top_n")
+        ec = arrays["norm.enroll_cohort"]
+        if method == "z":
+            return METHODS["z"](raw, ec)[:, 0]
+        if method == "t":
+            return METHODS["t"](raw, test_cohort)[:, 0]
+        if method == "as":
+            return METHODS["as"](raw, ec, test_cohort, top_n=top_n)[:, 0]
+        return METHODS["s"](raw, ec, test_cohort)[:, 0]
 
     # ----------------------------------------------------------------------------- databases
     def new_db(self):
@@ -124,7 +175,7 @@ class System:
             if not files:
                 raise SpkrecError(f"speaker {name!r} has no audio files to enrol; give at least one recording")
             frames = [self.frames(f, _label(f, i)) for i, f in enumerate(files)]
-            models[name] = (self.engine.enroll(frames), [_label(f, i) for i, f in enumerate(files)])
+            models[name] = (self.speaker_arrays(frames), [_label(f, i) for i, f in enumerate(files)])
         for name, (arrays, files) in models.items():  # all files read before the database changes
             db.add(name, arrays, files)
         return db
@@ -133,8 +184,8 @@ class System:
         """Raw scores (S,) of one recording against ``names`` (default all speakers of ``db``)."""
         self.check_db(db)
         X = self.frames(audio, name)
-        arrays, owner = db.stacked(names)
-        return np.asarray(self.engine.score(arrays, owner, X), dtype=np.float64)
+        arrays, owners = db.stacked(names)
+        return np.asarray(self.frame_scores(arrays, owners, X), dtype=np.float64)
 
     def verify(self, db, speaker, audio, threshold=None, target_prior=None):
         """Is ``audio`` spoken by enrolled ``speaker``? -> :class:`VerifyResult`."""

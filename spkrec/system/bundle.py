@@ -3,7 +3,8 @@ calibrated score; :func:`export_system` writes one, :func:`load_system` reads it
 
 ``system.json`` (format :data:`FORMAT_VERSION`)::
 
-    {"format": "spkrec-system", "format_version": 1, "kind": "gmm_ubm" | "ivector" | "rnn", "name": ...,
+    {"format": "spkrec-system", "format_version": 1,
+     "kind": "gmm_ubm" | "gsv_svm" | "ivector" | "rnn" | "fusion", "name": ...,
      "sample_rate": 16000,
      "features": {"type": "mfcc", "options": {...}},          # compute-feats options
      "vad": {"options": {...}} | null,                         # compute-vad options (null: no VAD)
@@ -11,6 +12,10 @@ calibrated score; :func:`export_system` writes one, :func:`load_system` reads it
      "order": [...],                                           # the front end's steps, in order
      "models": {"ubm": "ubm.npz", ...},                        # files in the bundle
      "scoring": {...},                                         # per kind (MAP, top-C, back end, statistics)
+     "score_norm": {"method": "z" | "t" | "s" | "as", "top_n": n, "cohort_speakers": S, "cohort_recordings": C}
+                   | absent,                              # models: cohort_models.npz, cohort_tests.npz
+     "components": [{"name", "dir", "fingerprint"}, ...], "fusion": {"weights": [...], "offset": b}
+                   (fusion only: the component bundles under components/<name>/, one front end),
      "calibration": {"calibrated": bool, "scale": a, "offset": b, "target_prior": p | null, "source": ...},
      "thresholds": {"target_prior": p, "bayes": -logit(p), "eer": {...} | null, "default": "bayes" | "eer"},
      "fingerprint": sha256 of the front end, the enrolment settings and the model files enrolment uses}
@@ -34,9 +39,12 @@ POST_DEFAULTS = {"deltas_order": 2, "cmvn": "sliding", "cmvn_window": 300}
 ORDER = ["read audio, average channels, resample to sample_rate", "features", "VAD decisions on the raw features",
          "deltas", "CMVN", "keep voiced frames"]
 # what each kind's enrolment depends on (besides the front end): these enter the fingerprint
-_ENROL_MODELS = {"gmm_ubm": ("ubm",), "ivector": ("ubm", "extractor"), "rnn": ("encoder",)}
-_ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "ivector": ("stats",), "rnn": ()}
+_ENROL_MODELS = {"gmm_ubm": ("ubm",), "gsv_svm": ("ubm", "background"), "ivector": ("ubm", "extractor"),
+                 "rnn": ("encoder",), "fusion": ()}
+_ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "gsv_svm": ("relevance_factor", "C", "class_weight"),
+                  "ivector": ("stats",), "rnn": (), "fusion": ()}
 KINDS = tuple(_ENROL_MODELS)
+FRONT_END = ("sample_rate", "features", "vad", "postprocess")
 
 
 # ----------------------------------------------------------------------------------------- helpers
@@ -51,11 +59,24 @@ def _sha256(path):
 def fingerprint(path, cfg):
     """The fingerprint of the bundle at ``path`` with config ``cfg`` (hashes the model files)."""
     kind = cfg["kind"]
+    roles = _ENROL_MODELS[kind] + (("cohort_tests",) if cfg.get("score_norm") else ())
     what = {"kind": kind, "sample_rate": cfg["sample_rate"], "features": cfg["features"], "vad": cfg["vad"],
             "postprocess": cfg["postprocess"],
             "scoring": {k: cfg["scoring"][k] for k in _ENROL_SCORING[kind]},
-            "models": {role: _sha256(os.path.join(path, cfg["models"][role])) for role in _ENROL_MODELS[kind]}}
+            "models": {role: _sha256(os.path.join(path, cfg["models"][role])) for role in roles}}
+    if kind == "fusion":
+        what["components"] = [_component_fingerprint(path, c) for c in cfg["components"]]
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def _component_fingerprint(path, component):
+    """The recorded fingerprint of a fusion component (its bundle checks its own when loaded)."""
+    file = os.path.join(path, component["dir"], SYSTEM_FILE)
+    try:
+        with open(file, encoding="utf-8") as f:
+            return json.load(f)["fingerprint"]
+    except (OSError, ValueError, KeyError):
+        raise SpkrecError(f"{file}: component bundle missing or unreadable; export the fusion again") from None
 
 
 def read_calibration(path):
@@ -110,121 +131,260 @@ def _model_path(path, default_name, what, option):
 # ----------------------------------------------------------------------------------------- export
 def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None, scoring=None, feat_type="mfcc",
                   feat_options=None, sample_rate=16000, vad_options=None, relevance_factor=16.0, adapt="m",
-                  top_c=5, calibration=None, target_prior=None, eer_from=None, name=None):
+                  top_c=5, background=None, svm_C=1.0, svm_class_weight="balanced", components=None,
+                  fusion=None, snorm_cohort=None, snorm_method="s", snorm_top_n=200, calibration=None,
+                  target_prior=None, eer_from=None, name=None):
     """Write a system bundle to directory ``out`` (replacing one there); returns the loaded :class:`System`.
 
-    kind : ``"gmm_ubm"`` (``ubm``: the diagonal UBM file or dir; ``relevance_factor``, ``adapt``, ``top_c``)
-        or ``"ivector"`` (``extractor``: the train-ivector-extractor dir, or extractor.npz beside its
+    kind : ``"gmm_ubm"`` (``ubm``: the diagonal UBM file or dir; ``relevance_factor``, ``adapt``, ``top_c``),
+        ``"gsv_svm"`` (``ubm``; ``background``: the background speakers' supervector scp of
+        ``extract-supervectors``; ``relevance_factor``, ``svm_C``, ``svm_class_weight`` as ``train-svm``),
+        ``"ivector"`` (``extractor``: the train-ivector-extractor dir, or extractor.npz beside its
         final.ubm.npz; ``scoring`` ``"plda"`` with a PLDA ``backend`` .npz, or ``"cosine"`` with an optional
-        ``backend`` whose transforms are applied first) or ``"rnn"`` (``rnn``: the train-rnn dir or its
-        final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors).
+        ``backend`` whose transforms are applied first), ``"rnn"`` (``rnn``: the train-rnn dir or its
+        final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors) or ``"fusion"``
+        (``components``: bundle dirs with one front end; ``fusion``: the ``fuse --model-out`` .npz, its
+        weights in the order of ``components``; the fused score is the LLR).
     feat_type, feat_options : the ``compute-feats`` feature type and options (``sample_frequency`` among
         them sets ``sample_rate``). vad_options : the ``compute-vad`` options, or None for no VAD.
         Deltas and CMVN are those stored with the models.
+    snorm_cohort : a data dir with features (feats.scp, vad.scp) of cohort speakers: scores are then
+        normalised (``snorm_method`` z, t, s or as with ``snorm_top_n``, as ``spkrec score-norm``) with the
+        cohort speakers' models (all their recordings) and single recordings, both stored in the bundle.
     calibration : a ``LinearCalibration`` .npz (meta scale, offset, target_prior), or None (uncalibrated).
     target_prior : prior of the Bayes threshold (default: the calibration's, else 0.5).
     eer_from : ``(scores, trials)`` files: the EER threshold measured on them (raw scores of this system).
     """
     if kind not in KINDS:
         raise SpkrecError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
-    feat_options = dict(feat_options or {})
-    if "sample_frequency" in feat_options:
-        sample_rate = feat_options.pop("sample_frequency")
+    files, made, copies = {}, {}, {}   # role -> source file; role -> (npz kind, arrays); dir -> source dir
+    extra = {}
+    if kind == "fusion":
+        front, files, score_cfg, extra, copies, fused = _fusion_parts(components, fusion)
+        feat_type, feat_options, sample_rate = front["features"]["type"], front["features"]["options"], \
+            front["sample_rate"]
+        vad_options = None if front["vad"] is None else front["vad"]["options"]
+        post, want_dim = front["postprocess"], None
+        calibration, cal_prior = None, fused.target_prior
+    else:
+        feat_options = dict(feat_options or {})
+        if "sample_frequency" in feat_options:
+            sample_rate = feat_options.pop("sample_frequency")
+        meta, score_cfg, want_dim = _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring,
+                                                 relevance_factor, adapt, top_c, background, svm_C, svm_class_weight)
+        stored = meta.get("features") if isinstance(meta.get("features"), dict) else {}
+        post = {k: stored.get(k, d) for k, d in POST_DEFAULTS.items()}
     if not isinstance(sample_rate, (int, float)) or sample_rate <= 0 or int(sample_rate) != sample_rate:
         raise SpkrecError(f"sample rate {sample_rate!r} is not a positive whole number of Hz")
-    files = {}
-    if kind == "gmm_ubm":
-        files["ubm"] = _model_path(ubm, "final.ubm.npz", "--kind gmm_ubm", "--ubm")
-        meta = _model_meta(files["ubm"], "DiagGMM")
-        if top_c is not None and int(top_c) < 1:
-            raise SpkrecError(f"--top-c {top_c} must be a positive number of Gaussians")
-        from spkrec.gmm.map import ADAPT_MODES
-        if adapt not in ADAPT_MODES:
-            raise SpkrecError(f"unknown --adapt {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
-        score_cfg = {"relevance_factor": float(relevance_factor), "adapt": adapt,
-                     "top_c": None if top_c is None else int(top_c)}
-        from spkrec.system.engines import load_ubm
-        want_dim = load_ubm(files["ubm"]).means_.shape[1]
-    else:
-        if kind == "ivector":
-            files["extractor"] = _model_path(extractor, "extractor.npz", "--kind ivector", "--extractor")
-            files["ubm"] = _model_path(os.path.dirname(files["extractor"]), "final.ubm.npz", "--kind ivector",
-                                       "--extractor (a dir with extractor.npz and final.ubm.npz)")
-            meta = _model_meta(files["extractor"], "IvectorExtractor")
-            from spkrec.system.engines import load_ubm
-            want_dim = load_ubm(files["ubm"]).means_.shape[1]
-        else:
-            files["encoder"] = _model_path(rnn, "final.pt", "--kind rnn", "--rnn")
-            from spkrec.embeddings._torch import require_torch
-            require_torch()
-            from spkrec.embeddings.train import RNNEmbedder
-            model = RNNEmbedder.load(files["encoder"])
-            meta, want_dim = model.meta_, int(model.encoder_.input_dim)
-        scoring = scoring or ("plda" if backend else "cosine")
-        if scoring not in ("plda", "cosine"):
-            raise SpkrecError(f"unknown --scoring {scoring!r}; use plda or cosine")
-        if scoring == "plda" and backend is None:
-            raise SpkrecError("--scoring plda needs --backend (a train-backend .npz ending in plda)")
-        if backend is not None:
-            files["backend"] = _model_path(backend, "plda.npz", "--backend", "--backend")
-            from spkrec.backend.pipeline import BackendPipeline
-            pipe = BackendPipeline.load(files["backend"])
-            if scoring == "plda" and not pipe.is_plda:
-                raise SpkrecError(f"{files['backend']}: this back end has no PLDA step; train it with "
-                                  "--steps ...,plda or export with --scoring cosine")
-        stats = {k: meta.get("stats", {}).get(k, d)
-                 for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
-        score_cfg = {"backend": scoring}
-        if kind == "ivector":
-            score_cfg["stats"] = stats
-    stored = meta.get("features") if isinstance(meta.get("features"), dict) else {}
-    post = {k: stored.get(k, d) for k, d in POST_DEFAULTS.items()}
+    if snorm_cohort is not None:
+        if kind == "fusion":
+            raise SpkrecError("a fusion normalises through its components; export them with --snorm-cohort")
+        from spkrec.backend.score_norm import METHODS
+        if snorm_method not in METHODS:
+            raise SpkrecError(f"unknown --snorm-method {snorm_method!r}; use one of {', '.join(METHODS)}")
+        if snorm_top_n is not None and int(snorm_top_n) < 1:
+            raise SpkrecError(f"--snorm-top-n {snorm_top_n}: use a positive cohort size")
 
-    scale, offset, cal_prior = (1.0, 0.0, None) if calibration is None else read_calibration(calibration)
+    if kind == "fusion":
+        scale, offset = 1.0, 0.0
+    else:
+        scale, offset, cal_prior = (1.0, 0.0, None) if calibration is None else read_calibration(calibration)
     prior = float(target_prior if target_prior is not None else cal_prior if cal_prior is not None else 0.5)
     thresholds = {"target_prior": prior, "bayes": _bayes(prior), "eer": None}
     if eer_from is not None:
         thresholds["eer"] = _eer_threshold(eer_from[0], eer_from[1], scale, offset)
-    thresholds["default"] = "eer" if calibration is None and thresholds["eer"] else "bayes"
+    calibrated = calibration is not None or kind == "fusion"
+    thresholds["default"] = "eer" if not calibrated and thresholds["eer"] else "bayes"
     cfg = {"format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
            "name": name or os.path.basename(os.path.normpath(os.fspath(out))),
            "sample_rate": int(sample_rate),
            "features": {"type": feat_type, "options": feat_options},
            "vad": None if vad_options is None else {"options": dict(vad_options)},
            "postprocess": post, "order": ORDER,
-           "models": {role: role + os.path.splitext(src)[1] for role, src in files.items()}, "scoring": score_cfg,
-           "calibration": {"calibrated": calibration is not None, "scale": scale, "offset": offset,
+           "models": {role: role + (os.path.splitext(src)[1] if src else ".npz")
+                      for role, src in {**files, **dict.fromkeys(made)}.items()},
+           "scoring": score_cfg, **extra,
+           "calibration": {"calibrated": calibrated, "scale": scale, "offset": offset,
                            "target_prior": cal_prior,
-                           "source": None if calibration is None else os.fspath(calibration)},
+                           "source": os.fspath(fusion if kind == "fusion" else calibration)
+                           if calibrated else None},
            "thresholds": thresholds}
     from spkrec import __version__
     cfg["created_by"] = f"spkrec {__version__}"
-    _check_front_end(cfg, want_dim)
+    if want_dim is not None:
+        _check_front_end(cfg, want_dim)
 
     out = os.path.abspath(os.fspath(out))
     parent = os.path.dirname(out)
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.", dir=parent)
     try:
+        from spkrec.io.atomic import save_npz
         for role, src in files.items():
             shutil.copyfile(src, os.path.join(tmp, cfg["models"][role]))
-        cfg["fingerprint"] = fingerprint(tmp, cfg)
-        with open(os.path.join(tmp, SYSTEM_FILE), "w", encoding="utf-8") as f:
-            json.dump(cfg, f, indent=1)
-            f.write("\n")
-        old = None
-        if os.path.exists(out):
-            if not os.path.isfile(os.path.join(out, SYSTEM_FILE)) and os.listdir(out):
-                raise SpkrecError(f"{out}: exists and is not a system bundle; choose another --out")
-            old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
-            os.replace(out, os.path.join(old, "x"))
-        os.replace(tmp, out)
-        if old:
-            shutil.rmtree(old, ignore_errors=True)
+        for role, (npz_kind, arrays, meta) in made.items():
+            save_npz(os.path.join(tmp, cfg["models"][role]), npz_kind, arrays, meta)
+        for dest, src in copies.items():
+            shutil.copytree(src, os.path.join(tmp, dest))
+        _write_config(tmp, cfg)
+        if snorm_cohort is not None:
+            _add_cohort(tmp, cfg, snorm_cohort, snorm_method, snorm_top_n)
+            _write_config(tmp, cfg)
+        _replace_dir(tmp, out, parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return load_system(out)
+
+
+def _write_config(path, cfg):
+    cfg["fingerprint"] = fingerprint(path, cfg)
+    with open(os.path.join(path, SYSTEM_FILE), "w", encoding="utf-8") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
+
+
+def _replace_dir(tmp, out, parent):
+    old = None
+    if os.path.exists(out):
+        if not os.path.isfile(os.path.join(out, SYSTEM_FILE)) and os.listdir(out):
+            raise SpkrecError(f"{out}: exists and is not a system bundle; choose another --out")
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out)}.old.", dir=parent)
+        os.replace(out, os.path.join(old, "x"))
+    os.replace(tmp, out)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring, relevance_factor, adapt, top_c,
+                 background, svm_C, svm_class_weight):
+    """Fill ``files`` / ``made`` for one model kind -> (the models' meta, scoring config, input dimension)."""
+    from spkrec.system.engines import load_ubm
+    if kind in ("gmm_ubm", "gsv_svm"):
+        files["ubm"] = _model_path(ubm, "final.ubm.npz", f"--kind {kind}", "--ubm")
+        meta = _model_meta(files["ubm"], "DiagGMM")
+        want_dim = load_ubm(files["ubm"]).means_.shape[1]
+        if kind == "gsv_svm":
+            return meta, _gsv_parts(files, made, background, relevance_factor, svm_C, svm_class_weight), want_dim
+        if top_c is not None and int(top_c) < 1:
+            raise SpkrecError(f"--top-c {top_c} must be a positive number of Gaussians")
+        from spkrec.gmm.map import ADAPT_MODES
+        if adapt not in ADAPT_MODES:
+            raise SpkrecError(f"unknown --adapt {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
+        return meta, {"relevance_factor": float(relevance_factor), "adapt": adapt,
+                      "top_c": None if top_c is None else int(top_c)}, want_dim
+    if kind == "ivector":
+        files["extractor"] = _model_path(extractor, "extractor.npz", "--kind ivector", "--extractor")
+        files["ubm"] = _model_path(os.path.dirname(files["extractor"]), "final.ubm.npz", "--kind ivector",
+                                   "--extractor (a dir with extractor.npz and final.ubm.npz)")
+        meta = _model_meta(files["extractor"], "IvectorExtractor")
+        want_dim = load_ubm(files["ubm"]).means_.shape[1]
+    else:
+        files["encoder"] = _model_path(rnn, "final.pt", "--kind rnn", "--rnn")
+        from spkrec.embeddings._torch import require_torch
+        require_torch()
+        from spkrec.embeddings.train import RNNEmbedder
+        model = RNNEmbedder.load(files["encoder"])
+        meta, want_dim = model.meta_, int(model.encoder_.input_dim)
+    scoring = scoring or ("plda" if backend else "cosine")
+    if scoring not in ("plda", "cosine"):
+        raise SpkrecError(f"unknown --scoring {scoring!r}; use plda or cosine")
+    if scoring == "plda" and backend is None:
+        raise SpkrecError("--scoring plda needs --backend (a train-backend .npz ending in plda)")
+    if backend is not None:
+        files["backend"] = _model_path(backend, "plda.npz", "--backend", "--backend")
+        from spkrec.backend.pipeline import BackendPipeline
+        pipe = BackendPipeline.load(files["backend"])
+        if scoring == "plda" and not pipe.is_plda:
+            raise SpkrecError(f"{files['backend']}: this back end has no PLDA step; train it with "
+                              "--steps ...,plda or export with --scoring cosine")
+    score_cfg = {"backend": scoring}
+    if kind == "ivector":
+        score_cfg["stats"] = {k: meta.get("stats", {}).get(k, d)
+                              for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+    return meta, score_cfg, want_dim
+
+
+def _gsv_parts(files, made, background, relevance_factor, C, class_weight):
+    if background is None:
+        raise SpkrecError("--kind gsv_svm needs --background-supervectors (extract-supervectors of the "
+                          "background speakers, as train-svm uses)")
+    from spkrec.io.kaldi_io import read_vectors
+    from spkrec.system.engines import load_ubm
+    _, bg = read_vectors(background)
+    ubm = load_ubm(files["ubm"])
+    if bg.shape[1] != ubm.means_.size:
+        raise SpkrecError(f"{background}: supervectors of dimension {bg.shape[1]}, the UBM's are "
+                          f"{ubm.means_.size}; extract them with this UBM")
+    if not float(C) > 0:
+        raise SpkrecError(f"--svm-C {C} must be positive")
+    if class_weight not in ("balanced", None):
+        raise SpkrecError(f"unknown SVM class weight {class_weight!r}; use balanced or none")
+    made["background"] = ("Supervectors", {"supervectors": bg}, {"source": os.fspath(background)})
+    return {"relevance_factor": float(relevance_factor), "C": float(C), "class_weight": class_weight}
+
+
+def _fusion_parts(components, fusion):
+    """The front end, files, scoring config, extra config, copies and the LinearFusion of a fusion."""
+    from spkrec.backend.calibration import LinearFusion
+    if not components or len(components) < 2:
+        raise SpkrecError("--kind fusion needs two or more --component bundles")
+    if fusion is None:
+        raise SpkrecError("--kind fusion needs --fusion (the `spkrec fuse --model-out` file)")
+    fused = LinearFusion.load(fusion)
+    if fused.weights_.size != len(components):
+        raise SpkrecError(f"{fusion}: fuses {fused.weights_.size} systems, {len(components)} --component "
+                          "bundles given; give them in the order of the fusion")
+    systems = [load_system(c) for c in components]
+    front = {k: systems[0].config[k] for k in FRONT_END}
+    names, copies = [], {}
+    for c, sys_ in zip(components, systems):
+        if any(sys_.config[k] != front[k] for k in FRONT_END):
+            raise SpkrecError(f"{c}: its front end (features, VAD, deltas/CMVN, rate) differs from "
+                              f"{components[0]}'s; a fusion needs one front end")
+        if sys_.kind == "fusion":
+            raise SpkrecError(f"{c}: a fusion cannot be a component of another fusion")
+        n = sys_.name if sys_.name not in names else f"{sys_.name}_{len(names)}"
+        names.append(n)
+        copies[os.path.join("components", n)] = os.fspath(c)
+    if fused.systems_ and len(fused.systems_) == len(names) and fused.systems_ != names:
+        import logging
+        logging.getLogger("spkrec").warning("fusion %s was trained on %s; the components are %s (order matters)",
+                                            fusion, ", ".join(fused.systems_), ", ".join(names))
+    extra = {"components": [{"name": n, "dir": os.path.join("components", n), "fingerprint": s.fingerprint}
+                            for n, s in zip(names, systems)],
+             "fusion": {"weights": [float(w) for w in fused.weights_], "offset": float(fused.offset_),
+                        "systems": list(fused.systems_)}}
+    return front, {}, {}, extra, copies, fused
+
+
+def _add_cohort(path, cfg, data, method, top_n):
+    """Score-normalisation cohort of the bundle at ``path`` from the data dir ``data``: the cohort speakers'
+    models (all their recordings) and each recording's representation, written beside the models."""
+    from spkrec.features.pipeline import FeatureLoader
+    from spkrec.io.atomic import save_npz
+    from spkrec.io.datadir import DataDir
+    from spkrec.system.api import System
+    from spkrec.system.db import SpeakerDB
+    d = DataDir(data)
+    if not d.has("feats.scp"):
+        raise SpkrecError(f"{d.file('feats.scp')}: the --snorm-cohort data dir has no features; run "
+                          "compute-feats (and compute-vad) on it first")
+    loader = FeatureLoader(d.file("feats.scp"), d.file("vad.scp") if d.has("vad.scp") else None,
+                           **cfg["postprocess"])
+    engine = System(path, cfg).engine
+    spk2utt, utts = d.spk2utt, d.utts
+    cohort = SpeakerDB("cohort", cfg["kind"], "cohort")
+    for spk, spk_utts in spk2utt.items():
+        cohort.add(spk, engine.enroll([loader(u) for u in spk_utts]), spk_utts)
+    tests = engine.pack([engine.represent(loader(u)) for u in utts])
+    cfg["models"]["cohort_models"] = "cohort_models.npz"
+    cfg["models"]["cohort_tests"] = "cohort_tests.npz"
+    cohort.save(os.path.join(path, "cohort_models.npz"))
+    save_npz(os.path.join(path, "cohort_tests.npz"), "CohortTests", tests, {"utts": list(utts)})
+    cfg["score_norm"] = {"method": method, "top_n": None if top_n is None else int(top_n),
+                         "cohort_speakers": len(spk2utt), "cohort_recordings": len(utts),
+                         "source": os.fspath(data)}
 
 
 def _check_front_end(cfg, want):

@@ -3,8 +3,12 @@
 A path ending in ``.npz`` is the file itself; any other path is a directory holding ``speakers.npz``.
 The file records the fingerprint of the system that enrolled the speakers (its front end and the model
 files enrolment depends on); :meth:`spkrec.system.System.load_db` refuses a database of another system.
-Arrays: ``names`` (S,), ``rows`` (S,) (rows of each speaker), ``data.<key>`` (sum of rows, ...) stacked
-over speakers in ``names`` order; meta: the system's fingerprint, kind and name, and each speaker's files.
+Arrays: ``names`` (S,), ``data.<key>`` (sum of rows, ...) stacked over speakers in ``names`` order and
+``rows`` / ``rows.<group>`` (S,): each speaker's number of rows in a group of keys. A key's group is the
+key without its last dotted part (``"vectors"``: group ``""``; ``"norm.enroll_cohort"``: ``"norm"``;
+``"c0.means"``: ``"c0"``): the keys of one group share their leading axis, groups need not (a fusion of a
+GMM-UBM, one row per speaker, with an i-vector system, one row per enrolment file). Meta: the system's
+fingerprint, kind and name, and each speaker's files.
 """
 import os
 
@@ -15,6 +19,23 @@ from spkrec.io.atomic import load_npz, save_npz
 
 DB_FILE = "speakers.npz"
 DB_KIND = "SpeakerDB"
+
+
+def key_group(key):
+    """The group of an array key: ``"a.b.c"`` -> ``"a.b"``, ``"c"`` -> ``""``."""
+    return key.rsplit(".", 1)[0] if "." in key else ""
+
+
+def _rows_name(group):
+    return "rows" if group == "" else f"rows.{group}"
+
+
+def sub_arrays(arrays, owners, prefix):
+    """The arrays and owners of the keys under ``prefix`` (``"c0"``), with the prefix removed."""
+    p = prefix + "."
+    sub = {k[len(p):]: v for k, v in arrays.items() if k.startswith(p)}
+    own = {g[len(p):] if g != prefix else "": o for g, o in owners.items() if g == prefix or g.startswith(p)}
+    return sub, own
 
 
 def db_file(path):
@@ -75,7 +96,8 @@ class SpeakerDB:
                               f"(enrolled: {known or 'none'}); enrol it first with `spkrec enroll`")
 
     def stacked(self, names=None):
-        """``(arrays, owner)`` of the speakers ``names`` (default all, cached): rows stacked, owner (rows,)."""
+        """``(arrays, owners)`` of the speakers ``names`` (default all, cached): each key's rows stacked over
+        the speakers, and ``owners[group]`` (rows,) the speaker index of each row of that key group."""
         if names is None and self._stacked is not None:
             return self._stacked
         entries = [self._entries[n] for n in (self.names if names is None else names)]
@@ -83,20 +105,24 @@ class SpeakerDB:
             raise SpkrecError("the speaker database is empty; enrol speakers first with `spkrec enroll`")
         keys = entries[0]["arrays"].keys()
         arrays = {k: np.concatenate([e["arrays"][k] for e in entries]) for k in keys}
-        rows = [len(next(iter(e["arrays"].values()))) for e in entries]
-        owner = np.repeat(np.arange(len(entries)), rows)
+        owners = {}
+        for k in keys:
+            g = key_group(k)
+            if g not in owners:
+                owners[g] = np.repeat(np.arange(len(entries)), [len(e["arrays"][k]) for e in entries])
         if names is None:
-            self._stacked = (arrays, owner)
-        return arrays, owner
+            self._stacked = (arrays, owners)
+        return arrays, owners
 
     def save(self, path):
         """Write the database to ``path`` (``.npz`` file or directory), atomically."""
         if not len(self):
             arrays = {"names": np.array([], dtype=str), "rows": np.zeros(0, np.int64)}
         else:
-            data, owner = self.stacked()
-            arrays = {"names": np.array(self.names, dtype=str),
-                      "rows": np.bincount(owner, minlength=len(self)).astype(np.int64)}
+            data, owners = self.stacked()
+            arrays = {"names": np.array(self.names, dtype=str)}
+            arrays.update({_rows_name(g): np.bincount(o, minlength=len(self)).astype(np.int64)
+                           for g, o in owners.items()})
             arrays.update({f"data.{k}": v for k, v in data.items()})
         meta = {"system": self.system, "kind": self.kind, "system_name": self.system_name,
                 "files": {n: e["files"] for n, e in self._entries.items()}}
@@ -113,13 +139,21 @@ class SpeakerDB:
             raise SpkrecError(f"{file}: no system fingerprint in this speaker database; enrol the speakers again")
         db = cls(meta["system"], meta.get("kind"), meta.get("system_name"))
         names = arrays["names"].tolist()
-        rows = arrays["rows"].astype(np.int64)
         data = {k[len("data."):]: v for k, v in arrays.items() if k.startswith("data.")}
-        starts = np.concatenate([[0], np.cumsum(rows)])
+        starts, owners = {}, {}
+        for k in data:
+            g = key_group(k)
+            if g not in starts:
+                if _rows_name(g) not in arrays:
+                    raise SpkrecError(f"{file}: no row counts for the arrays {g or 'data'}.*; enrol the speakers again")
+                rows = arrays[_rows_name(g)].astype(np.int64)
+                starts[g] = np.concatenate([[0], np.cumsum(rows)])
+                owners[g] = np.repeat(np.arange(len(names)), rows)
         files = meta.get("files", {})
         for i, name in enumerate(names):
-            db._entries[name] = {"arrays": {k: v[starts[i]:starts[i + 1]] for k, v in data.items()},
+            db._entries[name] = {"arrays": {k: v[starts[key_group(k)][i]:starts[key_group(k)][i + 1]]
+                                            for k, v in data.items()},
                                  "files": list(files.get(name, []))}
         if names:
-            db._stacked = (data, np.repeat(np.arange(len(names)), rows))
+            db._stacked = (data, owners)
         return db

@@ -1,10 +1,13 @@
-"""What each kind of system does with frames: enrol a speaker, score one recording against speakers.
+"""What each kind of system does with frames: enrol a speaker, score recordings against speakers.
 
 An engine's ``enroll(frames_list)`` returns the speaker's arrays, each with a leading axis of "rows"
-(GMM-UBM: one row, the MAP means; i-vector and RNN: one row per enrolment file, its vector), and
-``score(arrays, owner, X)`` scores the frames X of one test recording against every speaker whose rows
-are ``arrays`` (stacked over speakers; ``owner[k]`` is the speaker index of row k) -> (S,) raw scores.
-The maths is the library's: :func:`spkrec.gmm.enroll_speakers` / :func:`spkrec.gmm.score_trials` and
+(GMM-UBM and GSV-SVM: one row, the MAP means or the SVM; i-vector and RNN: one row per enrolment file,
+its vector). ``represent(X)`` turns the frames X of one test recording into what scoring needs (the
+frames, a vector, a supervector) and ``score_many(arrays, owners, reps)`` scores K such representations
+against every speaker whose rows are ``arrays`` (stacked over speakers; ``owners[""][k]`` is the speaker
+of row k) -> (S, K) raw scores. ``pack(reps)`` / ``unpack(arrays)`` store representations in arrays (the
+score-normalisation cohort of a bundle). The maths is the library's: :func:`spkrec.gmm.enroll_speakers` /
+:func:`spkrec.gmm.score_trials`, :func:`spkrec.gmm.extract_supervectors` / :class:`spkrec.backend.GSVSVM`,
 :class:`spkrec.ivector.StatsComputer` / :class:`spkrec.ivector.IvectorExtractor` /
 :class:`spkrec.backend.BackendPipeline`.
 """
@@ -16,7 +19,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 
-KINDS = ("gmm_ubm", "ivector", "rnn")
+KINDS = ("gmm_ubm", "gsv_svm", "ivector", "rnn")
 _log = logging.getLogger("spkrec")
 
 
@@ -67,13 +70,81 @@ class GmmUbmEngine:
             out["variances"] = models.variances
         return out
 
-    def score(self, arrays, owner, X):
+    def represent(self, X):
+        return np.asarray(X)
+
+    def score_many(self, arrays, owners, reps):
         from spkrec.gmm import SpeakerGMMs, score_trials
-        ids = [str(i) for i in range(len(owner))]
+        ids = [str(i) for i in range(len(owners[""]))]
         models = SpeakerGMMs(ids, arrays["means"], arrays.get("weights"), arrays.get("variances"),
                              self.relevance_factor, self.adapt)
+        tests = [str(k) for k in range(len(reps))]
         with _quiet():
-            return score_trials(self.ubm, models, {"test": X}.__getitem__, [(i, "test") for i in ids], self.top_c)
+            s = score_trials(self.ubm, models, dict(zip(tests, reps)).__getitem__,
+                             [(i, t) for t in tests for i in ids], self.top_c)
+        return s.reshape(len(tests), len(ids)).T
+
+    @staticmethod
+    def pack(reps):
+        return {"frames": np.concatenate(reps).astype(np.float32),
+                "lengths": np.array([len(r) for r in reps], dtype=np.int64)}
+
+    @staticmethod
+    def unpack(arrays):
+        return np.split(arrays["frames"], np.cumsum(arrays["lengths"])[:-1])
+
+
+class GsvSvmEngine:
+    """GMM-supervector SVMs (Campbell et al. 2006): each speaker's linear SVM, trained at enrolment on its
+    files' MAP supervectors against the bundle's background supervectors."""
+
+    kind = "gsv_svm"
+
+    def __init__(self, ubm, background, relevance_factor=16.0, C=1.0, class_weight="balanced"):
+        self.ubm = ubm
+        self.background = np.asarray(background)
+        self.relevance_factor = float(relevance_factor)
+        self.C = float(C)
+        self.class_weight = class_weight
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.gmm import DiagGMM
+        from spkrec.io.atomic import load_npz
+        s = cfg["scoring"]
+        arrays, _ = load_npz(os.path.join(path, cfg["models"]["background"]), "Supervectors")
+        return cls(DiagGMM.load(os.path.join(path, cfg["models"]["ubm"])), arrays["supervectors"],
+                   s["relevance_factor"], s["C"], s["class_weight"])
+
+    @property
+    def dim(self):
+        return self.ubm.means_.shape[1]
+
+    def supervectors(self, frames):
+        from spkrec.gmm import extract_supervectors
+        keys = [str(i) for i in range(len(frames))]
+        with _quiet():
+            return extract_supervectors(self.ubm, dict(zip(keys, frames)).__getitem__, keys, self.relevance_factor)
+
+    def enroll(self, frames):
+        from spkrec.backend.svm import GSVSVM
+        X = self.supervectors(frames)
+        svm = GSVSVM(C=self.C, class_weight=self.class_weight).fit(X, np.zeros(len(X), dtype=int), self.background)
+        return {"coef": svm.coef_, "intercept": svm.intercept_}
+
+    def represent(self, X):
+        return self.supervectors([X])[0]
+
+    def score_many(self, arrays, owners, reps):
+        return arrays["coef"] @ np.stack(reps).astype(np.float64).T + arrays["intercept"][:, None]
+
+    @staticmethod
+    def pack(reps):
+        return {"vectors": np.stack(reps)}
+
+    @staticmethod
+    def unpack(arrays):
+        return list(arrays["vectors"])
 
 
 def _vector_pipeline(path, cfg):
@@ -99,8 +170,19 @@ class _VectorEngine:
     def enroll(self, frames):
         return {"vectors": self.vectors(frames)}
 
-    def score(self, arrays, owner, X):
-        return self.pipeline.score(arrays["vectors"], self.vectors([X]), enroll_groups=owner)[:, 0]
+    def represent(self, X):
+        return self.vectors([X])[0]
+
+    def score_many(self, arrays, owners, reps):
+        return self.pipeline.score(arrays["vectors"], np.stack(reps), enroll_groups=owners[""])
+
+    @staticmethod
+    def pack(reps):
+        return {"vectors": np.stack(reps)}
+
+    @staticmethod
+    def unpack(arrays):
+        return list(arrays["vectors"])
 
 
 class IvectorEngine(_VectorEngine):
@@ -176,4 +258,4 @@ def load_ubm(path):
     raise SpkrecError(f"{path}: holds a {kind} model, not a UBM")
 
 
-ENGINES = {"gmm_ubm": GmmUbmEngine, "ivector": IvectorEngine, "rnn": RnnEngine}
+ENGINES = {"gmm_ubm": GmmUbmEngine, "gsv_svm": GsvSvmEngine, "ivector": IvectorEngine, "rnn": RnnEngine}
