@@ -165,24 +165,34 @@ class PhraseHMM(BaseEstimator):
                                   f"{self.num_states} states; remove it or use fewer --num-states")
 
     def accumulate(self, utterances):
-        """Baum-Welch statistics: ``dict(N (S, M), F (S, M, D), S2 (S, M, D), xi (S, S), loglik, frames)``."""
+        """Baum-Welch statistics: ``dict(N (S, M), F (S, M, D), S2 (S, M, D), xi (S, S), loglik, frames)``.
+
+        The component log-likelihoods of all utterances are one matrix product over their concatenated
+        frames; only the lattice recursions run per utterance.
+        """
         S, M, D = self.means_.shape
-        packed = self.packed()
-        acc = {"N": np.zeros((S, M)), "F": np.zeros((S, M, D)), "S2": np.zeros((S, M, D)),
-               "xi": np.zeros((S, S)), "loglik": 0.0, "frames": 0}
-        for X in utterances:
-            X = np.asarray(X, dtype=np.float64)
-            loglik, _, comp, xi = self.posteriors(X, packed)
+        X = np.concatenate([np.asarray(x, dtype=np.float64) for x in utterances])
+        cl = self.component_loglik(X)                                   # (T, S, M)
+        lf = _logsumexp_last(cl)
+        gamma = np.empty((len(X), S))
+        acc = {"xi": np.zeros((S, S)), "loglik": 0.0, "frames": len(X)}
+        start = 0
+        for x in utterances:
+            end = start + len(x)
+            loglik, gamma[start:end], xi = lattice.posteriors(self.startprob_, self.transmat_, lf[start:end],
+                                                              self.log_end_)
             if not np.isfinite(loglik):
-                raise SpkrecError(f"PhraseHMM: an utterance of {len(X)} frames has zero likelihood; "
+                raise SpkrecError(f"PhraseHMM: an utterance of {len(x)} frames has zero likelihood; "
                                   "check its frames and the number of states")
-            post = comp.reshape(len(X), S * M)
-            acc["N"] += post.sum(axis=0).reshape(S, M)
-            acc["F"] += (post.T @ X).reshape(S, M, D)
-            acc["S2"] += (post.T @ (X * X)).reshape(S, M, D)
             acc["xi"] += xi
             acc["loglik"] += loglik
-            acc["frames"] += len(X)
+            start = end
+        with np.errstate(invalid="ignore"):
+            post = np.nan_to_num(np.exp(cl - lf[..., None])) * gamma[..., None]
+        post = post.reshape(len(X), S * M)
+        acc["N"] = post.sum(axis=0).reshape(S, M)
+        acc["F"] = (post.T @ X).reshape(S, M, D)
+        acc["S2"] = (post.T @ (X * X)).reshape(S, M, D)
         return acc
 
     def _m_step(self, acc):

@@ -81,38 +81,51 @@ def _utt_loglik(hmm, lf, method):
     return lattice.forward(hmm.startprob_, hmm.transmat_, lf, hmm.log_end_)
 
 
+def _stacked(hmms, D):
+    """One :class:`PackedGMM` of all Gaussians of ``hmms`` (model-major, then state, then mixture)."""
+    return PackedGMM(np.concatenate([h.weights_.reshape(-1) for h in hmms]),
+                     np.concatenate([h.means_.reshape(-1, D) for h in hmms]),
+                     np.concatenate([h.variances_.reshape(-1, D) for h in hmms]))
+
+
 def _score_chunk(items, loader, si, speakers, method, background):
+    """Scores of ``[(test_utt, [model_id, ...]), ...]``: the emissions of all utterances of the chunk under
+    all SI models, and under all speaker models it needs, are two matrix products."""
     phrases = si.phrases
     S, M, D = si[phrases[0]].means_.shape
-    si_packed = PackedGMM(np.concatenate([si[p].weights_.reshape(-1) for p in phrases]),
-                          np.concatenate([si[p].means_.reshape(-1, D) for p in phrases]),
-                          np.concatenate([si[p].variances_.reshape(-1, D) for p in phrases]))
-    out = []
-    for utt, mids in items:
+    xs = []
+    for utt, _ in items:
         X = np.asarray(loader(utt), dtype=np.float64)
         if len(X) < S:
             raise SpkrecError(f"test utterance {utt} has {len(X)} frames, fewer than the HMM's {S} states; "
                               "remove its trials or use fewer --num-states")
+        xs.append(X)
+    allX = np.concatenate(xs)
+    lf_si = _logsumexp_last(_stacked([si[p] for p in phrases], D).component_loglik(allX)
+                            .astype(np.float64).reshape(len(allX), len(phrases), S, M))
+    needed = sorted({speakers.index[m] for _, mids in items for m in mids})
+    col = {i: k for k, i in enumerate(needed)}
+    spk_models = [si[speakers.phrases[i]].with_means(speakers.means[i]) for i in needed]
+    lf_spk = _logsumexp_last(_stacked(spk_models, D).component_loglik(allX)
+                             .astype(np.float64).reshape(len(allX), len(needed), S, M))
+    out, start = [], 0
+    for (utt, mids), X in zip(items, xs):
         T = len(X)
-        lf_si = _logsumexp_last(si_packed.component_loglik(X).astype(np.float64).reshape(T, len(phrases), S, M))
+        seg = slice(start, start + T)
+        start += T
         si_ll = {}
 
         def si_loglik(q):
             if q not in si_ll:
-                si_ll[q] = _utt_loglik(si[q], lf_si[:, phrases.index(q)], method)
+                si_ll[q] = _utt_loglik(si[q], lf_si[seg, phrases.index(q)], method)
             return si_ll[q]
 
-        idx = [speakers.index[m] for m in mids]
-        w = np.concatenate([si[speakers.phrases[i]].weights_.reshape(-1) for i in idx])
-        var = np.concatenate([si[speakers.phrases[i]].variances_.reshape(-1, D) for i in idx])
-        packed = PackedGMM(w, speakers.means[idx].reshape(-1, D), var)
-        lf_spk = _logsumexp_last(packed.component_loglik(X).astype(np.float64).reshape(T, len(idx), S, M))
         best = max(si_loglik(q) for q in phrases) if background == "all" else None
         scores = []
-        for k, i in enumerate(idx):
-            phrase = speakers.phrases[i]
-            ll = _utt_loglik(si[phrase], lf_spk[:, k], method)
-            ref = best if background == "all" else si_loglik(phrase)
+        for m in mids:
+            i = speakers.index[m]
+            ll = _utt_loglik(spk_models[col[i]], lf_spk[seg, col[i]], method)
+            ref = best if background == "all" else si_loglik(speakers.phrases[i])
             scores.append((ll - ref) / T)
         out.append(scores)
     return out
