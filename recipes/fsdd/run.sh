@@ -35,6 +35,7 @@ relevance=2                    # MAP relevance of the HMM state means
 num_gauss=64                   # UBM of the GMM-UBM system
 ubm_iters=4
 gmm_relevance=16
+cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
 seed=0
 
 . ./cmd.sh
@@ -46,7 +47,7 @@ stages="0 1 2 3 4 5 20"
 stage_opts[0]="corpus"
 stage_opts[1]="seed"
 stage_opts[2]="num_folds num_enroll num_test"
-stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters seed"
+stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters cmvn seed"
 stage_opts[4]="relevance"
 stage_opts[5]="gmm_relevance"
 all_systems="hmm hmm_claimed gmm_ubm"
@@ -79,8 +80,11 @@ if run_stage 3 "SI HMMs ($num_states states x $num_mix Gaussians) and UBM ($num_
   for f in $folds; do
     done_already "$exp/$f/hmm/hmms.npz" || \
       run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
-        --num-iters "$hmm_iters" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/hmm"
-    train_ubm "$data/folds/$f/train" "$exp/$f" "$num_gauss" "$ubm_iters"
+        --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/hmm"
+    # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
+    done_already "$exp/$f/ubm/final.ubm.npz" || \
+      run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
+        --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/ubm"
   done
 fi
 

@@ -5,9 +5,9 @@ path must end in the last state (``end_in_last=True``). Emissions: ``num_mix`` d
 state. The mixture maths (component log-likelihoods as one float32 product, pruned posteriors, MAP
 means) is :mod:`spkrec.gmm`'s; the lattice recursions are hmmlearn's (:mod:`spkrec.hmm.lattice`).
 """
-import numpy as np
-from sklearn.base import BaseEstimator
+import inspect
 
+import numpy as np
 from spkrec.errors import SpkrecError
 from spkrec.gmm.diag import DiagGMM
 from spkrec.gmm.em import split_gaussians
@@ -24,7 +24,7 @@ def _logsumexp_last(a):
     return (best + np.log(np.exp(a - best).sum(axis=-1, keepdims=True)))[..., 0]
 
 
-class PhraseHMM(BaseEstimator):
+class PhraseHMM:
     """Left-to-right HMM with diagonal-GMM emissions for one phrase (scikit-learn style).
 
     Parameters
@@ -57,6 +57,21 @@ class PhraseHMM(BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ parameters
+    def get_params(self, deep=True):
+        """Hyper-parameters as a dict (scikit-learn's protocol, without importing scikit-learn: it would
+        add ~2 s to every ``spkrec`` verb's start-up)."""
+        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self.get_params():
+                raise SpkrecError(f"PhraseHMM: unknown parameter {k!r}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        return f"PhraseHMM({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
+
     @classmethod
     def from_params(cls, startprob, transmat, weights, means, variances, **hyper):
         """A fitted model with the given parameters (shapes (S,), (S, S), (S, M), (S, M, D), (S, M, D))."""
