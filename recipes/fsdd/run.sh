@@ -28,7 +28,7 @@ exp=exp
 num_folds=3
 num_enroll=5                   # enrolment repetitions per speaker and digit
 num_test=0                     # test repetitions per speaker and digit (0: all the others)
-num_states=5                   # HMM states per digit
+num_states=8                   # HMM states per digit
 num_mix=4                      # Gaussians per state
 hmm_iters=5
 relevance=2                    # MAP relevance of the HMM state means
@@ -122,13 +122,13 @@ if run_stage 20 "results: pooled folds, EER per trial kind, DET plot" "$exp/resu
     echo "## EER % per non-target kind (each against all $(grep -c ' target$' "$data/pooled/trials") targets)"; echo
     echo "| system | $(echo $kinds | sed 's/ / | /g') |"
     echo "|---$(for k in $kinds; do printf '|---:'; done)|"
+    # one results-table per kind (all systems at once); its EER column
+    for k in $kinds; do
+      run "$exp/log/results_$k.log" spkrec results-table --trials "$data/pooled/trials_$k" --out "$exp/results_$k.md" \
+        $(for s in $all_systems; do echo "$exp/scores/$s.txt:$s"; done)
+    done
     for s in $all_systems; do
-      row="| $s"
-      for k in $kinds; do
-        e=$(spkrec evaluate "$exp/scores/$s.txt" "$data/pooled/trials_$k" | sed -n 's/^EER: *\([0-9.]*\) %.*/\1/p')
-        row="$row | $e"
-      done
-      echo "$row |"
+      echo "| $s$(for k in $kinds; do awk -F'|' -v s="$s" '{gsub(/ /, "", $2)} $2 == s {gsub(/ /, "", $3); printf " | %s", $3}' "$exp/results_$k.md"; done) |"
     done
     echo; echo "Trials per kind: $(awk '{n[$3]++} END {for (k in n) printf "%s %d, ", k, n[k]}' "$data/pooled/trial_kinds" | sed 's/, $//')."
   } > "$exp/results.md.tmp"
