@@ -51,7 +51,7 @@ stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters cmvn seed"
 stage_opts[4]="relevance"
 stage_opts[5]="gmm_relevance"
 all_systems="hmm hmm_claimed gmm_ubm"
-kinds="impostor_correct target_wrong impostor_wrong"
+declare kinds="impostor_correct target_wrong impostor_wrong"   # (declare: not an option)
 mkdir -p "$exp/log" "$exp/scores"
 [ -d "$corpus" ] || { echo "$0: --corpus $corpus is not a directory (the FSDD corpus in the layout of shared/corpora/fsdd)" >&2; exit 1; }
 
@@ -72,7 +72,7 @@ if run_stage 2 "folds and text-dependent trials" "$data/folds/fold$((num_folds -
     "$data/all" "$data/folds.tmp"
   mv "$data/folds.tmp" "$data/folds"
 fi
-folds=$(folds "$data/folds")
+declare folds; folds=$(folds "$data/folds")
 fold_outputs() { local f; for f in $folds; do echo "$exp/$f/$1"; done; }
 
 if run_stage 3 "SI HMMs ($num_states states x $num_mix Gaussians) and UBM ($num_gauss Gaussians)" \
