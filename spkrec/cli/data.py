@@ -8,7 +8,7 @@ log = logging.getLogger("spkrec")
 
 
 def _prepare_args(p):
-    p.add_argument("corpus", choices=["timit", "so762", "librispeech", "voxceleb1"], help="corpus layout")
+    p.add_argument("corpus", choices=["timit", "so762", "librispeech", "voxceleb1", "fsdd"], help="corpus layout")
     p.add_argument("src", help="corpus directory")
     p.add_argument("dest", help="data dir to write (wav.scp, utt2spk, spk2utt, spk2gender)")
     p.add_argument("--trials", default=None,

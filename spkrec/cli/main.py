@@ -17,7 +17,7 @@ from spkrec.errors import OptionRangeError, SpkrecError
 
 # verb -> (module, one-line help), in pipeline order
 VERBS = {
-    "prepare-data": ("spkrec.cli.data", "write a Kaldi-style data dir for a corpus (timit, so762, librispeech, voxceleb1)"),
+    "prepare-data": ("spkrec.cli.data", "write a Kaldi-style data dir for a corpus (timit, so762, librispeech, voxceleb1, fsdd)"),
     "make-data-dir": ("spkrec.cli.system", "a Kaldi data dir from one folder per speaker or a speaker,path list"),
     "validate-data-dir": ("spkrec.cli.data", "check a data dir: sorting, consistency, audio files open"),
     "subset-data-dir": ("spkrec.cli.data", "copy a data dir restricted to a list of speakers or utterances"),
@@ -30,6 +30,10 @@ VERBS = {
     "enroll-gmm": ("spkrec.cli.gmm", "MAP-adapt one GMM per enrolled speaker from the UBM"),
     "score-gmm": ("spkrec.cli.gmm", "score trials with the GMM-UBM log-likelihood ratio"),
     "extract-supervectors": ("spkrec.cli.gmm", "MAP mean supervectors scaled by sqrt(weight)/sigma (for GSV-SVM)"),
+    "make-td-trials": ("spkrec.cli.hmm", "text-dependent folds and trials of four kinds (speaker x phrase models)"),
+    "train-hmm": ("spkrec.cli.hmm", "train a speaker-independent left-to-right HMM per phrase (Baum-Welch)"),
+    "enroll-hmm": ("spkrec.cli.hmm", "MAP-adapt the phrase HMMs' state means per enrolled speaker and phrase"),
+    "score-hmm": ("spkrec.cli.hmm", "score text-dependent trials: speaker HMM vs SI HMM log-likelihood ratio"),
     "train-full-ubm": ("spkrec.cli.ivector", "train a full-covariance UBM from a diagonal one"),
     "train-ivector-extractor": ("spkrec.cli.ivector", "train the total-variability matrix T by EM"),
     "extract-ivectors": ("spkrec.cli.ivector", "extract i-vectors (ivector.scp, spk_ivector.scp)"),

@@ -1,5 +1,5 @@
 """Corpus preparation: write a Kaldi-style data dir (``wav.scp`` with absolute paths, ``utt2spk``,
-``spk2utt``, ``spk2gender``) for TIMIT, so762, LibriSpeech and VoxCeleb1.
+``spk2utt``, ``spk2gender``) for TIMIT, so762, LibriSpeech, VoxCeleb1 and FSDD (with ``text``).
 
 Utterance ids always start with the speaker id (Kaldi's convention, so that sorting by utterance also
 groups speakers):
@@ -8,18 +8,19 @@ groups speakers):
 - so762: ``<spk>-<utt>``, e.g. ``0001-000010011`` (the corpus's own ids are not speaker-prefixed)
 - librispeech: ``<spk>-<chapter>-<utt>`` (the file name)
 - voxceleb1: ``<id>-<video>-<n>``, e.g. ``id10270-x6uYqmx31kE-00001``
+- fsdd: the corpus's own ``<spk>_<digit>_<rep>``, e.g. ``george_0_00``
 """
 import logging
 import os
 import re
 
 from spkrec.errors import SpkrecError
-from spkrec.io.datadir import read_table, write_data_dir
+from spkrec.io.datadir import read_table, write_data_dir, write_table
 from spkrec.io.trials import write_trials
 
 log = logging.getLogger("spkrec")
 
-CORPORA = ("timit", "so762", "librispeech", "voxceleb1")
+CORPORA = ("timit", "so762", "librispeech", "voxceleb1", "fsdd")
 
 
 def _children(path):
@@ -353,6 +354,139 @@ def convert_voxceleb_trials(path, known_utts):
     return rows
 
 
+# ----------------------------------------------------------------------------- FSDD (text-dependent)
+
+TD_KINDS = ("target", "impostor_correct", "target_wrong", "impostor_wrong")
+"""Text-dependent trial kinds (RSR2015): target speaker / correct phrase (the only targets), impostor /
+correct phrase, target speaker / wrong phrase, impostor / wrong phrase."""
+
+
+def td_model_id(speaker, phrase):
+    """Id of the model of ``speaker`` saying ``phrase``: ``<speaker>-<phrase>`` (spaces of the phrase -> ``_``)."""
+    return f"{speaker}-{'_'.join(str(phrase).split())}"
+
+
+def prepare_fsdd(src, dest):
+    """Free Spoken Digit Dataset layout (``WAVE/<spk>/<utt>.flac``, ``utt2spk``, ``text``, ``spk2gender``)
+    -> data dir with ``text`` (the phrase of each utterance: the digit as a word)."""
+    src = _check_dir(src, "fsdd")
+    utt2spk_path, text_path = os.path.join(src, "utt2spk"), os.path.join(src, "text")
+    lines = {}
+    corpus_utt2spk = read_table(utt2spk_path, 2, 2, "utt2spk", line_numbers=lines)
+    tlines = {}
+    text = read_table(text_path, 2, None, "text", line_numbers=tlines)
+    wave = _child(src, "WAVE")
+    if wave is None:
+        raise SpkrecError(f"{src}: no WAVE folder; give the fsdd directory (WAVE/<spk>/<spk>_<digit>_<n>.flac)")
+    wav_scp = {}
+    for utt, spk in corpus_utt2spk.items():
+        if not utt.startswith(spk):
+            raise SpkrecError(f"{utt2spk_path}:{lines[utt]}: utterance {utt!r} does not start with its speaker "
+                              f"id {spk!r} (Kaldi's sorting needs it); fix the line")
+        spk_dir = _child(wave, spk)
+        path = _child(spk_dir, f"{utt}.flac") if spk_dir else None
+        if path is None:
+            raise SpkrecError(f"{utt2spk_path}:{lines[utt]}: no audio {wave}/{spk}/{utt}.flac; "
+                              "restore the file or remove this line")
+        if utt not in text:
+            raise SpkrecError(f"{text_path}: no phrase for utterance {utt!r} (utt2spk line {lines[utt]}); "
+                              "add a '<utt> <phrase>' line")
+        wav_scp[utt] = path
+    extra = sorted(set(text) - set(corpus_utt2spk))
+    if extra:
+        raise SpkrecError(f"{text_path}:{tlines[extra[0]]}: utterance {extra[0]!r} is not in utt2spk "
+                          f"({len(extra)} such lines); remove them or add them to utt2spk")
+    spk2gender = None
+    gender_path = os.path.join(src, "spk2gender")
+    if os.path.exists(gender_path):
+        genders = read_table(gender_path, 2, 2, "spk2gender")
+        spk2gender = {s: genders[s] for s in set(corpus_utt2spk.values()) if s in genders}
+    data = write_data_dir(dest, wav_scp, corpus_utt2spk, spk2gender)
+    write_table(os.path.join(data.path, "text"), {u: text[u] for u in wav_scp})
+    return data
+
+
+def _phrase_groups(data):
+    """``{(speaker, phrase): [utt, ...]}`` (utterances sorted by id) from a data dir's utt2spk and text."""
+    if not data.has("text"):
+        raise SpkrecError(f"{data.file('text')}: file not found; a text-dependent data dir needs the phrase of "
+                          "every utterance (`<utt> <phrase>`, e.g. from `spkrec prepare-data fsdd`)")
+    text = read_table(data.file("text"), 2, None, "text")
+    groups = {}
+    for utt in sorted(data.utt2spk, key=lambda k: k.encode("utf-8")):
+        if utt not in text:
+            raise SpkrecError(f"{data.file('text')}: no phrase for utterance {utt!r}; add a '<utt> <phrase>' line")
+        groups.setdefault((data.utt2spk[utt], text[utt]), []).append(utt)
+    return groups
+
+
+def make_td_folds(data, out_dir, num_folds=3, num_enroll=5, num_test=None):
+    """Leave-speakers-out folds with text-dependent trials of the four kinds (:data:`TD_KINDS`).
+
+    Speakers (sorted) go to fold ``i % num_folds``. Under ``out_dir/fold<k>/`` it writes ``train`` (the
+    other speakers: background), ``enroll`` (each held-out speaker's first ``num_enroll`` utterances of
+    every phrase, sorted by id), ``enroll_models`` (the same utterances with ``utt2spk`` mapping them to
+    their model id :func:`td_model_id`, one model per speaker x phrase, for text-independent systems that
+    enrol per ``spk2utt``), ``test`` (the remaining utterances, or the next ``num_test``) and trials in
+    ``test/``: every model against every test utterance of the fold in ``trials`` (3 columns,
+    ``target`` only for same speaker and phrase), ``trials_<kind>`` for each non-target kind (the targets
+    plus that kind's non-targets: what its EER is computed on), and ``trial_kinds`` (``<model> <test>
+    <kind>``). Returns ``{fold_dir: {kind: count}}``.
+    """
+    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    data = data if isinstance(data, DataDir) else DataDir(data)
+    groups = _phrase_groups(data)
+    speakers = sorted({s for s, _ in groups})
+    k = int(num_folds)
+    if k < 1 or len(speakers) < 2 * k:
+        raise SpkrecError(f"make-td-trials: {len(speakers)} speakers in {data.path} cannot make {k} folds of at "
+                          "least 2 held-out speakers (impostors come from the other held-out speakers); use "
+                          "--num-folds between 1 and half the number of speakers")
+    if int(num_enroll) < 1 or (num_test is not None and int(num_test) < 1):
+        raise SpkrecError(f"make-td-trials: --num-enroll and --num-test must be >= 1 (got {num_enroll}, {num_test})")
+    text = read_table(data.file("text"), 2, None, "text")
+    out = {}
+    for f in range(k):
+        fold = {s for i, s in enumerate(speakers) if i % k == f}
+        d = os.path.join(out_dir, f"fold{f}")
+        _write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
+        enroll, tests, models = {}, [], []
+        for (spk, phrase), utts in groups.items():
+            if spk not in fold:
+                continue
+            if len(utts) < int(num_enroll) + 1:
+                raise SpkrecError(f"{data.file('text')}: speaker {spk!r} says {phrase!r} {len(utts)} time(s), fewer "
+                                  f"than --num-enroll {num_enroll} + 1 test; lower --num-enroll")
+            mid = td_model_id(spk, phrase)
+            models.append((mid, spk, phrase))
+            enroll.update({u: mid for u in utts[:int(num_enroll)]})
+            rest = utts[int(num_enroll):]
+            tests.extend(rest if num_test is None else rest[:int(num_test)])
+        _write_subset(data, os.path.join(d, "enroll"), set(enroll))
+        em = _write_subset(data, os.path.join(d, "enroll_models"), set(enroll))
+        write_table(em.file("utt2spk"), enroll)
+        write_table(em.file("spk2utt"), utt2spk_to_spk2utt(enroll))
+        if os.path.exists(em.file("spk2gender")):
+            os.remove(em.file("spk2gender"))
+        _write_subset(data, os.path.join(d, "test"), set(tests))
+        rows, kinds = [], []
+        for mid, spk, phrase in sorted(models):
+            for utt in sorted(tests):
+                same_spk, same_phrase = data.utt2spk[utt] == spk, text[utt] == phrase
+                kind = TD_KINDS[(0 if same_phrase else 2) + (0 if same_spk else 1)]
+                rows.append((mid, utt, kind == "target"))
+                kinds.append(kind)
+        test_dir = os.path.join(d, "test")
+        write_trials(os.path.join(test_dir, "trials"), rows)
+        for kind in TD_KINDS[1:]:
+            write_trials(os.path.join(test_dir, f"trials_{kind}"),
+                         [r for r, kd in zip(rows, kinds) if kd in ("target", kind)])
+        write_table(os.path.join(test_dir, "trial_kinds"),
+                    {f"{r[0]} {r[1]}": kd for r, kd in zip(rows, kinds)}, sort=False)
+        out[d] = {kind: kinds.count(kind) for kind in TD_KINDS}
+    return out
+
+
 def prepare_corpus(corpus, src, dest, trials_path=None, sets=None):
     """Dispatch to ``prepare_<corpus>``; ``trials_path`` is for voxceleb1, ``sets`` for timit."""
     corpus = corpus.lower()
@@ -366,8 +500,8 @@ def prepare_corpus(corpus, src, dest, trials_path=None, sets=None):
         return prepare_timit(src, dest, sets=sets)
     if corpus == "voxceleb1":
         return prepare_voxceleb1(src, dest, trials_path=trials_path)
-    return {"so762": prepare_so762, "librispeech": prepare_librispeech}[corpus](src, dest)
+    return {"so762": prepare_so762, "librispeech": prepare_librispeech, "fsdd": prepare_fsdd}[corpus](src, dest)
 
 
-__all__ = ["prepare_timit", "prepare_so762", "prepare_librispeech", "prepare_voxceleb1", "prepare_corpus",
-           "convert_voxceleb_trials"]
+__all__ = ["prepare_timit", "prepare_so762", "prepare_librispeech", "prepare_voxceleb1", "prepare_fsdd",
+           "prepare_corpus", "convert_voxceleb_trials", "make_td_folds", "td_model_id", "TD_KINDS"]

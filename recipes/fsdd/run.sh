@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# spkrec FSDD recipe: text-dependent speaker verification on the Free Spoken Digit Dataset (6 speakers x
+# 10 digits x 50 repetitions, 8 kHz). Each digit is a pass-phrase. Leave-speakers-out folds: in fold k the
+# speakers k and k+3 (sorted) are held out, the other 4 are background speakers (SI HMMs, UBM); each held-out
+# speaker enrols one model per digit with its first 5 repetitions and is tested with the rest, every model
+# against every test utterance of the fold. Trials of four kinds (RSR2015): target speaker / correct digit
+# (the targets), impostor / correct digit, target speaker / wrong digit, impostor / wrong digit.
+#
+# Usage: recipes/fsdd/run.sh [--corpus DIR] [--stage N] [--stop-stage M] [--nj J] [--exp DIR] [--data DIR]
+# Stages:
+#   0  prepare the data dir (spkrec prepare-data fsdd: wav.scp, utt2spk, text = the digit word)
+#   1  MFCC features for 8 kHz speech (no VAD: the corpus is trimmed to the spoken word)
+#   2  folds, enrolment/test sets and text-dependent trials (spkrec make-td-trials)
+#   3  per fold: speaker-independent HMM per digit (train-hmm) and a diagonal UBM (train-ubm)
+#   4  per fold: HMM system: MAP state means per speaker x digit (enroll-hmm), LLR scoring (score-hmm)
+#      against the best SI digit model (hmm) and against the claimed digit's SI model (hmm_claimed)
+#   5  per fold: GMM-UBM (text-independent modelling): MAP per speaker x digit model, top-5 LLR scoring
+#   20 results: pooled folds; exp/results.md (all trials, and EER per non-target kind), exp/det.png
+set -euo pipefail
+cd "$(dirname "$0")"
+
+stage=0
+stop_stage=100
+force=false
+corpus=../../../shared/corpora/fsdd   # fsdd layout (WAVE/<spk>/<spk>_<digit>_<n>.flac, utt2spk, text)
+data=data
+exp=exp
+num_folds=3
+num_enroll=5                   # enrolment repetitions per speaker and digit
+num_test=0                     # test repetitions per speaker and digit (0: all the others)
+num_states=8                   # HMM states per digit
+num_mix=4                      # Gaussians per state
+hmm_iters=5
+relevance=2                    # MAP relevance of the HMM state means
+num_gauss=64                   # UBM of the GMM-UBM system
+ubm_iters=4
+gmm_relevance=16
+cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
+seed=0
+
+. ./cmd.sh
+. ./path.sh
+. utils/parse_options.sh
+stages="0 1 2 3 4 5 20"
+. utils/stages.sh
+. utils/systems.sh
+stage_opts[0]="corpus"
+stage_opts[1]="seed"
+stage_opts[2]="num_folds num_enroll num_test"
+stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters cmvn seed"
+stage_opts[4]="relevance"
+stage_opts[5]="gmm_relevance"
+all_systems="hmm hmm_claimed gmm_ubm"
+declare kinds="impostor_correct target_wrong impostor_wrong"   # (declare: not an option)
+mkdir -p "$exp/log" "$exp/scores"
+[ -d "$corpus" ] || { echo "$0: --corpus $corpus is not a directory (the FSDD corpus in the layout of shared/corpora/fsdd)" >&2; exit 1; }
+
+if run_stage 0 "prepare data from $corpus" "$data/all/text"; then
+  run "$exp/log/prepare.log" spkrec prepare-data fsdd "$corpus" "$data/all"
+  run "$exp/log/validate.log" spkrec validate-data-dir --no-check-audio "$data/all"
+fi
+
+if run_stage 1 "MFCC (8 kHz: 13 coefficients, 23 mel bins up to 3800 Hz)" "$data/all/feats.scp"; then
+  run "$exp/log/mfcc.log" spkrec compute-feats --feat-type mfcc --config conf/mfcc.conf --seed="$seed" $par \
+    "$data/all" "$exp/mfcc"
+fi
+
+if run_stage 2 "folds and text-dependent trials" "$data/folds/fold$((num_folds - 1))/test/trials"; then
+  rm -rf "$data/folds"
+  test_opt=(); [ "$num_test" -gt 0 ] && test_opt=(--num-test "$num_test")
+  run "$exp/log/folds.log" spkrec make-td-trials --num-folds "$num_folds" --num-enroll "$num_enroll" "${test_opt[@]}" \
+    "$data/all" "$data/folds.tmp"
+  mv "$data/folds.tmp" "$data/folds"
+fi
+declare folds; folds=$(folds "$data/folds")
+fold_outputs() { local f; for f in $folds; do echo "$exp/$f/$1"; done; }
+
+if run_stage 3 "SI HMMs ($num_states states x $num_mix Gaussians) and UBM ($num_gauss Gaussians)" \
+    $(fold_outputs hmm/hmms.npz) $(fold_outputs ubm/final.ubm.npz); then
+  for f in $folds; do
+    done_already "$exp/$f/hmm/hmms.npz" || \
+      run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
+        --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/hmm"
+    # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
+    done_already "$exp/$f/ubm/final.ubm.npz" || \
+      run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
+        --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/ubm"
+  done
+fi
+
+if run_stage 4 "HMM: MAP enrolment (relevance $relevance) and scoring" $(fold_outputs scores/hmm_claimed.txt); then
+  for f in $folds; do
+    e=$exp/$f; d=$data/folds/$f
+    done_already "$e/hmm/speakers.npz" || \
+      run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" $par "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
+    for bg in all claimed; do
+      s=hmm; [ $bg = claimed ] && s=hmm_claimed
+      done_already "$e/scores/$s.txt" || \
+        run "$e/hmm/log/score_$bg.log" spkrec score-hmm --background $bg $par "$e/hmm" "$e/hmm/speakers.npz" \
+          "$d/test" "$d/test/trials" "$e/scores/$s.txt"
+    done
+  done
+fi
+
+if run_stage 5 "GMM-UBM: MAP per speaker x digit (relevance $gmm_relevance), scoring" $(fold_outputs scores/gmm_ubm.txt); then
+  for f in $folds; do gmm_ubm "$data/folds/$f/enroll_models" "$data/folds/$f/test" "$exp/$f" "$gmm_relevance"; done
+fi
+
+if run_stage 20 "results: pooled folds, EER per trial kind, DET plot" "$exp/results.md" "$exp/det.png"; then
+  # model ids (<speaker>-<digit>) never repeat across folds: pool the trials and scores
+  mkdir -p "$data/pooled"
+  for t in trials $(for k in $kinds; do echo trials_$k; done) trial_kinds; do
+    pool_fold_files "$data/pooled/$t" $(for f in $folds; do echo "$data/folds/$f/test/$t"; done)
+  done
+  for s in $all_systems; do
+    pool_fold_files "$exp/scores/$s.txt" $(for f in $folds; do echo "$exp/$f/scores/$s.txt"; done)
+  done
+  results "$data/pooled" "$exp" $all_systems     # no utt2spk in data/pooled: no identification columns
+  {
+    echo "## All trials ($(wc -l < "$data/pooled/trials") trials, $num_folds folds pooled)"; echo
+    cat "$exp/results.md"; echo
+    echo "## EER % per non-target kind (each against all $(grep -c ' target$' "$data/pooled/trials") targets)"; echo
+    echo "| system | $(echo $kinds | sed 's/ / | /g') |"
+    echo "|---$(for k in $kinds; do printf '|---:'; done)|"
+    # one results-table per kind (all systems at once); its EER column
+    for k in $kinds; do
+      run "$exp/log/results_$k.log" spkrec results-table --trials "$data/pooled/trials_$k" --out "$exp/results_$k.md" \
+        $(for s in $all_systems; do echo "$exp/scores/$s.txt:$s"; done)
+    done
+    for s in $all_systems; do
+      echo "| $s$(for k in $kinds; do awk -F'|' -v s="$s" '{gsub(/ /, "", $2)} $2 == s {gsub(/ /, "", $3); printf " | %s", $3}' "$exp/results_$k.md"; done) |"
+    done
+    echo; echo "Trials per kind: $(awk '{n[$3]++} END {for (k in n) printf "%s %d, ", k, n[k]}' "$data/pooled/trial_kinds" | sed 's/, $//')."
+  } > "$exp/results.md.tmp"
+  mv "$exp/results.md.tmp" "$exp/results.md"
+  cat "$exp/results.md"
+fi
+finish_stages "$exp/results.md" "$exp/det.png"

@@ -1,0 +1,149 @@
+"""Training, enrolment and scoring over utterances read by a loader, in parallel (``spkrec.parallel``).
+
+Score of a trial (model ``m`` = speaker ``s`` saying phrase ``p``, test frames ``X`` of length T)::
+
+    background="claimed":  [log p(X | HMM_s,p) - log p(X | SI HMM_p)] / T
+    background="all":      [log p(X | HMM_s,p) - max_q log p(X | SI HMM_q)] / T
+
+``log p`` is the forward (all paths) or Viterbi (best path) log-likelihood. Against the claimed phrase's
+SI model alone, a test saying another phrase is explained equally badly by both models, so its ratio says
+little; against the best SI phrase model it is low (the speaker model of the wrong phrase loses to the SI
+model of the spoken one), which rejects wrong-phrase trials.
+"""
+import numpy as np
+
+from spkrec.errors import SpkrecError
+from spkrec.gmm.estep import PackedGMM
+from spkrec.hmm import lattice
+from spkrec.hmm.model import PhraseHMM, _logsumexp_last
+from spkrec.hmm.sets import PhraseHMMSet, SpeakerHMMs
+from spkrec.parallel import SERIAL, map_chunks
+
+BACKGROUNDS = ("claimed", "all")
+METHODS = ("forward", "viterbi")
+
+
+def _load(loader, utts, num_states, what):
+    xs = []
+    for u in utts:
+        X = np.asarray(loader(u), dtype=np.float64)
+        if len(X) < num_states:
+            raise SpkrecError(f"{what} utterance {u} has {len(X)} frames, fewer than the HMM's {num_states} "
+                              "states; remove it from the data dir or use fewer --num-states")
+        xs.append(X)
+    return xs
+
+
+def _train_chunk(items, loader, hyper):
+    out = []
+    for phrase, utts in items:
+        hmm = PhraseHMM(**hyper)
+        out.append((phrase, hmm.fit(_load(loader, utts, hmm.num_states, f"training (phrase {phrase!r})"))))
+    return out
+
+
+def train_phrase_hmms(loader, phrase2utt, config=SERIAL, **hyper):
+    """One :class:`PhraseHMM` per phrase from ``{phrase: [utt, ...]}``; returns a :class:`PhraseHMMSet`."""
+    items = sorted(phrase2utt.items())
+    if not items:
+        raise SpkrecError("train: no phrases to train; check the data dir's text file")
+    parts = map_chunks(_train_chunk, items, config, desc="train-hmm", loader=loader, hyper=hyper)
+    return PhraseHMMSet([r for part in parts for r in part])
+
+
+def _enroll_chunk(items, loader, si, relevance):
+    out = []
+    for (spk, phrase), utts in items:
+        hmm = si[phrase]
+        xs = _load(loader, utts, hmm.num_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
+        adapted = hmm.map_adapt(xs, relevance)
+        out.append((spk, phrase, adapted.means_, sum(len(x) for x in xs)))
+    return out
+
+
+def enroll_speaker_hmms(si, loader, groups, relevance_factor=16.0, config=SERIAL):
+    """MAP-adapt the SI model of each ``(speaker, phrase): [utt, ...]`` group; returns :class:`SpeakerHMMs`."""
+    items = sorted(groups.items())
+    for (spk, phrase), _ in items:
+        if phrase not in si:
+            raise SpkrecError(f"enrolment of speaker {spk}: phrase {phrase!r} has no HMM (phrases: "
+                              f"{', '.join(si.phrases)}); train it or leave those utterances out")
+    parts = map_chunks(_enroll_chunk, items, config, desc="enroll-hmm", loader=loader, si=si,
+                       relevance=float(relevance_factor))
+    res = [r for part in parts for r in part]
+    return SpeakerHMMs([r[0] for r in res], [r[1] for r in res], np.stack([r[2] for r in res]),
+                       [r[3] for r in res], relevance_factor)
+
+
+def _utt_loglik(hmm, lf, method):
+    if method == "viterbi":
+        return lattice.viterbi(hmm.startprob_, hmm.transmat_, lf, hmm.log_end_)[0]
+    return lattice.forward(hmm.startprob_, hmm.transmat_, lf, hmm.log_end_)
+
+
+def _stacked(hmms, D):
+    """One :class:`PackedGMM` of all Gaussians of ``hmms`` (model-major, then state, then mixture)."""
+    return PackedGMM(np.concatenate([h.weights_.reshape(-1) for h in hmms]),
+                     np.concatenate([h.means_.reshape(-1, D) for h in hmms]),
+                     np.concatenate([h.variances_.reshape(-1, D) for h in hmms]))
+
+
+def _score_chunk(items, loader, si, speakers, method, background):
+    """Scores of ``[(test_utt, [model_id, ...]), ...]``: the emissions of all utterances of the chunk under
+    all SI models, and under all speaker models it needs, are two matrix products."""
+    phrases = si.phrases
+    S, M, D = si[phrases[0]].means_.shape
+    xs = []
+    for utt, _ in items:
+        X = np.asarray(loader(utt), dtype=np.float64)
+        if len(X) < S:
+            raise SpkrecError(f"test utterance {utt} has {len(X)} frames, fewer than the HMM's {S} states; "
+                              "remove its trials or use fewer --num-states")
+        xs.append(X)
+    allX = np.concatenate(xs)
+    lf_si = _logsumexp_last(_stacked([si[p] for p in phrases], D).component_loglik(allX)
+                            .astype(np.float64).reshape(len(allX), len(phrases), S, M))
+    needed = sorted({speakers.index[m] for _, mids in items for m in mids})
+    col = {i: k for k, i in enumerate(needed)}
+    spk_models = [si[speakers.phrases[i]].with_means(speakers.means[i]) for i in needed]
+    lf_spk = _logsumexp_last(_stacked(spk_models, D).component_loglik(allX)
+                             .astype(np.float64).reshape(len(allX), len(needed), S, M))
+    out, start = [], 0
+    for (utt, mids), X in zip(items, xs):
+        T = len(X)
+        seg = slice(start, start + T)
+        start += T
+        si_ll = {}
+
+        def si_loglik(q):
+            if q not in si_ll:
+                si_ll[q] = _utt_loglik(si[q], lf_si[seg, phrases.index(q)], method)
+            return si_ll[q]
+
+        best = max(si_loglik(q) for q in phrases) if background == "all" else None
+        scores = []
+        for m in mids:
+            i = speakers.index[m]
+            ll = _utt_loglik(spk_models[col[i]], lf_spk[seg, col[i]], method)
+            ref = best if background == "all" else si_loglik(speakers.phrases[i])
+            scores.append((ll - ref) / T)
+        out.append(scores)
+    return out
+
+
+def score_trials(si, speakers, loader, trials, method="forward", background="all", config=SERIAL):
+    """Scores (n,) float64 of ``trials`` (``(model_id, test_utt, ...)`` rows; see the module docstring)."""
+    if method not in METHODS:
+        raise SpkrecError(f"score: unknown method {method!r}; use forward or viterbi")
+    if background not in BACKGROUNDS:
+        raise SpkrecError(f"score: unknown background {background!r}; use claimed or all")
+    by_utt = {}
+    for n, row in enumerate(trials):
+        by_utt.setdefault(row[1], []).append(n)
+    items = [(u, [trials[n][0] for n in ns]) for u, ns in by_utt.items()]
+    parts = map_chunks(_score_chunk, items, config, desc="score-hmm", loader=loader, si=si, speakers=speakers,
+                       method=method, background=background)
+    scores = np.empty(len(trials))
+    for ns, s in zip(by_utt.values(), (s for part in parts for s in part)):
+        scores[ns] = s
+    return scores
