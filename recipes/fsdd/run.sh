@@ -19,24 +19,24 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-corpus=../../../shared/corpora/fsdd   # fsdd layout (WAVE/<spk>/<spk>_<digit>_<n>.flac, utt2spk, text)
-data=data
-exp=exp
-num_folds=3
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+corpus=../../../shared/corpora/fsdd   # (path) the corpus, in the fsdd layout (WAVE/<spk>/<spk>_<digit>_<n>.flac, utt2spk, text)
+data=data                      # (path) where the Kaldi data dirs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
+num_folds=3                    # leave-speakers-out folds (2 of the 6 speakers held out in each)
 num_enroll=5                   # enrolment repetitions per speaker and digit
 num_test=0                     # test repetitions per speaker and digit (0: all the others)
-num_states=8                   # HMM states per digit
+num_states=8                   # HMM states per digit (measured: 8 x 4 beat 5 x 4, 3 x 8 and 5 x 8)
 num_mix=4                      # Gaussians per state
-hmm_iters=5
-relevance=2                    # MAP relevance of the HMM state means
-num_gauss=64                   # UBM of the GMM-UBM system
-ubm_iters=4
-gmm_relevance=16
+hmm_iters=5                    # Baum-Welch iterations after each doubling of the Gaussians per state
+relevance=2                    # MAP relevance of the HMM state means (measured: 2 beat 4 and 8)
+num_gauss=64                   # Gaussians of the GMM-UBM system's UBM
+ubm_iters=4                    # EM iterations after each doubling of the UBM's Gaussians
+gmm_relevance=16               # MAP relevance of the GMM-UBM system
 cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
-seed=0
+seed=0                         # random seed of every step (a seed makes a rerun bit-identical)
 
 . ./cmd.sh
 . ./path.sh
