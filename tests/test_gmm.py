@@ -9,7 +9,7 @@ from spkrec.errors import SpkrecError
 from spkrec.gmm import (DiagGMM, SpeakerGMMs, extract_supervectors, gmm_ubm_llr, map_adapt, map_adapt_stats,
                         score_trials, supervector)
 from spkrec.gmm.em import collect_stats, mle_update
-from spkrec.gmm.estep import PackedGMM, accumulate
+from spkrec.gmm.core import PackedGMM, accumulate
 from spkrec.parallel import ParallelConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

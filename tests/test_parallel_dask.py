@@ -225,7 +225,7 @@ def test_ivector_out_of_core_paths_identical_on_dask(loader, ubm, tmp_path):
 
 def test_killed_worker_is_retried_and_result_unchanged(loader, ubm, scheduler, tmp_path):
     from spkrec.gmm.em import collect_stats, utterance_blocks
-    from spkrec.gmm.estep import GmmStats, PackedGMM
+    from spkrec.gmm.core import GmmStats, PackedGMM
     want = collect_stats(ubm.weights_, ubm.means_, ubm.variances_, loader, loader.utt_ids, config=SERIAL)
     marker = tmp_path / "killed"
     config = ParallelConfig(nj=2, backend="dask", scheduler=scheduler)

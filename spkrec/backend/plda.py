@@ -22,9 +22,9 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.backend.base import ClassStats, Persistable, check_vectors, rowdot_pairs, sym, use_dense
 from spkrec.errors import SpkrecError
+from spkrec.gmm.core import LOG_2PI
 
 log = logging.getLogger("spkrec")
-LOG_2PI = np.log(2.0 * np.pi)
 
 
 def _inv_logdet(A, what):

@@ -1,16 +1,15 @@
 """Figures: DET curves on normal-deviate axes, confusion matrices, score histograms.
 
 Figures are built with matplotlib's object API on an Agg canvas (no pyplot, no display, no global
-backend change), saved atomically (temporary file with the same extension in the target directory,
-then renamed) and returned so callers and tests can inspect the axes.
+backend change), saved atomically (:func:`spkrec.io.atomic.atomic_path`: a temporary file in the target
+directory, then renamed) and returned so callers and tests can inspect the axes.
 """
-import contextlib
 import os
-import tempfile
 
 import numpy as np
 
 from spkrec.eval.metrics import check_scores_labels, det_curve, eer, min_dcf
+from spkrec.io.atomic import atomic_path
 
 DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)   # probabilities
 DET_LIMITS = (0.0005, 0.5)
@@ -27,19 +26,9 @@ def _new_figure(size):
 
 def save_figure(fig, path, dpi=120):
     """Write ``fig`` to ``path`` atomically; the format comes from the extension (png, pdf, svg)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".png", dir=directory)
-    os.close(fd)
-    try:
+    ext = os.path.splitext(os.fspath(path))[1]
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=(ext[1:] or "png"), bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def probit(p):

@@ -15,7 +15,7 @@ Public API::
 import importlib
 
 _EXPORTS = {
-    "DiagGMM": "diag", "GmmStats": "estep", "PackedGMM": "estep",
+    "DiagGMM": "diag", "GmmStats": "core", "PackedGMM": "core",
     "map_adapt": "map", "map_adapt_stats": "map", "SpeakerGMMs": "map", "enroll_speakers": "map",
     "utterance_stats": "map",
     "gmm_ubm_llr": "scoring", "score_trials": "scoring",

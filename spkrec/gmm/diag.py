@@ -6,7 +6,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
-from spkrec.gmm.estep import PackedGMM, accumulate, posteriors_inplace
+from spkrec.gmm.core import PackedGMM, accumulate, posteriors_inplace
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.parallel import SERIAL, map_chunks
 
@@ -129,7 +129,7 @@ class DiagGMM:
         return X
 
     def packed(self):
-        """The float32 E-step matrices (:class:`~spkrec.gmm.estep.PackedGMM`)."""
+        """The float32 E-step matrices (:class:`~spkrec.gmm.core.PackedGMM`)."""
         self._check_fitted()
         return PackedGMM(self.weights_, self.means_, self.variances_)
 
@@ -154,7 +154,7 @@ class DiagGMM:
         return ll
 
     def accumulate_stats(self, X, second_order=True):
-        """Baum-Welch statistics of frames ``X`` (:class:`~spkrec.gmm.estep.GmmStats`, float64)."""
+        """Baum-Welch statistics of frames ``X`` (:class:`~spkrec.gmm.core.GmmStats`, float64)."""
         X = self._check_X(X)
         packed = self.packed()
         stats = None

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from spkrec.gmm.estep import GmmStats, PackedGMM, accumulate
+from spkrec.gmm.core import GmmStats, PackedGMM, accumulate
 from spkrec.parallel import SERIAL, iter_chunks, map_chunks
 
 log = logging.getLogger("spkrec")

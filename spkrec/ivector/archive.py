@@ -10,7 +10,6 @@ float64 array, summed per file by the workers, then over the files in order: the
 go to ``OUT/second_order.npz``, read by :meth:`StatsArchive.second_order` (residual-covariance update).
 """
 import glob
-import json
 import os
 import re
 
@@ -18,7 +17,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.io.atomic import load_npz, save_npz
+from spkrec.io.atomic import load_npz, read_npz_header, save_npz
 from spkrec.ivector.stats import StatsComputer, _stats_of, pool_stats
 from spkrec.parallel import NUM_CHUNKS, SERIAL, map_chunks
 
@@ -35,7 +34,7 @@ def _read(path, names=()):
         raise SpkrecError(f"{path}: statistics file not found; re-run the stage that writes it")
     try:
         with np.load(path, allow_pickle=False) as z:
-            header = json.loads(z["__header__"].tobytes().decode("utf-8"))
+            header = read_npz_header(path, {"__header__": z["__header__"]} if "__header__" in z.files else {})
             arrays = [z[n] for n in names]
     except Exception as exc:  # zipfile.BadZipFile, KeyError, ValueError, OSError ...
         raise SpkrecError(f"{path}: not a readable statistics file ({exc}); delete it and re-run its stage") from None

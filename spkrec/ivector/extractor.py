@@ -44,7 +44,7 @@ from scipy.linalg import blas, lapack
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.archive import StatsArchive
-from spkrec.ivector.full_ubm import gaussian_params
+from spkrec.gmm.core import gaussian_params
 from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16

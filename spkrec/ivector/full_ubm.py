@@ -18,89 +18,13 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
+from spkrec.gmm.core import (Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
+                             gaussian_params, masked_to_selection, posteriors, top_k)
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.parallel import SERIAL, reduce_chunks
 
 log = logging.getLogger("spkrec")
-LOG_2PI = float(np.log(2.0 * np.pi))
 BLOCK_FRAMES = 2048  # frames per float32 product in full-UBM training; sums across blocks in float64
-
-
-def gaussian_params(ubm):
-    """``(weights (C,), means (C, D), covariances)`` of a UBM, float64; covariances are (C, D, D)
-    for a :class:`FullGMM` and (C, D) variances for a diagonal GMM (any object with ``variances_``)."""
-    if isinstance(ubm, FullGMM):
-        return ubm.weights_, ubm.means_, ubm.covariances_
-    for attr in ("weights_", "means_", "variances_"):
-        if not hasattr(ubm, attr):
-            raise SpkrecError(f"UBM object {type(ubm).__name__} has no {attr}; pass a DiagGMM or FullGMM")
-    return (np.asarray(ubm.weights_, np.float64), np.asarray(ubm.means_, np.float64),
-            np.asarray(ubm.variances_, np.float64))
-
-
-def diag_loglik_weights(weights, means, variances, center):
-    """Coefficients W (2D+1, C) float32 with ``[x, x**2, 1] @ W = log w_c + log N(x + center | c)``."""
-    var = np.asarray(variances, np.float64)
-    mu = np.asarray(means, np.float64) - center
-    const = (np.log(weights) - 0.5 * (mu.shape[1] * LOG_2PI + np.log(var).sum(1) + (mu ** 2 / var).sum(1)))
-    return np.vstack([(mu / var).T, (-0.5 / var).T, const[None]]).astype(np.float32)
-
-
-def diag_log_likelihoods(Xc, W):
-    """(T, C) float32 diagonal-GMM log-likelihoods of centred frames ``Xc`` (T, D) float32."""
-    D = Xc.shape[1]
-    return Xc @ W[:D] + (Xc * Xc) @ W[D:2 * D] + W[2 * D]
-
-
-def top_gaussians(diag_ll, num_gselect):
-    """Indices (T, k) of the ``k = min(num_gselect, C)`` largest entries per row (Kaldi gmm-gselect)."""
-    C = diag_ll.shape[1]
-    k = min(int(num_gselect), C)
-    if k >= C:
-        return np.broadcast_to(np.arange(C), diag_ll.shape)
-    return np.argpartition(diag_ll, C - k, axis=1)[:, C - k:]
-
-
-def masked_to_selection(ll, sel):
-    """Copy of ``ll`` (T, C) with every entry outside the selection ``sel`` (T, k) set to -inf."""
-    if sel.shape[1] == ll.shape[1]:
-        return ll
-    out = np.full_like(ll, -np.inf)
-    rows = np.arange(ll.shape[0])[:, None]
-    out[rows, sel] = ll[rows, sel]
-    return out
-
-
-def softmax_rows(ll):
-    """Posteriors (T, C) float32 from log-likelihoods; also returns per-frame log-sum-exp (T,)."""
-    m = ll.max(axis=1, keepdims=True)
-    z = ll - m
-    z[z < -50.0] = -np.inf  # avoid denormals in later products (posteriors < 2e-22 are zero)
-    p = np.exp(z)
-    s = p.sum(axis=1, keepdims=True)
-    p /= s
-    return p, (m + np.log(s))[:, 0]
-
-
-class _Quadratic:
-    """Index sets for packed upper-triangular quadratic features of D-dim frames."""
-
-    def __init__(self, dim):
-        self.iu = np.triu_indices(dim)
-        self.offdiag = (self.iu[0] != self.iu[1])
-
-    def features(self, Xc):
-        return Xc[:, self.iu[0]] * Xc[:, self.iu[1]]
-
-    def pack(self, mats):
-        """(C, D, D) symmetric -> (C, P) upper triangles."""
-        return mats[:, self.iu[0], self.iu[1]]
-
-    def unpack(self, packed, dim):
-        out = np.zeros(packed.shape[:-1] + (dim, dim), dtype=packed.dtype)
-        out[..., self.iu[0], self.iu[1]] = packed
-        out[..., self.iu[1], self.iu[0]] = packed
-        return out
 
 
 class FullGMM:
@@ -198,37 +122,23 @@ class FullGMM:
     def center_(self):
         return self.weights_ @ self.means_
 
-    def _coefficients(self):
-        """Cached float32 (P + D + 1, C) coefficients on ``[quad(x - c), x - c, 1]`` and the shift c."""
+    def coefficients(self):
+        """Cached ``(W, center, quad)`` of :func:`spkrec.gmm.core.full_coefficients` for this model."""
         coef = self.__dict__.get("_coef")
         if coef is None:
-            C, D = self.means_.shape
-            quad = _Quadratic(D)
-            center = self.center_
-            mu = self.means_ - center
-            chol = np.linalg.cholesky(self.covariances_)
-            prec = np.linalg.inv(self.covariances_)
-            prec = 0.5 * (prec + prec.transpose(0, 2, 1))
-            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
-            pmu = np.einsum("cij,cj->ci", prec, mu)
-            const = np.log(self.weights_) - 0.5 * (D * LOG_2PI + logdet + (pmu * mu).sum(1))
-            quad_coef = -0.5 * quad.pack(prec) * np.where(quad.offdiag, 2.0, 1.0)
-            W = np.ascontiguousarray(np.hstack([quad_coef, pmu, const[:, None]]).T, dtype=np.float32)
-            coef = self.__dict__["_coef"] = (W, center, quad)
+            coef = self.__dict__["_coef"] = full_coefficients(self.weights_, self.means_, self.covariances_)
         return coef
 
     def log_likelihood_components(self, X):
         """(T, C) float32: log w_c + log N(x_t | mu_c, Sigma_c) for frames X (T, D)."""
         self._check_fitted()
-        W, center, quad = self._coefficients()
-        Xc = _as_frames(X, self.dim_) - center.astype(np.float32)
-        D = Xc.shape[1]
-        P = W.shape[0] - D - 1
-        return quad.features(Xc) @ W[:P] + Xc @ W[P:P + D] + W[-1]
+        W, center, quad = self.coefficients()
+        Xc = as_frames(X, self.dim_) - center.astype(np.float32)
+        return full_loglik(quad.features(Xc), Xc, W)
 
     def score_samples(self, X):
         """(T,) float32 per-frame log-likelihood."""
-        return softmax_rows(self.log_likelihood_components(X))[1]
+        return posteriors(self.log_likelihood_components(X))[1]
 
     def score(self, X, y=None):
         """Average per-frame log-likelihood."""
@@ -236,7 +146,7 @@ class FullGMM:
 
     def predict_proba(self, X):
         """(T, C) float32 posteriors."""
-        return softmax_rows(self.log_likelihood_components(X))[0]
+        return posteriors(self.log_likelihood_components(X))[0]
 
     # ------------------------------------------------------------------ training
     def fit(self, X, diag_ubm, utt_ids=None, config=SERIAL):
@@ -253,7 +163,7 @@ class FullGMM:
             raise SpkrecError("diag_ubm must be diagonal (variances_ (C, D)); convert with FullGMM.to_diag()")
         self._set(dw.copy(), dm.copy(), dv[:, :, None] * np.eye(dv.shape[1]))
         self.log_likelihood_history_ = []
-        gsel = (diag_loglik_weights(dw, dm, dv, 0.0), int(self.num_gselect))
+        gsel = (diag_coefficients(dw, dm, dv, 0.0), int(self.num_gselect))
         for it in range(int(self.num_iters)):
             acc = self._accumulate(loader, utt_ids, gsel, config)
             avg = acc["loglike"] / max(acc["frames"], 1)
@@ -270,13 +180,13 @@ class FullGMM:
 
     def _accumulate(self, loader, utt_ids, gsel, config):
         """Sufficient statistics (float64) of frames centred on the current model's global mean."""
-        W, center, _ = self._coefficients()
+        W, center, _ = self.coefficients()
         return reduce_chunks(_full_stats_chunk, utt_ids, config, combine=_add_acc, desc="full UBM E-step",
                              loader=loader, coef=(W, center), gsel=gsel)
 
     def _mle_update(self, acc):
         C, D = self.means_.shape
-        center = self._coefficients()[1]
+        center = self.coefficients()[1]
         occ = acc["N"]
         total = occ.sum()
         if total <= 0:
@@ -286,7 +196,7 @@ class FullGMM:
         ok = occ > float(self.min_gaussian_occupancy)
         safe = np.where(ok, occ, 1.0)
         mean_c = acc["F"] / safe[:, None]
-        cov = _Quadratic(D).unpack(acc["S"] / safe[:, None], D) - mean_c[:, :, None] * mean_c[:, None, :]
+        cov = Quadratic(D).unpack(acc["S"] / safe[:, None], D) - mean_c[:, :, None] * mean_c[:, None, :]
         cov = _floor_eigenvalues(cov, float(self.variance_floor), float(self.max_condition))
         means = np.where(ok[:, None], mean_c + center, self.means_)
         covs = np.where(ok[:, None, None], cov, self.covariances_)
@@ -317,7 +227,7 @@ def _full_stats_chunk(utts, loader, coef, gsel):
 def _full_stats(utts, loader, coef, gsel):
     W, center = coef
     D = len(center)
-    quad = _Quadratic(D)
+    quad = Quadratic(D)
     C = W.shape[1]
     P = W.shape[0] - D - 1
     gW, k = gsel
@@ -327,28 +237,18 @@ def _full_stats(utts, loader, coef, gsel):
     loglike, frames = 0.0, 0
     c32 = center.astype(np.float32)
     for utt in utts:
-        Xu = _as_frames(loader(utt) if callable(loader) else loader[utt], D, utt) - c32
+        Xu = as_frames(loader(utt) if callable(loader) else loader[utt], D, utt) - c32
         for start in range(0, len(Xu), BLOCK_FRAMES):  # float32 products, float64 sums per block
             Xc = Xu[start:start + BLOCK_FRAMES]
-            sel = top_gaussians(diag_log_likelihoods(Xc + c32, gW), k)
+            sel = top_k(diag_loglik(Xc + c32, gW), k)
             Q = quad.features(Xc)
-            ll = Q @ W[:P] + Xc @ W[P:P + D] + W[-1]
-            post, lse = softmax_rows(masked_to_selection(ll, sel))
+            post, lse = posteriors(masked_to_selection(full_loglik(Q, Xc, W), sel))
             N += post.sum(0, dtype=np.float64)
             F += post.T @ Xc
             S += post.T @ Q
             loglike += float(lse.sum(dtype=np.float64))
             frames += len(Xc)
     return dict(N=N, F=F, S=S, loglike=loglike, frames=frames)
-
-
-def _as_frames(X, dim, name=None):
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != dim:
-        what = f"utterance {name!r}: " if name is not None else ""
-        raise SpkrecError(f"{what}features have shape {X.shape}, the UBM expects (frames, {dim}); "
-                          "use the same feature options as for the UBM")
-    return np.ascontiguousarray(X, dtype=np.float32)
 
 
 def _loader_and_ids(X, utt_ids):

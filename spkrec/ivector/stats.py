@@ -10,8 +10,8 @@ always kept). ``posterior_scale`` multiplies N and F (Kaldi ``scale-post``).
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from spkrec.ivector.full_ubm import (FullGMM, _as_frames, _Quadratic, diag_log_likelihoods, diag_loglik_weights,
-                                     gaussian_params, masked_to_selection, softmax_rows, top_gaussians)
+from spkrec.gmm.core import (as_frames, centred_stats, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
+                             gaussian_params, masked_to_selection, posteriors, top_k)
 from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
 
 MIN_CHUNK_UTTS = 16  # utterances per chunk at least (results are per utterance: chunking changes nothing)
@@ -26,13 +26,11 @@ class StatsComputer:
         variances = np.diagonal(cov, axis1=1, axis2=2) if self.full else cov
         self.center = (weights @ means).astype(np.float32)
         self.means_c = (means - weights @ means).astype(np.float32)
-        self.gselect_w = diag_loglik_weights(weights, means, variances, weights @ means)
+        self.gselect_w = diag_coefficients(weights, means, variances, weights @ means)
         if self.full:
-            model = ubm if isinstance(ubm, FullGMM) else FullGMM.from_params(weights, means, cov)
-            W, center, _ = model._coefficients()
-            assert np.allclose(center, weights @ means)
+            coef = getattr(ubm, "coefficients", None)
+            W, center, self.quad = coef() if coef is not None else full_coefficients(weights, means, cov)
             self._shared = SharedArrays(dict(full_w=W), config)  # (P+D+1, C): sent once per worker
-            self.quad = _Quadratic(means.shape[1])
         self.num_gselect = int(num_gselect)
         self.min_post = float(min_post)
         self.posterior_scale = float(posterior_scale)
@@ -51,19 +49,14 @@ class StatsComputer:
 
     def posteriors(self, X):
         """(T, C) float32 pruned posteriors of frames X (T, D)."""
-        Xc = _as_frames(X, self.dim) - self.center
+        Xc = as_frames(X, self.dim) - self.center
         return self._posteriors(Xc)
 
     def _posteriors(self, Xc):
-        diag_ll = diag_log_likelihoods(Xc, self.gselect_w)
-        sel = top_gaussians(diag_ll, self.num_gselect)
-        if self.full:
-            D = self.dim
-            P = self.full_w.shape[0] - D - 1
-            ll = self.quad.features(Xc) @ self.full_w[:P] + Xc @ self.full_w[P:P + D] + self.full_w[-1]
-        else:
-            ll = diag_ll
-        post, _ = softmax_rows(masked_to_selection(ll, sel))
+        diag_ll = diag_loglik(Xc, self.gselect_w)
+        sel = top_k(diag_ll, self.num_gselect)
+        ll = full_loglik(self.quad.features(Xc), Xc, self.full_w) if self.full else diag_ll
+        post, _ = posteriors(masked_to_selection(ll, sel))
         if self.min_post > 0:
             keep = post >= self.min_post
             keep[np.arange(len(post)), post.argmax(1)] = True
@@ -80,7 +73,7 @@ class StatsComputer:
         centred on the UBM means like F, ``S_c = sum_t gamma_tc (x_t - m_c)(x_t - m_c)'`` ((C, D, D) for a
         full UBM, (C, D) diagonals for a diagonal one), from the same pruned, scaled posteriors
         (S is None without ``second_order``)."""
-        Xc = _as_frames(X, self.dim, name) - self.center
+        Xc = as_frames(X, self.dim, name) - self.center
         C, D = self.num_gauss, self.dim
         if len(Xc) == 0:
             S = np.zeros((C, D, D) if self.full else (C, D)) if second_order else None
@@ -88,24 +81,7 @@ class StatsComputer:
         post = self._posteriors(Xc)
         if self.posterior_scale != 1.0:
             post *= self.posterior_scale
-        N = post.sum(0, dtype=np.float64)
-        F = post.T @ Xc - N[:, None].astype(np.float32) * self.means_c
-        if not second_order:
-            return N.astype(np.float32), F, None
-        post = post.astype(np.float64)
-        X64 = Xc.astype(np.float64)
-        m = self.means_c.astype(np.float64)
-        F64 = post.T @ X64 - N[:, None] * m
-        if not self.full:  # sum g x^2 - 2 m F - N m^2 (x, m centred on the global mean)
-            S = post.T @ (X64 * X64) - 2.0 * m * F64 - N[:, None] * m * m
-        else:
-            iu = np.triu_indices(D)
-            Q = np.zeros((C, D, D))
-            Q[:, iu[0], iu[1]] = post.T @ (X64[:, iu[0]] * X64[:, iu[1]])
-            Q = Q + np.triu(Q, 1).transpose(0, 2, 1)
-            mF = m[:, :, None] * F64[:, None, :]
-            S = Q - mF - mF.transpose(0, 2, 1) - N[:, None, None] * m[:, :, None] * m[:, None, :]
-        return N.astype(np.float32), F, S
+        return centred_stats(post, Xc, self.means_c, second_order, self.full)
 
 
 def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0):
