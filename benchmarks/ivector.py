@@ -94,9 +94,9 @@ def main():
     ref = ex.transform(N[:64], F[:64], dtype=np.float64)
     for nj in sorted({1, args.nj}):
         cfg = ParallelConfig(nj=nj)
-        ex.transform(N[:64 * nj], F[:64 * nj], config=cfg)  # warm up
+        ex.set_params(parallel=cfg).transform(N[:64 * nj], F[:64 * nj])  # warm up
         t = time.perf_counter()
-        iv = ex.transform(N, F, config=cfg)
+        iv = ex.transform(N, F)
         dt = time.perf_counter() - t
         gf = ext_flop * n / dt / 1e9
         print(f"extraction (C={C}, D={D}, R={R}, float32 products, nj={nj}): {n / dt:.0f} utts/s, "

@@ -124,15 +124,15 @@ def test_loglik_never_decreases_and_fits_the_data():
     assert gmm.score(X) > ref.score(X) - 0.05
 
 
-def test_fit_matches_fit_utterances_and_nj():
+def test_fit_array_matches_frame_source_and_nj():
     X = synthetic(T=3000, D=4, seed=3)
     kw = dict(num_gauss=4, num_iters=4, num_iters_per_split=2, chunk_frames=500)
     a = DiagGMM(**kw).fit(X)
     loader = split_loader(X, [400, 1100, 1500, 2600])
-    b = DiagGMM(**kw).fit_utterances(loader)
+    b = DiagGMM(**kw).fit(loader)
     for attr in ("weights_", "means_", "variances_"):
         np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=1e-5, atol=1e-6)
-    c = DiagGMM(**kw).fit_utterances(loader, config=ParallelConfig(nj=2))
+    c = DiagGMM(**kw, parallel=ParallelConfig(nj=2)).fit(loader)
     for attr in ("weights_", "means_", "variances_"):
         np.testing.assert_array_equal(getattr(b, attr), getattr(c, attr))
     assert b.loglik_history_ == c.loglik_history_

@@ -61,16 +61,16 @@ def test_full_ubm_em_recovers_model_and_is_monotone():
     X, _ = sample(rng, w, m, S, 8000)
     diag = DiagGMM.from_params(w, m + 0.3, np.full((C, D), 1.5))
     loader = {i: X[i * 1000:(i + 1) * 1000] for i in range(8)}
-    model = FullGMM(num_iters=5, num_gselect=3).fit(loader, diag)
+    model = FullGMM(num_iters=5, num_gselect=3).fit(loader, diag_ubm=diag)
     hist = model.log_likelihood_history_
     assert len(hist) == 6
     assert all(b >= a - 1e-6 for a, b in zip(hist, hist[1:])), hist
     np.testing.assert_allclose(model.means_, m, atol=0.15)
     np.testing.assert_allclose(model.covariances_, S, atol=0.1 * np.abs(S).max())
     # arrays and loaders give the same model
-    model_nj2 = FullGMM(num_iters=5, num_gselect=3).fit(loader, diag, config=ParallelConfig(nj=2))
+    model_nj2 = FullGMM(num_iters=5, num_gselect=3, parallel=ParallelConfig(nj=2)).fit(loader, diag_ubm=diag)
     np.testing.assert_array_equal(model_nj2.covariances_, model.covariances_)
-    model2 = FullGMM(num_iters=5, num_gselect=3).fit(X, diag)
+    model2 = FullGMM(num_iters=5, num_gselect=3).fit(X, diag_ubm=diag)
     np.testing.assert_allclose(model2.covariances_, model.covariances_, rtol=1e-4, atol=1e-5)
 
 
@@ -82,7 +82,7 @@ def test_full_ubm_em_matches_sklearn_without_selection():
     v0 = np.full((3, 2), 2.0)
     m0 = m + 0.5
     diag = DiagGMM.from_params(np.full(3, 1 / 3), m0, v0)
-    ours = FullGMM(num_iters=4, num_gselect=3, variance_floor=1e-8, max_condition=1e12).fit(X, diag)
+    ours = FullGMM(num_iters=4, num_gselect=3, variance_floor=1e-8, max_condition=1e12).fit(X, diag_ubm=diag)
     ref = GaussianMixture(3, covariance_type="full", max_iter=4, tol=0, reg_covar=0, weights_init=np.full(3, 1 / 3),
                           means_init=m0, precisions_init=np.array([np.diag(1 / v) for v in v0])).fit(X.astype(np.float64))
     np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-4)
@@ -95,14 +95,14 @@ def test_full_ubm_variance_floor():
     X = rng.normal(size=(2000, 3)).astype(np.float32)
     X[:, 2] = X[:, 0] * 2.0  # singular covariance
     diag = DiagGMM.from_params(np.array([0.5, 0.5]), np.array([[-1.0, 0, 0], [1.0, 0, 0]]), np.ones((2, 3)))
-    model = FullGMM(num_iters=2, num_gselect=2, variance_floor=0.05).fit(X, diag)
+    model = FullGMM(num_iters=2, num_gselect=2, variance_floor=0.05).fit(X, diag_ubm=diag)
     eig = np.linalg.eigvalsh(model.covariances_)
     assert eig.min() >= 0.05 * (1 - 1e-6)
 
 
 def test_full_ubm_save_load(tmp_path, toy):
     full, diag, utts = toy
-    model = FullGMM(num_iters=2, num_gselect=3).fit(utts, diag)
+    model = FullGMM(num_iters=2, num_gselect=3).fit(utts, diag_ubm=diag)
     model.save(tmp_path / "full.npz")
     again = FullGMM.load(tmp_path / "full.npz")
     np.testing.assert_array_equal(again.covariances_, model.covariances_)
@@ -218,7 +218,7 @@ def test_extraction_parallel_identical_and_save_load(tmp_path, toy):
     N, F = accumulate_stats(full, utts)
     ex = IvectorExtractor(tv_dim=5, num_iters=3, batch_size=4).fit(N, F, full)
     iv1 = ex.transform(N, F)
-    iv2 = ex.transform(N, F, config=ParallelConfig(nj=2))
+    iv2 = ex.set_params(parallel=ParallelConfig(nj=2)).transform(N, F)
     np.testing.assert_array_equal(iv1, iv2)
     ex.save(tmp_path / "extractor.npz")
     again = IvectorExtractor.load(tmp_path / "extractor.npz")
@@ -286,7 +286,7 @@ def test_tmatrix_same_seed_identical_and_nj(toy):
     c = IvectorExtractor(random_state=8, **kw).fit(N, F, full)
     np.testing.assert_array_equal(a.T_, b.T_)
     assert not np.array_equal(a.T_, c.T_)
-    d = IvectorExtractor(random_state=7, **kw).fit(N, F, full, config=ParallelConfig(nj=2))
+    d = IvectorExtractor(random_state=7, parallel=ParallelConfig(nj=2), **kw).fit(N, F, full)
     np.testing.assert_array_equal(d.T_, a.T_)
     assert d.objective_history_ == a.objective_history_
 
@@ -316,7 +316,7 @@ def test_fit_on_stats_archive_equals_arrays(tmp_path, toy, file_bs, fit_bs, pool
     assert got.objective_history_ == ref.objective_history_
     assert got.objective(archive) == ref.objective(N, F)  # one E-step pass, from the files
     again = StatsArchive.from_dir(tmp_path / "stats")
-    got2 = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
+    got2 = IvectorExtractor(**kw, parallel=ParallelConfig(nj=2)).fit(again, ubm=full)
     np.testing.assert_array_equal(got2.T_, ref.T_)
     # written with nj=2: the same files
     other = write_stats(full, utts, ids, tmp_path / "stats2", ParallelConfig(nj=2), groups=groups, batch_size=file_bs)
@@ -431,7 +431,7 @@ def _real_speech_ivectors_beat_chance():
     evalu = [u for u in sorted(feats) if utt_spk[u] not in train_spk]
     X = np.concatenate([feats[u] for u in train])
     diag = DiagGMM(num_gauss=32, num_iters=6).fit(X[::2])
-    full = FullGMM(num_iters=2).fit(feats, diag, utt_ids=train)
+    full = FullGMM(num_iters=2).fit(feats, diag_ubm=diag, utt_ids=train)
     N, F = accumulate_stats(full, feats, train)
     ex = IvectorExtractor(tv_dim=50, num_iters=5).fit(N, F, full)
     Ne, Fe = accumulate_stats(full, feats, evalu)

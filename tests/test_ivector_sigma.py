@@ -144,7 +144,7 @@ def test_sigma_reestimation_matches_brute_force(toy, kind, offset):
         ex.objective(N, F)
     assert ex.objective(N, F, S=S) >= ex.objective_history_[-1] - 1e-9
     ex2 = IvectorExtractor(tv_dim=R, num_iters=4, min_divergence=False, prior_offset=offset, update_variances=True,
-                           batch_size=5, random_state=3).fit(N, F, ubm, S=S, config=ParallelConfig(nj=2))
+                           batch_size=5, random_state=3, parallel=ParallelConfig(nj=2)).fit(N, F, ubm, S=S)
     np.testing.assert_array_equal(ex2.T_, ex.T_)
     np.testing.assert_array_equal(ex2.covariances_, ex.covariances_)
 
@@ -232,7 +232,7 @@ def test_variance_update_save_load_and_archive(tmp_path, toy):
     np.testing.assert_array_equal(again.second_order(), archive.second_order())
     kw = dict(tv_dim=2, num_iters=3, update_variances=True, batch_size=3)
     a = IvectorExtractor(**kw).fit(archive, ubm=full)
-    b = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
+    b = IvectorExtractor(**kw, parallel=ParallelConfig(nj=2)).fit(again, ubm=full)
     np.testing.assert_array_equal(a.T_, b.T_)
     np.testing.assert_array_equal(a.covariances_, b.covariances_)
     ref = IvectorExtractor(**kw).fit(N, F, full, S=S)

@@ -65,8 +65,8 @@ def run_train_ubm(args):
     start = time.time()
     gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
                   num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
-                  subsample=args.subsample, random_state=args.seed, verbose=True)
-    gmm.fit_utterances(loader, loader.utt_ids, parallel_config(args))
+                  subsample=args.subsample, random_state=args.seed, verbose=True, parallel=parallel_config(args))
+    gmm.fit(loader)
     gmm.save(os.path.join(args.ubm_dir, UBM_FILE), meta={"features": opts})
     lines = [f"# train-ubm {args.data}: {len(loader.utt_ids)} utterances, {args.num_gauss} Gaussians, "
              f"init {args.init}, {time.time() - start:.1f} s",

@@ -67,8 +67,8 @@ def run_train_full_ubm(args):
     opts = _feature_options(args, meta)
     loader = feature_loader(args.data, opts, command_options(args))
     model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
-                    min_gaussian_weight=args.min_gaussian_weight)
-    model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
+                    min_gaussian_weight=args.min_gaussian_weight, parallel=parallel_config(args))
+    model.fit(loader, diag_ubm=diag)
     out = os.path.join(args.out_dir, UBM_FILE)
     model.save(out, meta={"features": opts})
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_full_ubm.log"),
@@ -179,8 +179,8 @@ def run_train_extractor(args):
     model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
                              prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed,
                              update_variances=args.update_variances, variance_floor_factor=args.variance_floor_factor,
-                             min_gauss_count=args.min_gauss_count)
-    model.fit(archive, ubm=ubm, config=config, heldout=heldout)
+                             min_gauss_count=args.min_gauss_count, parallel=config)
+    model.fit(archive, ubm=ubm, heldout=heldout)
     if not args.keep_stats:
         for arch, directory in ((archive, stats_dir), (heldout, held_dir)):
             if arch is None:

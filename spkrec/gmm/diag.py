@@ -3,11 +3,13 @@ import logging
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
 from spkrec.gmm.core import PackedGMM, accumulate, posteriors_inplace
 from spkrec.io.atomic import load_npz, save_npz
+from spkrec.io.frames import frame_source, is_frame_source
 from spkrec.parallel import SERIAL, map_chunks
 
 log = logging.getLogger("spkrec")
@@ -20,8 +22,8 @@ MIN_VAR_RATIO = 1e-6
 features: on MFCCs with deltas the smallest dimension's variance is ~3e-3 x the median)."""
 
 
-class DiagGMM:
-    """Diagonal-covariance Gaussian mixture, scikit-learn style.
+class DiagGMM(BaseEstimator):
+    """Diagonal-covariance Gaussian mixture, a scikit-learn estimator.
 
     Parameters
     ----------
@@ -41,6 +43,8 @@ class DiagGMM:
     min_gauss_frames : a Gaussian with a smaller occupancy is dead: it keeps its parameters and is
         replaced by a split of the heaviest Gaussian.
     random_state : seed (only k-means uses randomness); same seed, same data -> bit-identical model.
+    verbose : log every EM iteration at INFO level (else DEBUG).
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Fitted attributes: ``weights_ (C,)``, ``means_ (C, D)``, ``variances_ (C, D)`` (float64),
     ``var_floor_ (D,)``, ``loglik_history_`` (average log-likelihood per frame at the start of each
@@ -51,7 +55,7 @@ class DiagGMM:
 
     def __init__(self, num_gauss=256, num_iters=20, init="split", num_iters_per_split=4, var_floor=1e-3,
                  weight_floor=1e-8, subsample=1, chunk_frames=50000, min_gauss_frames=10.0, random_state=0,
-                 verbose=False):
+                 verbose=False, parallel=None):
         self.num_gauss = num_gauss
         self.num_iters = num_iters
         self.init = init
@@ -63,6 +67,10 @@ class DiagGMM:
         self.min_gauss_frames = min_gauss_frames
         self.random_state = random_state
         self.verbose = verbose
+        self.parallel = parallel
+
+    def _parallel(self, config=None):
+        return config if config is not None else (self.parallel if self.parallel is not None else SERIAL)
 
     # ------------------------------------------------------------------ construction / IO
     @classmethod
@@ -163,20 +171,18 @@ class DiagGMM:
         return stats
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y=None, config=SERIAL):
-        """Train on an in-memory (T, D) array (processed ``chunk_frames`` frames at a time)."""
-        X = np.asarray(X)
-        if X.ndim != 2 or len(X) == 0:
-            raise SpkrecError(f"DiagGMM.fit: expected a non-empty (frames, dim) array, got shape {X.shape}")
-        loader = em.ArrayLoader(X, self.chunk_frames)
-        return self.fit_utterances(loader, loader.utt_ids, config)
-
-    def fit_utterances(self, loader, utt_ids=None, config=SERIAL):
-        """Train out of core: ``loader(utt) -> (T, D)`` for each id (default ``loader.utt_ids``).
-
-        Each EM iteration streams all utterances through ``spkrec.parallel.map_chunks``.
+    def fit(self, X, y=None, utt_ids=None):
+        """Train on frames: a (T, D) array (cut into ``chunk_frames`` pieces) or a frame source
+        (:mod:`spkrec.io.frames`: ``X.utt_ids`` and ``X(utt) -> (T_u, D)``, e.g. a ``FeatureLoader``),
+        read out of core; ``utt_ids`` selects the source's utterances. Each EM iteration streams the
+        utterances through ``spkrec.parallel.map_chunks`` with the ``parallel`` settings.
         """
-        utt_ids = list(loader.utt_ids if utt_ids is None else utt_ids)
+        config = self._parallel()
+        if not is_frame_source(X):
+            X = np.asarray(X)
+            if X.ndim != 2 or len(X) == 0:
+                raise SpkrecError(f"DiagGMM.fit: expected a non-empty (frames, dim) array, got shape {X.shape}")
+        loader, utt_ids = frame_source(X, utt_ids, piece=self.chunk_frames)
         if not utt_ids:
             raise SpkrecError("DiagGMM: no utterances to train on; check the data dir")
         if self.init not in ("split", "kmeans"):
@@ -204,14 +210,15 @@ class DiagGMM:
         self.weights_, self.means_, self.variances_ = w, m, v
         return self.em_iterations(loader, utt_ids, self.num_iters, config, frames)
 
-    def em_iterations(self, loader, utt_ids, num_iters, config=SERIAL, frames=None):
+    def em_iterations(self, loader, utt_ids, num_iters, config=None, frames=None):
         """Run ``num_iters`` EM iterations from the current parameters (appends to ``loglik_history_``).
 
-        Used by :meth:`fit_utterances`; also continues training of a loaded or
+        Used by :meth:`fit`; also continues training of a loaded or
         :meth:`from_params` model (its ``var_floor_`` applies). ``frames``: the utterances' frames
         kept in memory (:func:`spkrec.gmm.em.load_frames`), same numbers as reading them from ``loader``.
         """
         self._check_fitted()
+        config = self._parallel(config)
         if not hasattr(self, "iteration_seconds_"):
             self.iteration_seconds_ = []
         w, m, v = self.weights_, self.means_, self.variances_

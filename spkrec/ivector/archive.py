@@ -18,7 +18,8 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, read_npz_header, save_npz
-from spkrec.ivector.stats import StatsComputer, _stats_of, pool_stats
+from spkrec.io.frames import frame_source
+from spkrec.ivector.stats import StatsComputer, pool_stats, stats_of
 from spkrec.parallel import NUM_CHUNKS, SERIAL, map_chunks
 
 KIND = "IvectorStats"
@@ -167,7 +168,7 @@ def _write_jobs(jobs, loader, computer, out_dir, pooled, second_order=False):
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
         for k, groups in jobs:
             utts = [u for _, members in groups for u in members]
-            N, F, *S = _stats_of(utts, loader, computer, second_order)
+            N, F, *S = stats_of(utts, loader, computer, second_order)
             if pooled:
                 ids, N, F = pool_stats(N, F, utts, dict(groups))
             else:
@@ -191,7 +192,7 @@ def write_stats(ubm, loader, utt_ids, out_dir, config=SERIAL, groups=None, batch
     Older ``stats.*.npz`` (and ``second_order.npz``) files in ``out_dir`` are removed first.
     """
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
-    utt_ids = list(utt_ids)
+    loader, utt_ids = frame_source(loader, utt_ids)
     if groups is None:
         rows = [(u, [u]) for u in utt_ids]
     else:

@@ -38,6 +38,7 @@ import logging
 import os
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 from scipy.linalg import blas, lapack
 
@@ -223,7 +224,7 @@ def _estep(batches, proj, mu0, tril, keep=None, accumulate=True):
 
 def _extract_chunk(batches, proj, mu0, want_cov, source=None):
     with threadpool_limits(limits=1, user_api="blas"):
-        return _extract(batches if source is None else source.reader(batches), proj, mu0, want_cov)
+        return extract_batches(batches if source is None else source.reader(batches), proj, mu0, want_cov)
 
 
 class _SharedStats:
@@ -256,7 +257,7 @@ def _work_buffer(work, size, proj):
     return work
 
 
-def _extract(batches, proj, mu0, want_cov):
+def extract_batches(batches, proj, mu0, want_cov):
     out = []
     work = None
     for Nb, Fb in batches:
@@ -270,7 +271,7 @@ def _extract(batches, proj, mu0, want_cov):
     return out
 
 
-class IvectorExtractor:
+class IvectorExtractor(BaseEstimator):
     """Total-variability i-vector extractor.
 
     Parameters
@@ -285,6 +286,7 @@ class IvectorExtractor:
         ``--update-variances``); needs the second-order statistics S (``fit(..., S=...)``).
     variance_floor_factor : Sigma floor, relative to the average data covariance (Kaldi: 0.1).
     min_gauss_count : drop Gaussians whose total training occupancy sum_u N_uc is below this (0: keep all).
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Fitted attributes: ``T_`` (C, D, R) float64, ``covariances_`` (C, D, D) or (C, D) (Sigma: the UBM's,
     or re-estimated), ``ubm_covariances_`` (the UBM's, of the kept Gaussians), ``kept_gaussians_`` (C,)
@@ -295,7 +297,8 @@ class IvectorExtractor:
     """
 
     def __init__(self, tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, batch_size=64,
-                 random_state=0, update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0):
+                 random_state=0, update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0,
+                 parallel=None):
         self.tv_dim = tv_dim
         self.num_iters = num_iters
         self.min_divergence = min_divergence
@@ -305,6 +308,10 @@ class IvectorExtractor:
         self.update_variances = update_variances
         self.variance_floor_factor = variance_floor_factor
         self.min_gauss_count = min_gauss_count
+        self.parallel = parallel
+
+    def _config(self):
+        return self.parallel if self.parallel is not None else SERIAL
 
     def _hyper(self):
         seed = self.random_state if isinstance(self.random_state, (int, type(None))) else None
@@ -410,7 +417,7 @@ class IvectorExtractor:
         return out
 
     # ------------------------------------------------------------------ training
-    def fit(self, N, F=None, ubm=None, config=SERIAL, S=None, heldout=None):
+    def fit(self, N, F=None, ubm=None, S=None, heldout=None):
         """Train T on statistics ``N (n, C)``, centred ``F (n, C, D)`` computed with ``ubm`` (whose
         covariances are the model's initial Sigma; a FullGMM gives full, a DiagGMM diagonal covariances).
 
@@ -423,6 +430,7 @@ class IvectorExtractor:
             and a one-line warning is logged when it ends negative or falling (see ``overfitting_warning``)."""
         if ubm is None:
             raise SpkrecError("IvectorExtractor.fit needs the UBM the statistics were computed with (ubm=...)")
+        config = self._config()
         _, _, cov = gaussian_params(ubm)
         self.covariances_ = np.array(cov, np.float64)
         source = self._stats_source(N, F, config)
@@ -592,12 +600,13 @@ class IvectorExtractor:
         return (G.reshape(C * D, R) @ M).reshape(C, D, R)  # one large product
 
     # ------------------------------------------------------------------ extraction
-    def transform(self, N, F, return_covariance=False, config=SERIAL, dtype=np.float32):
+    def transform(self, N, F, return_covariance=False, dtype=np.float32):
         """i-vectors ``(n, R)`` float32 (posterior means minus the prior offset) of statistics
         ``N (n, C)``, ``F (n, C, D)``; with ``return_covariance`` also ``(n, R, R)`` posterior covariances.
         ``dtype`` is the precision of the products, Cholesky factorisations and solves (float32: about
         1e-6 relative difference from float64 on 400-dim i-vectors; float64 for training)."""
         self._check_fitted()
+        config = self._config()
         N, F = self._check_stats(N, F)
         R = self.T_.shape[2]
         if len(N) == 0:
@@ -614,11 +623,12 @@ class IvectorExtractor:
             return ivectors, np.concatenate([r[1] for r in results])
         return ivectors
 
-    def objective(self, N, F=None, config=SERIAL, S=None):
+    def objective(self, N, F=None, S=None):
         """Average objective (marginal log-likelihood relative to the UBM alone) per utterance: one E-step
         pass over statistics ``N``, ``F`` or a :class:`~spkrec.ivector.archive.StatsArchive` ``N``; once the
         covariances were re-estimated it needs their second-order statistics ``S`` (read from an archive)."""
         self._check_fitted()
+        config = self._config()
         source = self._stats_source(N, F, config)
         if self._variances_changed():
             S = self._second_order(source, S)

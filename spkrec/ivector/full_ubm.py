@@ -15,19 +15,22 @@ mean for accuracy (the shift cancels exactly).
 import logging
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm.core import (Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
                              gaussian_params, masked_to_selection, posteriors, top_k)
 from spkrec.io.atomic import load_npz, save_npz
+from spkrec.io.frames import frame_source
 from spkrec.parallel import SERIAL, reduce_chunks
 
 log = logging.getLogger("spkrec")
 BLOCK_FRAMES = 2048  # frames per float32 product in full-UBM training; sums across blocks in float64
+ARRAY_PIECE = 20000  # frames per piece of an in-memory array given to fit (pieces go to the workers)
 
 
-class FullGMM:
+class FullGMM(BaseEstimator):
     """Full-covariance GMM (UBM) trained by EM from a diagonal UBM with Gaussian selection.
 
     Parameters
@@ -38,6 +41,7 @@ class FullGMM:
     max_condition : eigenvalues are also floored at largest / max_condition.
     min_gaussian_weight : weights are floored at this value and renormalised.
     min_gaussian_occupancy : a Gaussian with fewer (soft) frames keeps its mean and covariance.
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Attributes (fitted, float64): ``weights_`` (C,), ``means_`` (C, D), ``covariances_`` (C, D, D),
     ``log_likelihood_history_`` (average per-frame log-likelihood under the gselect-restricted
@@ -45,13 +49,14 @@ class FullGMM:
     """
 
     def __init__(self, num_iters=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
-                 min_gaussian_weight=1e-5, min_gaussian_occupancy=10.0):
+                 min_gaussian_weight=1e-5, min_gaussian_occupancy=10.0, parallel=None):
         self.num_iters = num_iters
         self.num_gselect = num_gselect
         self.variance_floor = variance_floor
         self.max_condition = max_condition
         self.min_gaussian_weight = min_gaussian_weight
         self.min_gaussian_occupancy = min_gaussian_occupancy
+        self.parallel = parallel
 
     def _hyper(self):
         return dict(num_iters=self.num_iters, num_gselect=self.num_gselect, variance_floor=self.variance_floor,
@@ -149,15 +154,18 @@ class FullGMM:
         return posteriors(self.log_likelihood_components(X))[0]
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, diag_ubm, utt_ids=None, config=SERIAL):
+    def fit(self, X, y=None, diag_ubm=None, utt_ids=None):
         """Train from ``diag_ubm`` on frames.
 
-        X : (T, D) array, or a picklable callable / mapping ``utt -> (T_u, D)`` with ``utt_ids``
-            (frames are then read per utterance in parallel through :mod:`spkrec.parallel`).
+        X : (T, D) array, or a frame source (:mod:`spkrec.io.frames`) or mapping ``utt -> (T_u, D)``,
+            read per utterance in parallel through :mod:`spkrec.parallel` (``utt_ids`` selects them).
         diag_ubm : the diagonal UBM (``DiagGMM`` or any object with ``weights_, means_, variances_``);
-            initialises the model and selects the Gaussians.
+            initialises the model and selects the Gaussians (required).
         """
-        loader, utt_ids = _loader_and_ids(X, utt_ids)
+        if diag_ubm is None:
+            raise SpkrecError("FullGMM.fit needs diag_ubm=, the diagonal UBM it starts from")
+        config = self.parallel if self.parallel is not None else SERIAL
+        loader, utt_ids = frame_source(X, utt_ids, piece=ARRAY_PIECE)
         dw, dm, dv = gaussian_params(diag_ubm)
         if dv.ndim != 2:
             raise SpkrecError("diag_ubm must be diagonal (variances_ (C, D)); convert with FullGMM.to_diag()")
@@ -237,7 +245,7 @@ def _full_stats(utts, loader, coef, gsel):
     loglike, frames = 0.0, 0
     c32 = center.astype(np.float32)
     for utt in utts:
-        Xu = as_frames(loader(utt) if callable(loader) else loader[utt], D, utt) - c32
+        Xu = as_frames(loader(utt), D, utt) - c32
         for start in range(0, len(Xu), BLOCK_FRAMES):  # float32 products, float64 sums per block
             Xc = Xu[start:start + BLOCK_FRAMES]
             sel = top_k(diag_loglik(Xc + c32, gW), k)
@@ -249,27 +257,3 @@ def _full_stats(utts, loader, coef, gsel):
             loglike += float(lse.sum(dtype=np.float64))
             frames += len(Xc)
     return dict(N=N, F=F, S=S, loglike=loglike, frames=frames)
-
-
-def _loader_and_ids(X, utt_ids):
-    """(loader, utt_ids) for frames given as an array or as a callable/mapping plus ids."""
-    if callable(X) or hasattr(X, "keys"):
-        if utt_ids is None:
-            utt_ids = list(getattr(X, "utt_ids", None) or X.keys())
-        return X, list(utt_ids)
-    return _Frames(np.asarray(X)), list(range(_Frames.num_pieces(len(X))))
-
-
-class _Frames:
-    """A (T, D) array seen as pieces of at most ``PIECE`` frames (picklable loader)."""
-    PIECE = 20000
-
-    def __init__(self, X):
-        self.X = X
-
-    @staticmethod
-    def num_pieces(n):
-        return max(1, -(-n // _Frames.PIECE))
-
-    def __call__(self, i):
-        return self.X[i * self.PIECE:(i + 1) * self.PIECE]

@@ -12,6 +12,7 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.gmm.core import (as_frames, centred_stats, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
                              gaussian_params, masked_to_selection, posteriors, top_k)
+from spkrec.io.frames import frame_source
 from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
 
 MIN_CHUNK_UTTS = 16  # utterances per chunk at least (results are per utterance: chunking changes nothing)
@@ -91,16 +92,16 @@ def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0)
 
 def _stats_chunk(utts, loader, computer, second_order=False):
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
-        return _stats_of(utts, loader, computer, second_order)
+        return stats_of(utts, loader, computer, second_order)
 
 
-def _stats_of(utts, loader, computer, second_order=False):
+def stats_of(utts, loader, computer, second_order=False):
     """``N (n, C)``, ``F (n, C, D)`` float32 of ``utts`` and, with ``second_order``, their summed S (float64)."""
     N = np.empty((len(utts), computer.num_gauss), np.float32)
     F = np.empty((len(utts), computer.num_gauss, computer.dim), np.float32)
     S = None
     for i, utt in enumerate(utts):
-        N[i], F[i], Su = computer.with_second_order(loader(utt) if callable(loader) else loader[utt], utt,
+        N[i], F[i], Su = computer.with_second_order(loader(utt), utt,
                                                     second_order)
         if second_order:
             S = Su if S is None else S + Su
@@ -111,30 +112,23 @@ def _stats_of(utts, loader, computer, second_order=False):
     return N, F, S
 
 
-def loader_utt_ids(loader, utt_ids=None):
-    """``utt_ids`` as a list, by default ``loader.utt_ids`` or the keys of a mapping loader."""
-    if utt_ids is None:
-        utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
-    return list(utt_ids)
-
-
 def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
                      posterior_scale=1.0, second_order=False):
     """Per-utterance statistics of many utterances, in parallel, reading one utterance at a time.
 
     ubm : FullGMM (full-covariance posteriors) or DiagGMM (diagonal posteriors).
-    loader : picklable callable (e.g. ``FeatureLoader``) or mapping ``utt -> (T, D)`` frames.
+    loader : a frame source (:mod:`spkrec.io.frames`, e.g. ``FeatureLoader``) or a mapping ``utt -> (T, D)``.
     utt_ids : utterances (default ``loader.utt_ids`` or the mapping's keys).
     second_order : also return the total second-order statistics S of all utterances (float64, summed
         per chunk then over chunks in a fixed order: the same for any ``nj``), see ``StatsComputer.second_order``.
     Returns ``N (n, C) float32, F (n, C, D) float32`` in the order of ``utt_ids`` (and ``S``).
     """
-    utt_ids = loader_utt_ids(loader, utt_ids)
+    loader, utt_ids = frame_source(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     if not utt_ids:
         empty = np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),
                                                                           np.float32)
-        return empty + (_stats_of([], {}, computer, True)[2],) if second_order else empty
+        return empty + (stats_of([], loader, computer, True)[2],) if second_order else empty
     parts = map_chunks(_stats_chunk, utt_ids, config, desc="Baum-Welch statistics", loader=loader,
                        computer=computer, max_chunks=max(1, min(NUM_CHUNKS, len(utt_ids) // MIN_CHUNK_UTTS)),
                        second_order=bool(second_order))
