@@ -130,7 +130,7 @@ def test_pipeline_cosine_and_specs(labelled):
     pipe = make_pipeline("center,whiten:pca,lnorm:unit,cosine").fit(X, y)
     Z = pipe.transform(X)
     np.testing.assert_allclose(pipe.score(X[:2], X[2:5]), Z[:2] @ Z[2:5].T, atol=1e-10)
-    assert make_pipeline("lda:5,wcccn,plda:4", plda="simplified").scorer.n_speaker_factors == 4
-    for bad in ("center,foo", "plda,lda:3", "wccn:3", "lda:x", ""):
+    assert make_pipeline("lda:5,wccn,plda:4", plda="simplified").scorer.n_speaker_factors == 4
+    for bad in ("center,foo", "center,wcccn", "plda,lda:3", "wccn:3", "lda:x", ""):
         with pytest.raises(SpkrecError, match="--steps"):
             make_pipeline(bad)

@@ -119,7 +119,7 @@ def make_pipeline(spec, plda="two-cov"):
     for pos, item in enumerate(items):
         name, _, arg = item.partition(":")
         name = name.lower()
-        name = {"wcccn": "wccn", "plda": plda, "length-norm": "lnorm", "lengthnorm": "lnorm"}.get(name, name)
+        name = {"plda": plda, "length-norm": "lnorm", "lengthnorm": "lnorm"}.get(name, name)
         if name not in TRANSFORMS and name not in SCORERS:
             raise SpkrecError(f"--steps: unknown step {item!r}; use center, whiten, lda:N, wccn, lnorm, "
                               "plda or cosine")

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
-from spkrec.gmm.core import PackedGMM, accumulate, posteriors_inplace
+from spkrec.gmm.core import NotFitted, PackedGMM, accumulate, posteriors_inplace
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source, is_frame_source
 from spkrec.parallel import SERIAL, map_chunks
@@ -125,7 +125,7 @@ class DiagGMM(BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
-            raise SpkrecError("DiagGMM: model is not fitted; call fit() or DiagGMM.load() first")
+            raise NotFitted("DiagGMM: model is not fitted; call fit() or DiagGMM.load() first")
 
     def _check_X(self, X):
         self._check_fitted()

@@ -38,14 +38,14 @@ import logging
 import os
 
 import numpy as np
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, TransformerMixin
 from threadpoolctl import threadpool_limits
 from scipy.linalg import blas, lapack
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.archive import StatsArchive
-from spkrec.gmm.core import gaussian_params
+from spkrec.gmm.core import NotFitted, gaussian_params
 from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16
@@ -271,7 +271,7 @@ def extract_batches(batches, proj, mu0, want_cov):
     return out
 
 
-class IvectorExtractor(BaseEstimator):
+class IvectorExtractor(TransformerMixin, BaseEstimator):
     """Total-variability i-vector extractor.
 
     Parameters
@@ -646,7 +646,7 @@ class IvectorExtractor(BaseEstimator):
     # ------------------------------------------------------------------ io
     def _check_fitted(self):
         if not hasattr(self, "T_"):
-            raise SpkrecError("IvectorExtractor is not fitted; call fit() or load() first")
+            raise NotFitted("IvectorExtractor is not fitted; call fit() or load() first")
 
     def save(self, path, meta=None):
         self._check_fitted()

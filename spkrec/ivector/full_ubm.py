@@ -19,8 +19,8 @@ from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.core import (Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
-                             gaussian_params, masked_to_selection, posteriors, top_k)
+from spkrec.gmm.core import (NotFitted, Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
+                             full_loglik, gaussian_params, masked_to_selection, posteriors, top_k)
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source
 from spkrec.parallel import SERIAL, reduce_chunks
@@ -115,7 +115,7 @@ class FullGMM(BaseEstimator):
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
-            raise SpkrecError("FullGMM is not fitted; call fit() or load() first")
+            raise NotFitted("FullGMM is not fitted; call fit() or load() first")
 
     def to_diag(self):
         """``(weights, means, variances)`` of the diagonal of this model (Kaldi ``fgmm-global-to-gmm``)."""

@@ -1,0 +1,102 @@
+"""The classical models are scikit-learn estimators: scikit-learn's own estimator checks, clone, params, repr.
+
+``check_estimator`` runs every check; the ones that do not apply are listed below with the reason, and
+every other check must pass (a new failing check fails this test). FullGMM and IvectorExtractor need
+data beyond ``X`` to fit (the diagonal UBM; statistics and their UBM), so only the checks that do not
+fit run on them; their fit/clone behaviour is tested directly.
+"""
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import (check_do_not_raise_errors_in_init_or_set_params,
+                                            check_estimator, check_get_params_invariance,
+                                            check_no_attributes_set_in_init, check_parameters_default_constructible,
+                                            check_set_params)
+
+from spkrec.backend.pipeline import make_pipeline
+from spkrec.errors import SpkrecError
+from spkrec.gmm import DiagGMM
+from spkrec.ivector import FullGMM, IvectorExtractor, accumulate_stats
+from spkrec.parallel import ParallelConfig
+
+INPUT_CONVENTIONS = "spkrec validates frames with one-line SpkrecErrors of its own wording, not sklearn's"
+DIAG_NOT_APPLICABLE = {
+    "check_n_features_in_after_fitting": INPUT_CONVENTIONS,
+    "check_complex_data": INPUT_CONVENTIONS,
+    "check_dtype_object": INPUT_CONVENTIONS,
+    "check_estimators_empty_data_messages": INPUT_CONVENTIONS,
+    "check_estimators_nan_inf": INPUT_CONVENTIONS,
+    "check_estimator_sparse_tag": "features are dense frames; sparse input is not supported",
+    "check_estimator_sparse_array": "features are dense frames; sparse input is not supported",
+    "check_estimator_sparse_matrix": "features are dense frames; sparse input is not supported",
+    "check_fit2d_1sample": INPUT_CONVENTIONS,
+    "check_n_features_in": "the input dimension is means_.shape[1] (dim_), not n_features_in_",
+    "check_fit2d_predict1d": INPUT_CONVENTIONS,
+    "check_array_api_input": "skipped by scikit-learn without SCIPY_ARRAY_API",
+}
+NON_FITTING_CHECKS = (check_parameters_default_constructible, check_get_params_invariance, check_set_params,
+                      check_no_attributes_set_in_init, check_do_not_raise_errors_in_init_or_set_params)
+
+
+def test_diag_gmm_passes_sklearn_checks():
+    results = check_estimator(DiagGMM(num_gauss=2, num_iters=2, num_iters_per_split=1), on_fail=None)
+    failed = {r["check_name"]: str(r["exception"])[:200] for r in results
+              if r["status"] != "passed" and r["check_name"] not in DIAG_NOT_APPLICABLE}
+    assert not failed, failed
+    passed = {r["check_name"] for r in results if r["status"] == "passed"}
+    assert {"check_fit_idempotent", "check_estimators_unfitted", "check_estimators_pickle",
+            "check_methods_subset_invariance", "check_dict_unchanged"} <= passed
+
+
+@pytest.mark.parametrize("make", [lambda: FullGMM(num_iters=1), lambda: IvectorExtractor(tv_dim=2, num_iters=1)],
+                         ids=["FullGMM", "IvectorExtractor"])
+def test_non_fitting_sklearn_checks(make):
+    est = make()
+    name = type(est).__name__
+    for check in NON_FITTING_CHECKS:
+        check(name, est)
+
+
+def _toy(seed=0, T=600, D=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(T, D)) * [1.0, 2.0, 0.5] + rng.integers(0, 3, size=(T, 1)) * 3.0
+
+
+def test_clone_params_repr_and_unfitted_errors():
+    X = _toy()
+    par = ParallelConfig(nj=2)
+    diag = DiagGMM(num_gauss=4, num_iters=2, parallel=par)
+    assert diag.get_params()["parallel"] == par and diag.get_params()["num_gauss"] == 4
+    assert repr(diag).startswith("DiagGMM(") and "num_gauss=4" in repr(diag) and "object at" not in repr(diag)
+    with pytest.raises(NotFittedError):      # scikit-learn's error ...
+        diag.score_samples(X)
+    with pytest.raises(SpkrecError):         # ... which is also the CLI's one-line error
+        diag.score_samples(X)
+    diag.fit(X)
+    copy = clone(diag)
+    assert copy.get_params() == diag.get_params() and not hasattr(copy, "means_")
+    np.testing.assert_array_equal(copy.fit(X).means_, diag.means_)   # same hyper-parameters, same model
+    full = FullGMM(num_iters=1, num_gselect=2).fit(X, diag_ubm=diag)
+    assert not hasattr(clone(full), "covariances_") and clone(full).get_params() == full.get_params()
+    N, F = accumulate_stats(full, {f"u{i}": X[i * 100:(i + 1) * 100] for i in range(6)}, num_gselect=2)
+    ex = IvectorExtractor(tv_dim=2, num_iters=1, batch_size=2).fit(N, F, ubm=full)
+    again = clone(ex).fit(N, F, ubm=full)
+    np.testing.assert_array_equal(again.transform(N, F), ex.transform(N, F))
+    assert "tv_dim=2" in repr(ex)
+
+
+def test_score_keeps_sklearn_meaning():
+    """score(X) of a mixture is the average log-likelihood per frame (as GaussianMixture.score)."""
+    from sklearn.mixture import GaussianMixture
+    X = _toy(1)
+    ours = DiagGMM(num_gauss=3, num_iters=5).fit(X)
+    sk = GaussianMixture(3, covariance_type="diag").fit(X)
+    sk.weights_, sk.means_ = ours.weights_, ours.means_
+    sk.precisions_cholesky_ = 1.0 / np.sqrt(ours.variances_)
+    assert ours.score(X) == pytest.approx(sk.score(X), rel=1e-5)
+
+
+def test_make_pipeline_rejects_typos():
+    with pytest.raises(SpkrecError, match="wcccn"):
+        make_pipeline("center,wcccn,lnorm")
