@@ -106,7 +106,7 @@ def _score_trials(pipe, args):
     rows, mi, ti = _trial_pairs(args.trials, models, test_ids, args.enroll_spk2utt or args.enroll_scp,
                                 args.test_scp)
     counts = _num_utts(args.enroll_num_utts, models) if args.enroll_num_utts and groups is None else 1
-    scores = pipe.score(E, T, enroll_groups=groups, n_enroll=counts, pairs=(mi, ti))
+    scores = pipe.score_pairs(E, T, enroll_groups=groups, n_enroll=counts, pairs=(mi, ti))
     write_scores(args.out, [(e, t, s) for (e, t, _), s in zip(rows, scores)])
     log.info("scored %d trials (%d models, %d test vectors) -> %s", len(rows), len(models), len(test_ids),
              args.out)
@@ -303,7 +303,7 @@ def _run_score_svm(args):
     test_ids, T = read_vectors(args.test_scp, args.allow_commands)
     rows, mi, ti = _trial_pairs(args.trials, list(svm.speakers_), test_ids, os.fspath(args.svm),
                                 args.test_scp)
-    scores = svm.score(T, pairs=(mi, ti))
+    scores = svm.score_pairs(T, pairs=(mi, ti))
     write_scores(args.out, [(e, t, s) for (e, t, _), s in zip(rows, scores)])
     log.info("scored %d trials -> %s", len(rows), args.out)
 

@@ -100,7 +100,7 @@ class _VectorEngine:
         return {"vectors": self.vectors(frames)}
 
     def score(self, arrays, owner, X):
-        return self.pipeline.score(arrays["vectors"], self.vectors([X]), enroll_groups=owner)[:, 0]
+        return self.pipeline.score_pairs(arrays["vectors"], self.vectors([X]), enroll_groups=owner)[:, 0]
 
 
 class IvectorEngine(_VectorEngine):
