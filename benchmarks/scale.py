@@ -128,7 +128,7 @@ def run_stage(name, work, nj, backend, num_gauss, tv_dim, ubm_path):
     if name == "tmat_iter":
         archive = StatsArchive.from_dir(stats_dir)
         start = time.perf_counter()
-        model = IvectorExtractor(tv_dim=tv_dim, num_iters=1, parallel=config).fit(archive, ubm=ubm)
+        model = IvectorExtractor(n_components=tv_dim, n_iter=1, parallel=config).fit(archive, ubm=ubm)
         seconds = time.perf_counter() - start
         model.save(str(work / f"extractor_nj{nj}.npz"))
         start = time.perf_counter()
@@ -164,7 +164,7 @@ def train_start_ubm(work, num_gauss, nj):
     from spkrec.parallel import ParallelConfig
     data = Path(work) / "data"
     loader = FeatureLoader(data / "feats.scp", data / "vad.scp")
-    ubm = DiagGMM(num_gauss=num_gauss, num_iters=1, num_iters_per_split=1, parallel=ParallelConfig(nj=nj))
+    ubm = DiagGMM(n_components=num_gauss, n_iter=1, n_iter_per_split=1, parallel=ParallelConfig(nj=nj))
     ubm.fit(loader)
     path = Path(work) / "ubm.npz"
     ubm.save(str(path))

@@ -40,7 +40,7 @@ NON_FITTING_CHECKS = (check_parameters_default_constructible, check_get_params_i
 
 
 def test_diag_gmm_passes_sklearn_checks():
-    results = check_estimator(DiagGMM(num_gauss=2, num_iters=2, num_iters_per_split=1), on_fail=None)
+    results = check_estimator(DiagGMM(n_components=2, n_iter=2, n_iter_per_split=1), on_fail=None)
     failed = {r["check_name"]: str(r["exception"])[:200] for r in results
               if r["status"] != "passed" and r["check_name"] not in DIAG_NOT_APPLICABLE}
     assert not failed, failed
@@ -49,7 +49,7 @@ def test_diag_gmm_passes_sklearn_checks():
             "check_methods_subset_invariance", "check_dict_unchanged"} <= passed
 
 
-@pytest.mark.parametrize("make", [lambda: FullGMM(num_iters=1), lambda: IvectorExtractor(tv_dim=2, num_iters=1)],
+@pytest.mark.parametrize("make", [lambda: FullGMM(n_iter=1), lambda: IvectorExtractor(n_components=2, n_iter=1)],
                          ids=["FullGMM", "IvectorExtractor"])
 def test_non_fitting_sklearn_checks(make):
     est = make()
@@ -66,9 +66,9 @@ def _toy(seed=0, T=600, D=3):
 def test_clone_params_repr_and_unfitted_errors():
     X = _toy()
     par = ParallelConfig(nj=2)
-    diag = DiagGMM(num_gauss=4, num_iters=2, parallel=par)
-    assert diag.get_params()["parallel"] == par and diag.get_params()["num_gauss"] == 4
-    assert repr(diag).startswith("DiagGMM(") and "num_gauss=4" in repr(diag) and "object at" not in repr(diag)
+    diag = DiagGMM(n_components=4, n_iter=2, parallel=par)
+    assert diag.get_params()["parallel"] == par and diag.get_params()["n_components"] == 4
+    assert repr(diag).startswith("DiagGMM(") and "n_components=4" in repr(diag) and "object at" not in repr(diag)
     with pytest.raises(NotFittedError):      # scikit-learn's error ...
         diag.score_samples(X)
     with pytest.raises(SpkrecError):         # ... which is also the CLI's one-line error
@@ -77,20 +77,20 @@ def test_clone_params_repr_and_unfitted_errors():
     copy = clone(diag)
     assert copy.get_params() == diag.get_params() and not hasattr(copy, "means_")
     np.testing.assert_array_equal(copy.fit(X).means_, diag.means_)   # same hyper-parameters, same model
-    full = FullGMM(num_iters=1, num_gselect=2).fit(X, diag_ubm=diag)
+    full = FullGMM(n_iter=1, num_gselect=2).fit(X, diag_ubm=diag)
     assert not hasattr(clone(full), "covariances_") and clone(full).get_params() == full.get_params()
     N, F = accumulate_stats(full, {f"u{i}": X[i * 100:(i + 1) * 100] for i in range(6)}, num_gselect=2)
-    ex = IvectorExtractor(tv_dim=2, num_iters=1, batch_size=2).fit(N, F, ubm=full)
+    ex = IvectorExtractor(n_components=2, n_iter=1, batch_size=2).fit(N, F, ubm=full)
     again = clone(ex).fit(N, F, ubm=full)
     np.testing.assert_array_equal(again.transform(N, F), ex.transform(N, F))
-    assert "tv_dim=2" in repr(ex)
+    assert "n_components=2" in repr(ex)
 
 
 def test_score_keeps_sklearn_meaning():
     """score(X) of a mixture is the average log-likelihood per frame (as GaussianMixture.score)."""
     from sklearn.mixture import GaussianMixture
     X = _toy(1)
-    ours = DiagGMM(num_gauss=3, num_iters=5).fit(X)
+    ours = DiagGMM(n_components=3, n_iter=5).fit(X)
     sk = GaussianMixture(3, covariance_type="diag").fit(X)
     sk.weights_, sk.means_ = ours.weights_, ours.means_
     sk.precisions_cholesky_ = 1.0 / np.sqrt(ours.variances_)
@@ -100,3 +100,24 @@ def test_score_keeps_sklearn_meaning():
 def test_make_pipeline_rejects_typos():
     with pytest.raises(SpkrecError, match="wcccn"):
         make_pipeline("center,wcccn,lnorm")
+
+
+def test_old_model_files_load_with_new_names(tmp_path):
+    """Model files written before the scikit-learn names (num_gauss, num_iters, tv_dim) still load."""
+    from spkrec.io.atomic import save_npz
+    X = _toy(2)
+    ref = DiagGMM(n_components=2, n_iter=1).fit(X)
+    save_npz(tmp_path / "old.npz", "DiagGMM", {"weights": ref.weights_, "means": ref.means_,
+                                               "variances": ref.variances_, "var_floor": ref.var_floor_,
+                                               "loglik_history": np.zeros(1)},
+             {"hyper": {"num_gauss": 2, "num_iters": 7, "num_iters_per_split": 3}})
+    old = DiagGMM.load(tmp_path / "old.npz")
+    assert (old.n_components, old.n_iter, old.n_iter_per_split) == (2, 7, 3)
+    np.testing.assert_array_equal(old.means_, ref.means_)
+
+
+def test_backends_keep_score_free_and_clone():
+    from spkrec.backend import CosineScorer, GSVSVM, SimplifiedPLDA, TwoCovPLDA
+    for est in (TwoCovPLDA(), SimplifiedPLDA(), CosineScorer(), GSVSVM(), make_pipeline("center,lnorm,plda")):
+        assert not hasattr(est, "score") and hasattr(est, "score_pairs")
+        assert clone(est).get_params().keys() == est.get_params().keys()

@@ -63,8 +63,8 @@ def run_train_ubm(args):
     opts = feature_options(args)
     loader = feature_loader(args.data, opts, command_options(args))
     start = time.time()
-    gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
-                  num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
+    gmm = DiagGMM(n_components=args.num_gauss, n_iter=args.num_iters, init=args.init,
+                  n_iter_per_split=args.num_iters_per_split, var_floor=args.var_floor,
                   subsample=args.subsample, random_state=args.seed, verbose=True, parallel=parallel_config(args))
     gmm.fit(loader)
     gmm.save(os.path.join(args.ubm_dir, UBM_FILE), meta={"features": opts})
@@ -73,7 +73,7 @@ def run_train_ubm(args):
              "# stage num_gauss iteration avg_loglik_per_frame seconds"]
     secs, splits = gmm.iteration_seconds_, len(gmm.init_loglik_history_)
     lines += [f"split {c} {i + 1} {ll:.6f} {secs[i]:.4f}" for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
-    lines += [f"final {gmm.num_gauss_} {i + 1} {ll:.6f} {secs[splits + i]:.4f}"
+    lines += [f"final {gmm.n_components_} {i + 1} {ll:.6f} {secs[splits + i]:.4f}"
               for i, ll in enumerate(gmm.loglik_history_)]
     write_lines_atomic(os.path.join(args.ubm_dir, "log", "train_ubm.log"), lines)
     log.info("wrote %s (final avg log-lik %.4f)", os.path.join(args.ubm_dir, UBM_FILE),

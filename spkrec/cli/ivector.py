@@ -66,7 +66,7 @@ def run_train_full_ubm(args):
     diag, meta = _load_ubm(args.diag_ubm, "diag")
     opts = _feature_options(args, meta)
     loader = feature_loader(args.data, opts, command_options(args))
-    model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
+    model = FullGMM(n_iter=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
                     min_gaussian_weight=args.min_gaussian_weight, parallel=parallel_config(args))
     model.fit(loader, diag_ubm=diag)
     out = os.path.join(args.out_dir, UBM_FILE)
@@ -176,7 +176,7 @@ def run_train_extractor(args):
     if held_utts:  # single utterances (what extraction sees), never pooled
         heldout = write_stats(ubm, held_loader, held_utts, held_dir, config, batch_size=args.batch_size,
                               second_order=args.update_variances, **stats_opts)
-    model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
+    model = IvectorExtractor(n_components=args.tv_dim, n_iter=args.num_iters, min_divergence=not args.no_min_divergence,
                              prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed,
                              update_variances=args.update_variances, variance_floor_factor=args.variance_floor_factor,
                              min_gauss_count=args.min_gauss_count, parallel=config)

@@ -2,8 +2,9 @@
 
 Public API::
 
-    DiagGMM(num_gauss=256, num_iters=20, init="split", ...)   .fit(X) / .fit_utterances(loader, utt_ids)
-    GmmStats                                                  Baum-Welch statistics (N, F, S)
+    DiagGMM(n_components=256, n_iter=20, init="split", ..., parallel=None)   .fit(X_or_frame_source)
+    GmmStats, PackedGMM                                       Baum-Welch statistics (N, F, S), E-step matrices
+                                                              (spkrec.gmm.core: the mixture core)
     map_adapt(ubm, X, relevance_factor=16.0, adapt="m") -> DiagGMM
     map_adapt_stats(ubm, N, F, S=None, relevance_factor=16.0, adapt="m") -> SpeakerGMMs (batched)
     enroll_speakers(ubm, loader, spk2utt, ...) -> SpeakerGMMs

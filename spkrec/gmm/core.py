@@ -42,6 +42,18 @@ class NotFitted(SpkrecError, NotFittedError):
     ``NotFittedError``."""
 
 
+OLD_PARAM_NAMES = {"num_gauss": "n_components", "num_iters": "n_iter", "num_iters_per_split": "n_iter_per_split",
+                   "tv_dim": "n_components"}
+"""Hyper-parameter names of model files written before the scikit-learn naming (read by ``load``)."""
+
+
+def saved_params(meta, estimator_cls):
+    """The hyper-parameters of ``estimator_cls`` found in a model file's ``meta`` (old names translated)."""
+    names = estimator_cls._get_param_names()
+    params = {OLD_PARAM_NAMES.get(k, k): v for k, v in meta.items()}
+    return {k: params[k] for k in names if k in params}
+
+
 # ---------------------------------------------------------------------- frames
 def as_frames(X, dim, name=None):
     """``X`` as a C-contiguous (T, dim) float32 array; SpkrecError (naming utterance ``name``) otherwise."""

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
-from spkrec.gmm.core import NotFitted, PackedGMM, accumulate, posteriors_inplace
+from spkrec.gmm.core import NotFitted, PackedGMM, accumulate, posteriors_inplace, saved_params
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source, is_frame_source
 from spkrec.parallel import SERIAL, map_chunks
@@ -27,10 +27,10 @@ class DiagGMM(BaseEstimator):
 
     Parameters
     ----------
-    num_gauss : number of Gaussians C.
-    num_iters : EM iterations at the full size C (after initialisation).
+    n_components : number of Gaussians C (CLI: ``--num-gauss``).
+    n_iter : EM iterations at the full size C, after initialisation (CLI: ``--num-iters``).
     init : ``"split"`` (HTK/Kaldi binary splitting from the global Gaussian: every Gaussian's mean
-        is moved by +-0.2 standard deviations, doubling until C, ``num_iters_per_split`` EM
+        is moved by +-0.2 standard deviations, doubling until C, ``n_iter_per_split`` EM
         iterations after each split) or ``"kmeans"`` (sklearn KMeans on at most 200k frames,
         seeded by ``random_state``).
     var_floor : variances are floored at ``var_floor`` times the global (all-frames) variance of each
@@ -49,17 +49,17 @@ class DiagGMM(BaseEstimator):
     Fitted attributes: ``weights_ (C,)``, ``means_ (C, D)``, ``variances_ (C, D)`` (float64),
     ``var_floor_ (D,)``, ``loglik_history_`` (average log-likelihood per frame at the start of each
     full-size iteration, never decreasing unless a dead Gaussian was re-split), ``init_loglik_history_``
-    (``(num_gauss, avg_loglik)`` of the iterations during splitting), ``iteration_seconds_`` (wall time
+    (``(n_components, avg_loglik)`` of the iterations during splitting), ``iteration_seconds_`` (wall time
     of every EM iteration, splitting ones first; not saved).
     """
 
-    def __init__(self, num_gauss=256, num_iters=20, init="split", num_iters_per_split=4, var_floor=1e-3,
+    def __init__(self, n_components=256, n_iter=20, init="split", n_iter_per_split=4, var_floor=1e-3,
                  weight_floor=1e-8, subsample=1, chunk_frames=50000, min_gauss_frames=10.0, random_state=0,
                  verbose=False, parallel=None):
-        self.num_gauss = num_gauss
-        self.num_iters = num_iters
+        self.n_components = n_components
+        self.n_iter = n_iter
         self.init = init
-        self.num_iters_per_split = num_iters_per_split
+        self.n_iter_per_split = n_iter_per_split
         self.var_floor = var_floor
         self.weight_floor = weight_floor
         self.subsample = subsample
@@ -76,7 +76,7 @@ class DiagGMM(BaseEstimator):
     @classmethod
     def from_params(cls, weights, means, variances, **hyper):
         """A fitted model with the given parameters (weights are renormalised)."""
-        gmm = cls(**{**hyper, "num_gauss": len(weights)})
+        gmm = cls(**{**hyper, "n_components": len(weights)})
         w = np.asarray(weights, dtype=np.float64)
         gmm.weights_ = w / w.sum()
         gmm.means_ = np.array(means, dtype=np.float64)
@@ -89,7 +89,7 @@ class DiagGMM(BaseEstimator):
         return gmm
 
     def _hyper(self):
-        return {k: getattr(self, k) for k in ("num_gauss", "num_iters", "init", "num_iters_per_split",
+        return {k: getattr(self, k) for k in ("n_components", "n_iter", "init", "n_iter_per_split",
                                               "var_floor",
                                               "weight_floor", "subsample", "chunk_frames", "min_gauss_frames",
                                               "random_state")}
@@ -108,7 +108,7 @@ class DiagGMM(BaseEstimator):
         """Read a model written by :meth:`save`; the file's extra meta is in ``.meta_``."""
         arrays, meta = load_npz(path, "DiagGMM")
         gmm = cls.from_params(arrays["weights"], arrays["means"], arrays["variances"],
-                              **meta.get("hyper", {}))
+                              **saved_params(meta.get("hyper", {}), cls))
         gmm.var_floor_ = arrays["var_floor"]
         gmm.loglik_history_ = arrays["loglik_history"].tolist()
         gmm.meta_ = {k: v for k, v in meta.items() if k != "hyper"}
@@ -116,7 +116,7 @@ class DiagGMM(BaseEstimator):
 
     # ------------------------------------------------------------------ inference
     @property
-    def num_gauss_(self):
+    def n_components_(self):
         return len(self.weights_)
 
     @property
@@ -192,26 +192,26 @@ class DiagGMM(BaseEstimator):
         self._iteration = 0
         mean, var, n, frames = em.load_frames(loader, utt_ids, config, sub)  # frames: kept if they fit
         self.var_floor_ = self.var_floor * self._floor_reference(mean, var, n)
-        if n < self.num_gauss:
-            raise SpkrecError(f"DiagGMM: only {n} frames for {self.num_gauss} Gaussians; "
+        if n < self.n_components:
+            raise SpkrecError(f"DiagGMM: only {n} frames for {self.n_components} Gaussians; "
                               "use fewer Gaussians or more data (or less --subsample)")
         self.init_loglik_history_, self.loglik_history_, self.iteration_seconds_ = [], [], []
         if self.init == "kmeans":
             w, m, v = self._kmeans_init(loader, utt_ids, config, sub, n, var)
         else:
             w, m, v = np.ones(1), mean[None, :], var[None, :]
-            while len(w) < self.num_gauss:
-                w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.num_gauss))
-                for _ in range(self.num_iters_per_split):
+            while len(w) < self.n_components:
+                w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.n_components))
+                for _ in range(self.n_iter_per_split):
                     w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config, frames)
                     self.init_loglik_history_.append((len(w), ll))
                     (log.info if self.verbose else log.debug)(
                         "EM (splitting): %d Gaussians, avg log-lik %.5f", len(w), ll)
         self.weights_, self.means_, self.variances_ = w, m, v
-        return self.em_iterations(loader, utt_ids, self.num_iters, config, frames)
+        return self.em_iterations(loader, utt_ids, self.n_iter, config, frames)
 
-    def em_iterations(self, loader, utt_ids, num_iters, config=None, frames=None):
-        """Run ``num_iters`` EM iterations from the current parameters (appends to ``loglik_history_``).
+    def em_iterations(self, loader, utt_ids, n_iter, config=None, frames=None):
+        """Run ``n_iter`` EM iterations from the current parameters (appends to ``loglik_history_``).
 
         Used by :meth:`fit`; also continues training of a loaded or
         :meth:`from_params` model (its ``var_floor_`` applies). ``frames``: the utterances' frames
@@ -222,17 +222,17 @@ class DiagGMM(BaseEstimator):
         if not hasattr(self, "iteration_seconds_"):
             self.iteration_seconds_ = []
         w, m, v = self.weights_, self.means_, self.variances_
-        for it in range(num_iters):
+        for it in range(n_iter):
             w, m, v, ll = self._em_iter(w, m, v, loader, list(utt_ids), config, frames)
             self.loglik_history_.append(ll)
             (log.info if self.verbose else log.debug)("EM iteration %d/%d: %d Gaussians, avg log-lik %.5f",
-                                                      it + 1, num_iters, len(w), ll)
+                                                      it + 1, n_iter, len(w), ll)
             self.weights_, self.means_, self.variances_ = w, m, v
         return self
 
     def _check_hyper(self):
-        checks = [("num_gauss", self.num_gauss, 1), ("num_iters", self.num_iters, 0),
-                  ("num_iters_per_split", self.num_iters_per_split, 0), ("subsample", self.subsample, 1),
+        checks = [("n_components", self.n_components, 1), ("n_iter", self.n_iter, 0),
+                  ("n_iter_per_split", self.n_iter_per_split, 0), ("subsample", self.subsample, 1),
                   ("chunk_frames", self.chunk_frames, 1)]
         for name, value, low in checks:
             if not isinstance(value, (int, np.integer)) or value < low:
@@ -292,12 +292,12 @@ class DiagGMM(BaseEstimator):
         stride = sub * max(1, -(-n // KMEANS_MAX_FRAMES))
         parts = map_chunks(_strided_frames, utt_ids, config, loader=loader, stride=stride)
         X = np.concatenate([x for part in parts for x in part]).astype(np.float32)
-        km = KMeans(n_clusters=self.num_gauss, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
+        km = KMeans(n_clusters=self.n_components, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
         labels = km.labels_
-        counts = np.bincount(labels, minlength=self.num_gauss).astype(np.float64)
+        counts = np.bincount(labels, minlength=self.n_components).astype(np.float64)
         Xd = X.astype(np.float64)
         onehot = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))),
-                            shape=(self.num_gauss, len(labels)))
+                            shape=(self.n_components, len(labels)))
         s1, s2 = onehot @ Xd, onehot @ (Xd * Xd)
         safe = np.maximum(counts, 1.0)[:, None]
         means = s1 / safe

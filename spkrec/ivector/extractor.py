@@ -45,7 +45,7 @@ from scipy.linalg import blas, lapack
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.archive import StatsArchive
-from spkrec.gmm.core import NotFitted, gaussian_params
+from spkrec.gmm.core import NotFitted, gaussian_params, saved_params
 from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16
@@ -276,8 +276,8 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
 
     Parameters
     ----------
-    tv_dim : i-vector dimension R.
-    num_iters : EM iterations.
+    n_components : i-vector dimension R (Kaldi/CLI: ``--tv-dim``).
+    n_iter : EM iterations (CLI: ``--num-iters``).
     min_divergence : re-estimate the prior each iteration (minimum-divergence step).
     prior_offset : Kaldi-style prior mean ``prior_offset * e_1`` (Kaldi uses 100); 0 = zero-mean prior.
     batch_size : utterances per precision product (fixed, so results do not depend on ``nj``).
@@ -296,11 +296,11 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
     held-out statistics).
     """
 
-    def __init__(self, tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, batch_size=64,
+    def __init__(self, n_components=400, n_iter=10, min_divergence=True, prior_offset=100.0, batch_size=64,
                  random_state=0, update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0,
                  parallel=None):
-        self.tv_dim = tv_dim
-        self.num_iters = num_iters
+        self.n_components = n_components
+        self.n_iter = n_iter
         self.min_divergence = min_divergence
         self.prior_offset = prior_offset
         self.batch_size = batch_size
@@ -315,7 +315,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
 
     def _hyper(self):
         seed = self.random_state if isinstance(self.random_state, (int, type(None))) else None
-        return dict(tv_dim=self.tv_dim, num_iters=self.num_iters, min_divergence=bool(self.min_divergence),
+        return dict(n_components=self.n_components, n_iter=self.n_iter, min_divergence=bool(self.min_divergence),
                     prior_offset=float(self.prior_offset), batch_size=self.batch_size, random_state=seed,
                     update_variances=bool(self.update_variances),
                     variance_floor_factor=float(self.variance_floor_factor),
@@ -410,7 +410,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
         from spkrec.gmm import DiagGMM
         out = DiagGMM.from_params(w, means[keep], cov[keep])
         for k, v in vars(ubm).items():  # hyper-parameters and floors of the original
-            if not k.endswith("_") and k != "num_gauss":
+            if not k.endswith("_") and k != "n_components":
                 setattr(out, k, v)
         if hasattr(ubm, "var_floor_"):
             out.var_floor_ = ubm.var_floor_
@@ -459,7 +459,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
         self.ubm_covariances_ = np.array(cov, np.float64)
         self.covariances_ = self.ubm_covariances_.copy()
         C, D = cov.shape[:2]
-        R = int(self.tv_dim)
+        R = int(self.n_components)
         rng = np.random.default_rng(self.random_state)
         G = rng.standard_normal((C, D, R)) * (0.5 / np.sqrt(R))
         self.prior_offset_ = float(self.prior_offset)
@@ -470,7 +470,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
         self.objective_history_ = []
         self.heldout_objective_history_ = []
         proj = self._projection(np.float64, G, config)
-        for it in range(int(self.num_iters)):
+        for it in range(int(self.n_iter)):
             mu0 = np.zeros(R)
             mu0[0] = self.prior_offset_
             acc = reduce_chunks(_estep_chunk, batches, config, combine=_add_acc, max_chunks=train_chunks,
@@ -660,7 +660,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
     @classmethod
     def load(cls, path):
         arrays, meta = load_npz(path, "IvectorExtractor")
-        model = cls(**{k: meta[k] for k in cls().__dict__ if k in meta})
+        model = cls(**saved_params(meta, cls))
         model.T_ = arrays["T"]
         model.covariances_ = arrays["covariances"]
         model.objective_history_ = list(arrays["objective_history"])

@@ -20,7 +20,7 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm.core import (NotFitted, Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
-                             full_loglik, gaussian_params, masked_to_selection, posteriors, top_k)
+                             full_loglik, gaussian_params, masked_to_selection, posteriors, saved_params, top_k)
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source
 from spkrec.parallel import SERIAL, reduce_chunks
@@ -35,7 +35,7 @@ class FullGMM(BaseEstimator):
 
     Parameters
     ----------
-    num_iters : EM iterations (Kaldi default 4).
+    n_iter : EM iterations (Kaldi default 4).
     num_gselect : Gaussians kept per frame, chosen by the diagonal UBM (Kaldi default 20).
     variance_floor : floor on covariance eigenvalues (feature units squared).
     max_condition : eigenvalues are also floored at largest / max_condition.
@@ -48,9 +48,9 @@ class FullGMM(BaseEstimator):
     model at the start of each iteration, plus the final value).
     """
 
-    def __init__(self, num_iters=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
+    def __init__(self, n_iter=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
                  min_gaussian_weight=1e-5, min_gaussian_occupancy=10.0, parallel=None):
-        self.num_iters = num_iters
+        self.n_iter = n_iter
         self.num_gselect = num_gselect
         self.variance_floor = variance_floor
         self.max_condition = max_condition
@@ -59,7 +59,7 @@ class FullGMM(BaseEstimator):
         self.parallel = parallel
 
     def _hyper(self):
-        return dict(num_iters=self.num_iters, num_gselect=self.num_gselect, variance_floor=self.variance_floor,
+        return dict(n_iter=self.n_iter, num_gselect=self.num_gselect, variance_floor=self.variance_floor,
                     max_condition=self.max_condition, min_gaussian_weight=self.min_gaussian_weight,
                     min_gaussian_occupancy=self.min_gaussian_occupancy)
 
@@ -99,14 +99,14 @@ class FullGMM(BaseEstimator):
     @classmethod
     def load(cls, path):
         arrays, meta = load_npz(path, "FullGMM")
-        hyper = {k: meta[k] for k in cls().__dict__ if k in meta}
+        hyper = saved_params(meta, cls)
         model = cls.from_params(arrays["weights"], arrays["means"], arrays["covariances"], **hyper)
         model.log_likelihood_history_ = list(arrays["log_likelihood_history"])
         model.meta_ = meta
         return model
 
     @property
-    def num_gauss_(self):
+    def n_components_(self):
         return self.means_.shape[0]
 
     @property
@@ -172,7 +172,7 @@ class FullGMM(BaseEstimator):
         self._set(dw.copy(), dm.copy(), dv[:, :, None] * np.eye(dv.shape[1]))
         self.log_likelihood_history_ = []
         gsel = (diag_coefficients(dw, dm, dv, 0.0), int(self.num_gselect))
-        for it in range(int(self.num_iters)):
+        for it in range(int(self.n_iter)):
             acc = self._accumulate(loader, utt_ids, gsel, config)
             avg = acc["loglike"] / max(acc["frames"], 1)
             self.log_likelihood_history_.append(float(avg))
