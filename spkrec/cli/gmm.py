@@ -95,11 +95,8 @@ def add_enroll_gmm(p):
 
 
 def _spk2utt(data):
-    from spkrec.io.datadir import read_spk2utt, read_table, utt2spk_to_spk2utt
-    path = os.path.join(data, "spk2utt")
-    if os.path.exists(path):
-        return read_spk2utt(path)  # checked against utt2spk
-    return utt2spk_to_spk2utt(read_table(os.path.join(data, "utt2spk"), 2, 2, "utt2spk"))
+    from spkrec.io.datadir import DataDir
+    return DataDir(data).spk2utt  # spk2utt (checked against utt2spk), else built from utt2spk
 
 
 def run_enroll_gmm(args):

@@ -79,10 +79,14 @@ def run_train_full_ubm(args):
 
 # ---------------------------------------------------------------------- train-ivector-extractor
 def _stats_args(p):
+    from spkrec.ivector.stats import STATS_DEFAULTS as d
     g = p.add_argument_group("Baum-Welch statistics")
-    g.add_argument("--num-gselect", type=positive_int, default=20, help="Gaussians kept per frame (default 20)")
-    g.add_argument("--min-post", type=nonneg_float, default=0.025, help="posterior pruning threshold (default 0.025)")
-    g.add_argument("--posterior-scale", type=positive_float, default=1.0, help="scale of the posteriors (default 1)")
+    g.add_argument("--num-gselect", type=positive_int, default=d["num_gselect"],
+                   help="Gaussians kept per frame (default %(default)s)")
+    g.add_argument("--min-post", type=nonneg_float, default=d["min_post"],
+                   help="posterior pruning threshold (default %(default)s)")
+    g.add_argument("--posterior-scale", type=positive_float, default=d["posterior_scale"],
+                   help="scale of the posteriors (default %(default)s)")
 
 
 def add_train_extractor(p):
@@ -218,6 +222,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.kaldi_io import write_vectors
     from spkrec.ivector import IvectorExtractor, extract_ivectors
+    from spkrec.ivector.stats import STATS_DEFAULTS, stats_options
     extractor = IvectorExtractor.load(model_file(args.extractor_dir, EXTRACTOR_FILE))
     ubm_dir = args.extractor_dir if os.path.isdir(args.extractor_dir) else os.path.dirname(args.extractor_dir)
     ubm, _ = _load_ubm(ubm_dir)
@@ -225,8 +230,7 @@ def run_extract(args):
         extractor.batch_size = args.batch_size
     meta = extractor.meta_
     stored = meta.get("stats", {})
-    stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
-                  for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+    stats_opts = stats_options(stored, **{k: getattr(args, k) for k in STATS_DEFAULTS})
     loader = feature_loader(args.data, _feature_options(args, meta), command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids

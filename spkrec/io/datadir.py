@@ -172,12 +172,6 @@ def read_spk2utt(path, line_numbers=None, strict=True):
     return spk2utt
 
 
-def spk2utt_to_utt2spk(spk2utt):
-    """``{spk: [utt, ...]}`` -> ``{utt: spk}`` sorted by utterance."""
-    pairs = {u: s for s, utts in spk2utt.items() for u in utts}
-    return {k: pairs[k] for k in c_sorted(pairs)}
-
-
 def _parse_segment(value, where):
     """``"<rec> <start> <end>"`` -> ``(rec, start_s, end_s)``; raises with ``where`` on bad times."""
     rec, start, end = value.split()
@@ -602,10 +596,11 @@ def subset_data_dir(src, dest, utts=None, spks=None, first_per_spk=None, last_pe
         keep = {u for s, us in spk2utt.items() for u in (us[:n] if first_per_spk is not None else us[-n:])}
     if not keep:
         raise SpkrecError(f"{data.path}: the subset is empty; check the list")
-    return _write_subset(data, dest, keep)
+    return write_subset(data, dest, keep)
 
 
-def _write_subset(data, dest, keep):
+def write_subset(data, dest, keep):
+    """Write data dir ``data`` restricted to the utterances ``keep`` (a set) to ``dest``; returns its DataDir."""
     dest = os.fspath(dest)
     if os.path.abspath(dest) == os.path.abspath(data.path):
         raise SpkrecError(f"{dest}: the subset's destination is its source; choose another directory")

@@ -21,7 +21,7 @@ import importlib
 
 _EXPORTS = {
     "FullGMM": "full_ubm", "gaussian_params": "full_ubm",
-    "StatsComputer": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
+    "StatsComputer": "stats", "STATS_DEFAULTS": "stats", "stats_options": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
     "IvectorExtractor": "extractor",
     "StatsArchive": "archive", "write_stats": "archive", "extract_ivectors": "streaming",
 }

@@ -15,6 +15,8 @@ from spkrec.gmm.core import (as_frames, centred_stats, diag_coefficients, diag_l
 from spkrec.io.frames import frame_source
 from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
 
+STATS_DEFAULTS = {"num_gselect": 20, "min_post": 0.025, "posterior_scale": 1.0}
+"""Defaults of the statistics options (Kaldi's ``extract_ivectors.sh``), and of the CLI's flags."""
 MIN_CHUNK_UTTS = 16  # utterances per chunk at least (results are per utterance: chunking changes nothing)
 
 
@@ -110,6 +112,13 @@ def stats_of(utts, loader, computer, second_order=False):
     if S is None:
         S = np.zeros((computer.num_gauss,) + (computer.dim,) * (2 if computer.full else 1))
     return N, F, S
+
+
+def stats_options(stored=None, **given):
+    """The statistics options: each of :data:`STATS_DEFAULTS` from ``given`` unless None, else from
+    ``stored`` (e.g. the options an extractor was trained with), else the default."""
+    stored = stored or {}
+    return {k: given[k] if given.get(k) is not None else stored.get(k, d) for k, d in STATS_DEFAULTS.items()}
 
 
 def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,

@@ -172,8 +172,8 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
             if scoring == "plda" and not pipe.is_plda:
                 raise SpkrecError(f"{files['backend']}: this back end has no PLDA step; train it with "
                                   "--steps ...,plda or export with --scoring cosine")
-        stats = {k: meta.get("stats", {}).get(k, d)
-                 for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+        from spkrec.ivector.stats import stats_options
+        stats = stats_options(meta.get("stats", {}))
         score_cfg = {"backend": scoring}
         if kind == "ivector":
             score_cfg["stats"] = stats
