@@ -13,7 +13,7 @@ Public API::
     score_trials(ubm, models, loader, trials, top_c=5, config=SERIAL) -> (n,) float64
     supervector(adapted, ubm) -> (C*D,);  extract_supervectors(ubm, loader, utt_ids, ...) -> (n, C*D)
 """
-import importlib
+from spkrec._lazy import lazy_exports
 
 _EXPORTS = {
     "DiagGMM": "diag", "GmmStats": "core", "PackedGMM": "core",
@@ -22,11 +22,4 @@ _EXPORTS = {
     "gmm_ubm_llr": "scoring", "score_trials": "scoring",
     "supervector": "supervectors", "extract_supervectors": "supervectors",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"spkrec.gmm.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'spkrec.gmm' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

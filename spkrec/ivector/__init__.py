@@ -17,7 +17,7 @@ Public API::
     StatsArchive(paths) / StatsArchive.from_dir(dir): .num_utts, .iter_batches(batch_size), .load(k), .second_order()
     extract_ivectors(extractor, ubm, loader, utt_ids, config, ...) -> (n, R) i-vectors, streamed
 """
-import importlib
+from spkrec._lazy import lazy_exports
 
 _EXPORTS = {
     "FullGMM": "full_ubm", "gaussian_params": "full_ubm",
@@ -25,11 +25,4 @@ _EXPORTS = {
     "IvectorExtractor": "extractor",
     "StatsArchive": "archive", "write_stats": "archive", "extract_ivectors": "streaming",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"spkrec.ivector.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'spkrec.ivector' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
