@@ -74,8 +74,8 @@ def main():
 
     gmm = DiagGMM.from_params(weights, means, variances, chunk_frames=50000, min_gauss_frames=1e-8)
     gmm.var_floor_ = 1e-6 * X64.var(0)
-    from spkrec.gmm.em import ArrayLoader
-    loader = ArrayLoader(X, gmm.chunk_frames)
+    from spkrec.io.frames import ArrayFrames
+    loader = ArrayFrames(X, gmm.chunk_frames)
     start = time.perf_counter()
     gmm.em_iterations(loader, loader.utt_ids, args.iters)
     t_spk = (time.perf_counter() - start) / args.iters

@@ -86,7 +86,7 @@ def main():
     n = args.utts
     N = (rng.dirichlet(np.full(C, 0.05), size=n) * T).astype(np.float32)
     F = (rng.standard_normal((n, C, D)) * np.sqrt(N)[:, :, None]).astype(np.float32)
-    ex = IvectorExtractor(tv_dim=R, prior_offset=100.0)
+    ex = IvectorExtractor(n_components=R, prior_offset=100.0)
     ex.covariances_ = ubm.covariances_
     ex.T_ = rng.standard_normal((C, D, R)) * (0.5 / np.sqrt(R))
     ex.prior_offset_ = 100.0
@@ -94,9 +94,9 @@ def main():
     ref = ex.transform(N[:64], F[:64], dtype=np.float64)
     for nj in sorted({1, args.nj}):
         cfg = ParallelConfig(nj=nj)
-        ex.transform(N[:64 * nj], F[:64 * nj], config=cfg)  # warm up
+        ex.set_params(parallel=cfg).transform(N[:64 * nj], F[:64 * nj])  # warm up
         t = time.perf_counter()
-        iv = ex.transform(N, F, config=cfg)
+        iv = ex.transform(N, F)
         dt = time.perf_counter() - t
         gf = ext_flop * n / dt / 1e9
         print(f"extraction (C={C}, D={D}, R={R}, float32 products, nj={nj}): {n / dt:.0f} utts/s, "
@@ -105,7 +105,7 @@ def main():
     print(f"extraction in float32 vs float64: largest relative difference of an i-vector {err:.1e}")
 
     m = args.train_utts
-    tr = IvectorExtractor(tv_dim=R, num_iters=2, prior_offset=100.0)
+    tr = IvectorExtractor(n_components=R, n_iter=2, prior_offset=100.0)
     t = time.perf_counter()
     tr.fit(N[:m], F[:m], ubm, config=ParallelConfig(nj=args.nj))
     dt = (time.perf_counter() - t) / 2

@@ -128,11 +128,11 @@ def run_stage(name, work, nj, backend, num_gauss, tv_dim, ubm_path):
     if name == "tmat_iter":
         archive = StatsArchive.from_dir(stats_dir)
         start = time.perf_counter()
-        model = IvectorExtractor(tv_dim=tv_dim, num_iters=1).fit(archive, ubm=ubm, config=config)
+        model = IvectorExtractor(n_components=tv_dim, n_iter=1, parallel=config).fit(archive, ubm=ubm)
         seconds = time.perf_counter() - start
         model.save(str(work / f"extractor_nj{nj}.npz"))
         start = time.perf_counter()
-        model.objective(archive, config=config)  # the accumulation alone: one E-step pass, no M-step
+        model.set_params(parallel=config).objective(archive)  # the accumulation alone: one E-step pass, no M-step
         EXTRA["tmat_estep"] = time.perf_counter() - start
         return seconds
     if name == "extract":
@@ -164,8 +164,8 @@ def train_start_ubm(work, num_gauss, nj):
     from spkrec.parallel import ParallelConfig
     data = Path(work) / "data"
     loader = FeatureLoader(data / "feats.scp", data / "vad.scp")
-    ubm = DiagGMM(num_gauss=num_gauss, num_iters=1, num_iters_per_split=1)
-    ubm.fit_utterances(loader, config=ParallelConfig(nj=nj))
+    ubm = DiagGMM(n_components=num_gauss, n_iter=1, n_iter_per_split=1, parallel=ParallelConfig(nj=nj))
+    ubm.fit(loader)
     path = Path(work) / "ubm.npz"
     ubm.save(str(path))
     return path

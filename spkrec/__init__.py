@@ -1,13 +1,15 @@
 """spkrec: classical statistical speaker recognition with Kaldi-style recipes.
 
-Layers (each imports only the ones below it)::
+Layers (each imports only layers below it, never the CLI; see docs/architecture.md)::
 
     spkrec.cli                      thin command-line front end (`spkrec <verb>`)
     spkrec.system                   bundles of trained models: enrol/verify/identify audio files
+    spkrec.gmm / ivector / backend / embeddings   models (scikit-learn estimators); within this layer
+                                    ivector and backend use the mixture core spkrec.gmm.core, and
+                                    embeddings uses spkrec.eval.metrics (EER for model selection)
     spkrec.eval                     metrics and plots on scores
-    spkrec.gmm / ivector / backend / embeddings   models (scikit-learn style estimators)
     spkrec.features                 pure signal-processing functions
-    spkrec.io                       audio, data dirs, ark/scp, trials, score files
+    spkrec.io                       audio, data dirs, ark/scp, trials, score files, frame sources
 """
 from spkrec.errors import SpkrecError
 

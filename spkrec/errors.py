@@ -14,7 +14,3 @@ class OptionRangeError(Exception):
     ``spkrec.cli.common``). Not a ValueError on purpose: argparse lets it through instead of turning it
     into a usage message, so the CLI reports it as one error line naming the option, exit status 1."""
 
-
-def where(path, lineno=None):
-    """Format a location prefix ``path:lineno`` (``lineno`` is 1-based) for error messages."""
-    return f"{path}:{lineno}" if lineno is not None else f"{path}"

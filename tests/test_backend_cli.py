@@ -71,7 +71,7 @@ def test_train_backend_and_score_plda(corpus, variant):
     E = np.array([corpus["enr"][k] for k in enr_keys], dtype=np.float32)
     groups = np.array([int(k[2]) for k in enr_keys])
     tkeys = list(corpus["tst"])
-    S = pipe.score(E, np.array([corpus["tst"][k] for k in tkeys], dtype=np.float32), enroll_groups=groups)
+    S = pipe.score_pairs(E, np.array([corpus["tst"][k] for k in tkeys], dtype=np.float32), enroll_groups=groups)
     for e, t, s in read_scores(out2):
         assert s == pytest.approx(S[int(e[2]), tkeys.index(t)], abs=2e-6)
 
@@ -136,7 +136,7 @@ def test_svm_verbs(corpus):
     ref = GSVSVM().fit(np.array([corpus["enr"][k] for k in keys], dtype=np.float32), [k[:3] for k in keys],
                        np.array(list(corpus["train"].values()), dtype=np.float32))
     tkeys = list(corpus["tst"])
-    S = ref.score(np.array([corpus["tst"][k] for k in tkeys], dtype=np.float32))
+    S = ref.score_pairs(np.array([corpus["tst"][k] for k in tkeys], dtype=np.float32))
     for e, t, x in read_scores(out):
         assert x == pytest.approx(S[int(e[2]), tkeys.index(t)], abs=1e-4)
 

@@ -81,7 +81,7 @@ def test_two_cov_llr_matches_direct_gaussian_ratio(two_cov, n_enroll):
         enroll = p.mean_ + rng.standard_normal((n_enroll, DIM)) * 1.5
         test = p.mean_ + rng.standard_normal(DIM) * 1.5
         expected = direct_llr(p.mean_, p.between_, p.within_, enroll, test)
-        got = p.score(enroll.mean(axis=0, keepdims=True), test[None], n_enroll=n_enroll)
+        got = p.score_pairs(enroll.mean(axis=0, keepdims=True), test[None], n_enroll=n_enroll)
         np.testing.assert_allclose(got[0, 0], expected, rtol=1e-8, atol=1e-8)
 
 
@@ -91,26 +91,26 @@ def test_score_matrix_and_trial_list_agree(two_cov, two_cov_data, monkeypatch, d
     X = two_cov_data["X"]
     E, T = X[:30].reshape(10, 3, DIM).mean(axis=1), X[100:140]
     counts = np.array([3, 1, 2, 3, 5, 1, 1, 2, 3, 4])
-    S = two_cov.score(E, T, n_enroll=counts)
+    S = two_cov.score_pairs(E, T, n_enroll=counts)
     assert S.shape == (10, 40)
     ei, ti = np.meshgrid(np.arange(10), np.arange(40), indexing="ij")
     pairs = (ei.ravel()[::3], ti.ravel()[::3])
-    np.testing.assert_allclose(two_cov.score(E, T, n_enroll=counts, pairs=pairs), S.ravel()[::3], rtol=1e-10,
+    np.testing.assert_allclose(two_cov.score_pairs(E, T, n_enroll=counts, pairs=pairs), S.ravel()[::3], rtol=1e-10,
                                atol=1e-10)
     # one model scored alone equals its row
-    np.testing.assert_allclose(two_cov.score(E[4:5], T, n_enroll=5)[0], S[4], rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(two_cov.score_pairs(E[4:5], T, n_enroll=5)[0], S[4], rtol=1e-10, atol=1e-10)
 
 
 def test_target_trials_score_higher(two_cov, two_cov_data):
     X = two_cov_data["X"]
     E = X[0:SESS * 20:SESS]           # first session of 20 speakers
     T = X[1:SESS * 20:SESS]           # second session of the same speakers
-    S = two_cov.score(E, T)
+    S = two_cov.score_pairs(E, T)
     tar, non = np.diag(S), S[~np.eye(20, dtype=bool)]
     assert tar.mean() > non.mean() + 5
     # more enrolment vectors sharpen the target LLR on average
     E3 = X[:SESS * 20].reshape(20, SESS, DIM)[:, 2:5].mean(axis=1)
-    assert np.diag(two_cov.score(E3, T, n_enroll=3)).mean() > tar.mean()
+    assert np.diag(two_cov.score_pairs(E3, T, n_enroll=3)).mean() > tar.mean()
 
 
 def test_two_cov_save_load(two_cov, tmp_path, two_cov_data):
@@ -118,7 +118,7 @@ def test_two_cov_save_load(two_cov, tmp_path, two_cov_data):
     two_cov.save(path)
     back = TwoCovPLDA.load(path)
     X = two_cov_data["X"][:20]
-    np.testing.assert_array_equal(back.score(X[:5], X[5:], n_enroll=2), two_cov.score(X[:5], X[5:],
+    np.testing.assert_array_equal(back.score_pairs(X[:5], X[5:], n_enroll=2), two_cov.score_pairs(X[:5], X[5:],
                                                                                       n_enroll=2))
     assert back.n_iter == two_cov.n_iter
     with pytest.raises(SpkrecError, match="expected 'SimplifiedPLDA'"):
@@ -153,7 +153,7 @@ def test_simplified_plda_em_and_llr():
         enroll = X[y == 0][:n_enroll]
         test = X[y == 1][0]
         expected = direct_llr(p.mean_, p.between_, p.within_, enroll, test)
-        got = p.score(enroll.mean(axis=0, keepdims=True), test[None], n_enroll=n_enroll)[0, 0]
+        got = p.score_pairs(enroll.mean(axis=0, keepdims=True), test[None], n_enroll=n_enroll)[0, 0]
         np.testing.assert_allclose(got, expected, rtol=1e-7, atol=1e-7)
 
 
@@ -165,18 +165,18 @@ def test_simplified_save_load(tmp_path):
     p.save(tmp_path / "s.npz")
     back = SimplifiedPLDA.load(tmp_path / "s.npz")
     np.testing.assert_array_equal(back.V_, p.V_)
-    np.testing.assert_array_equal(back.score(X[:3], X[3:]), p.score(X[:3], X[3:]))
+    np.testing.assert_array_equal(back.score_pairs(X[:3], X[3:]), p.score_pairs(X[:3], X[3:]))
 
 
 def test_bad_input_errors(two_cov):
     with pytest.raises(SpkrecError, match="dimension"):
-        two_cov.score(np.zeros((2, DIM + 1)), np.zeros((2, DIM + 1)))
+        two_cov.score_pairs(np.zeros((2, DIM + 1)), np.zeros((2, DIM + 1)))
     with pytest.raises(SpkrecError, match="NaN"):
-        two_cov.score(np.full((1, DIM), np.nan), np.zeros((1, DIM)))
+        two_cov.score_pairs(np.full((1, DIM), np.nan), np.zeros((1, DIM)))
     with pytest.raises(SpkrecError, match="labels"):
         TwoCovPLDA().fit(np.zeros((4, 2)), [0, 1])
     with pytest.raises(SpkrecError, match="not fitted"):
-        TwoCovPLDA().score(np.zeros((1, 2)), np.zeros((1, 2)))
+        TwoCovPLDA().score_pairs(np.zeros((1, 2)), np.zeros((1, 2)))
 
 
 def test_training_is_deterministic(two_cov_data):
@@ -184,7 +184,7 @@ def test_training_is_deterministic(two_cov_data):
     for make in (lambda: TwoCovPLDA(n_iter=3), lambda: SimplifiedPLDA(4, n_iter=3)):
         a, b = make().fit(X, y), make().fit(X, y)
         np.testing.assert_array_equal(a.between_, b.between_)
-        np.testing.assert_array_equal(a.score(X[:4], X[4:9]), b.score(X[:4], X[4:9]))
+        np.testing.assert_array_equal(a.score_pairs(X[:4], X[4:9]), b.score_pairs(X[:4], X[4:9]))
 
 
 @pytest.mark.parametrize("make", [lambda tol: TwoCovPLDA(n_iter=500, tol=tol),

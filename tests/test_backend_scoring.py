@@ -89,7 +89,7 @@ def svm_data():
 def test_gsv_svm_matches_linear_svc_and_separates(svm_data, tmp_path):
     enr, y, tst, tst_spk, bg = svm_data
     svm = GSVSVM(C=1.0).fit(enr, y, bg)
-    scores = svm.score(tst)                     # (S, K)
+    scores = svm.score_pairs(tst)                     # (S, K)
     assert scores.shape == (10, 20)
     np.testing.assert_allclose(svm.decision_function(tst), scores.T, atol=1e-10)
     # the precomputed-kernel training equals a direct linear SVC on the same data
@@ -103,9 +103,9 @@ def test_gsv_svm_matches_linear_svc_and_separates(svm_data, tmp_path):
     assert target.min() > nontarget.max()
     svm.save(tmp_path / "svm.npz")
     back = GSVSVM.load(tmp_path / "svm.npz")
-    np.testing.assert_array_equal(back.score(tst), scores)
+    np.testing.assert_array_equal(back.score_pairs(tst), scores)
     assert list(back.speakers_) == list(svm.speakers_)
     mi = back.speaker_index(["spk1", "spk9"])
-    np.testing.assert_allclose(back.score(tst, pairs=(mi, [0, 5])), scores[mi, [0, 5]], atol=1e-12)
+    np.testing.assert_allclose(back.score_pairs(tst, pairs=(mi, [0, 5])), scores[mi, [0, 5]], atol=1e-12)
     with pytest.raises(SpkrecError, match="no SVM"):
         back.speaker_index(["nobody"])

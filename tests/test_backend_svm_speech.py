@@ -48,7 +48,7 @@ def test_gsv_svm_on_real_speech():
         test += utts[3:]
         test_spk += [spk] * len(utts[3:])
     svm = GSVSVM().fit(np.array(enroll), labels, background)
-    S = svm.score(np.array(test))                       # (models, tests)
+    S = svm.score_pairs(np.array(test))                       # (models, tests)
     is_target = np.array(list(svm.speakers_))[:, None] == np.array(test_spk)[None, :]
     auc = roc_auc_score(is_target.ravel(), S.ravel())
     top1 = np.mean(np.array(list(svm.speakers_))[S.argmax(axis=0)] == np.array(test_spk))

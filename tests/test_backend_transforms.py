@@ -115,12 +115,12 @@ def test_pipeline_fit_transform_score_save_load(labelled, tmp_path):
     np.testing.assert_allclose(pipe.transform(X), Z, atol=1e-10)
     # multi-enrolment: rows averaged per model after the transforms, counts passed to PLDA
     groups = np.array([0, 0, 0, 1, 1, 2])
-    S = pipe.score(X[:6], X[10:20], enroll_groups=groups)
+    S = pipe.score_pairs(X[:6], X[10:20], enroll_groups=groups)
     means = np.stack([Z[:3].mean(0), Z[3:5].mean(0), Z[5]])
-    np.testing.assert_allclose(S, pipe.scorer.score(means, Z[10:20], n_enroll=[3, 2, 1]), atol=1e-10)
+    np.testing.assert_allclose(S, pipe.scorer.score_pairs(means, Z[10:20], n_enroll=[3, 2, 1]), atol=1e-10)
     pipe.save(tmp_path / "backend.npz")
     back = BackendPipeline.load(tmp_path / "backend.npz")
-    np.testing.assert_array_equal(back.score(X[:6], X[10:20], enroll_groups=groups), S)
+    np.testing.assert_array_equal(back.score_pairs(X[:6], X[10:20], enroll_groups=groups), S)
     names = set(np.load(tmp_path / "backend.npz").files)
     assert {"1.lda.W_", "0.center.mean_", "scorer.two-cov.between_"} <= names
 
@@ -129,8 +129,8 @@ def test_pipeline_cosine_and_specs(labelled):
     X, y = labelled
     pipe = make_pipeline("center,whiten:pca,lnorm:unit,cosine").fit(X, y)
     Z = pipe.transform(X)
-    np.testing.assert_allclose(pipe.score(X[:2], X[2:5]), Z[:2] @ Z[2:5].T, atol=1e-10)
-    assert make_pipeline("lda:5,wcccn,plda:4", plda="simplified").scorer.n_speaker_factors == 4
-    for bad in ("center,foo", "plda,lda:3", "wccn:3", "lda:x", ""):
+    np.testing.assert_allclose(pipe.score_pairs(X[:2], X[2:5]), Z[:2] @ Z[2:5].T, atol=1e-10)
+    assert make_pipeline("lda:5,wccn,plda:4", plda="simplified").scorer.n_speaker_factors == 4
+    for bad in ("center,foo", "center,wcccn", "plda,lda:3", "wccn:3", "lda:x", ""):
         with pytest.raises(SpkrecError, match="--steps"):
             make_pipeline(bad)

@@ -377,13 +377,13 @@ def test_nan_and_identical_features_stop_training(base, tmp_path, capsys):
     X = np.random.default_rng(0).normal(size=(500, 3))
     X[10, 1] = np.nan
     with pytest.raises(SpkrecError, match="features contain nan at frame 10"):
-        DiagGMM(num_gauss=2).fit(X)
+        DiagGMM(n_components=2).fit(X)
     with pytest.raises(SpkrecError, match="NaN or inf"), np.errstate(over="ignore", invalid="ignore"):
-        DiagGMM(num_gauss=2).fit(np.full((500, 3), 1e200) * np.arange(1, 4))
+        DiagGMM(n_components=2).fit(np.full((500, 3), 1e200) * np.arange(1, 4))
     with pytest.raises(SpkrecError, match="all 500 training frames are identical"):
-        DiagGMM(num_gauss=2).fit(np.ones((500, 3)))
-    with pytest.raises(SpkrecError, match="num_gauss must be an integer >= 1"):
-        DiagGMM(num_gauss=0).fit(X[11:])
+        DiagGMM(n_components=2).fit(np.ones((500, 3)))
+    with pytest.raises(SpkrecError, match="n_components must be an integer >= 1"):
+        DiagGMM(n_components=0).fit(X[11:])
     d = tmp_path / "same"
     d.mkdir()
     write_matrices(d / "feats.ark", d / "feats.scp", [(f"0001-{i}", np.ones((50, 4), np.float32)) for i in range(3)])
@@ -398,7 +398,7 @@ def test_constant_dimension_is_floored_not_exploded():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(4000, 3))
     X[:, 2] = 5.0
-    ubm = DiagGMM(num_gauss=4, num_iters=3).fit(X)
+    ubm = DiagGMM(n_components=4, n_iter=3).fit(X)
     assert ubm.var_floor_[2] > 0 and np.all(ubm.variances_[:, 2] >= ubm.var_floor_[2])
     Y = rng.normal(size=(300, 3)) + [0.5, 0, 0]
     Y[:, 2] = 5.0 + rng.normal(scale=0.1, size=300)     # the test data do vary in that dimension

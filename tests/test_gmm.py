@@ -9,7 +9,7 @@ from spkrec.errors import SpkrecError
 from spkrec.gmm import (DiagGMM, SpeakerGMMs, extract_supervectors, gmm_ubm_llr, map_adapt, map_adapt_stats,
                         score_trials, supervector)
 from spkrec.gmm.em import collect_stats, mle_update
-from spkrec.gmm.estep import PackedGMM, accumulate
+from spkrec.gmm.core import PackedGMM, accumulate
 from spkrec.parallel import ParallelConfig
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -114,7 +114,7 @@ def test_pruning_keeps_posteriors_finite_and_normalised():
 
 def test_loglik_never_decreases_and_fits_the_data():
     X = synthetic(T=4000, D=4)
-    gmm = DiagGMM(num_gauss=8, num_iters=15, num_iters_per_split=3).fit(X)
+    gmm = DiagGMM(n_components=8, n_iter=15, n_iter_per_split=3).fit(X)
     hist = np.array(gmm.loglik_history_)
     assert len(hist) == 15 and np.all(np.isfinite(hist))
     assert np.all(np.diff(hist) >= -1e-6 * np.abs(hist[1:])), hist
@@ -124,15 +124,15 @@ def test_loglik_never_decreases_and_fits_the_data():
     assert gmm.score(X) > ref.score(X) - 0.05
 
 
-def test_fit_matches_fit_utterances_and_nj():
+def test_fit_array_matches_frame_source_and_nj():
     X = synthetic(T=3000, D=4, seed=3)
-    kw = dict(num_gauss=4, num_iters=4, num_iters_per_split=2, chunk_frames=500)
+    kw = dict(n_components=4, n_iter=4, n_iter_per_split=2, chunk_frames=500)
     a = DiagGMM(**kw).fit(X)
     loader = split_loader(X, [400, 1100, 1500, 2600])
-    b = DiagGMM(**kw).fit_utterances(loader)
+    b = DiagGMM(**kw).fit(loader)
     for attr in ("weights_", "means_", "variances_"):
         np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=1e-5, atol=1e-6)
-    c = DiagGMM(**kw).fit_utterances(loader, config=ParallelConfig(nj=2))
+    c = DiagGMM(**kw, parallel=ParallelConfig(nj=2)).fit(loader)
     for attr in ("weights_", "means_", "variances_"):
         np.testing.assert_array_equal(getattr(b, attr), getattr(c, attr))
     assert b.loglik_history_ == c.loglik_history_
@@ -140,7 +140,7 @@ def test_fit_matches_fit_utterances_and_nj():
 
 def test_same_seed_bit_identical_kmeans():
     X = synthetic(T=2000, D=4, seed=5)
-    kw = dict(num_gauss=6, num_iters=3, init="kmeans")
+    kw = dict(n_components=6, n_iter=3, init="kmeans")
     a, b = DiagGMM(random_state=7, **kw).fit(X), DiagGMM(random_state=7, **kw).fit(X)
     np.testing.assert_array_equal(a.means_, b.means_)
     np.testing.assert_array_equal(a.variances_, b.variances_)
@@ -152,7 +152,7 @@ def test_floors_and_dead_gaussians_never_nan():
     rng = np.random.default_rng(0)
     blob = np.full((200, 3), 5.0)                                   # a constant blob: zero variance
     X = np.concatenate([rng.normal(size=(300, 3)), blob]).astype(np.float32)
-    gmm = DiagGMM(num_gauss=16, num_iters=5, var_floor=1e-2).fit(X)
+    gmm = DiagGMM(n_components=16, n_iter=5, var_floor=1e-2).fit(X)
     assert np.all(np.isfinite(gmm.means_)) and np.all(np.isfinite(gmm.variances_))
     assert np.all(gmm.variances_ >= 1e-2 * X.astype(np.float64).var(0) * (1 - 1e-9))
     assert np.all(gmm.weights_ >= 1e-8)
@@ -160,7 +160,7 @@ def test_floors_and_dead_gaussians_never_nan():
 
 def test_bad_input_raises_spkrec_error():
     with pytest.raises(SpkrecError):
-        DiagGMM(num_gauss=64).fit(np.zeros((10, 3), np.float32))
+        DiagGMM(n_components=64).fit(np.zeros((10, 3), np.float32))
     gmm = DiagGMM.from_params(*random_params(2, 3))
     with pytest.raises(SpkrecError, match="expects"):
         gmm.score_samples(np.zeros((5, 4)))
@@ -205,7 +205,7 @@ def test_map_bad_mode():
 # ----------------------------------------------------------------------------- scoring
 def _toy_system(C=16, D=4):
     X = synthetic(T=3000, D=D, seed=11)
-    ubm = DiagGMM(num_gauss=C, num_iters=3, num_iters_per_split=2).fit(X)
+    ubm = DiagGMM(n_components=C, n_iter=3, n_iter_per_split=2).fit(X)
     tests = {f"t{i}": synthetic(T=120, D=D, seed=20 + i) for i in range(3)}
     spk = {f"s{i}": synthetic(T=400, D=D, seed=40 + i) for i in range(2)}
     return ubm, spk, tests
@@ -300,7 +300,7 @@ def test_gmm_ubm_identification_on_real_speech():
     spks = sorted(feats)
     background, evaluation = spks[:20], spks[20:]
     ubm_frames = np.concatenate([x for s in background for x in feats[s]])
-    ubm = DiagGMM(num_gauss=32, num_iters=5, num_iters_per_split=2).fit(ubm_frames)
+    ubm = DiagGMM(n_components=32, n_iter=5, n_iter_per_split=2).fit(ubm_frames)
     assert np.all(np.diff(ubm.loglik_history_) >= -1e-6 * np.abs(ubm.loglik_history_[0]))
     enroll = {s: np.concatenate(feats[s][:4]) for s in evaluation}
     tests = {f"{s}-{i}": feats[s][i] for s in evaluation for i in (4, 5)}

@@ -46,7 +46,7 @@ def test_full_loglikes_match_scipy(toy):
     X = utts["u00"]
     ll = full.log_likelihood_components(X)
     ref = np.stack([np.log(full.weights_[c]) + multivariate_normal(full.means_[c], full.covariances_[c]).logpdf(X)
-                    for c in range(full.num_gauss_)], axis=1)
+                    for c in range(full.n_components_)], axis=1)
     np.testing.assert_allclose(ll, ref, rtol=1e-5, atol=2e-4)
     np.testing.assert_allclose(full.predict_proba(X).sum(1), 1.0, rtol=1e-5)
 
@@ -61,16 +61,16 @@ def test_full_ubm_em_recovers_model_and_is_monotone():
     X, _ = sample(rng, w, m, S, 8000)
     diag = DiagGMM.from_params(w, m + 0.3, np.full((C, D), 1.5))
     loader = {i: X[i * 1000:(i + 1) * 1000] for i in range(8)}
-    model = FullGMM(num_iters=5, num_gselect=3).fit(loader, diag)
+    model = FullGMM(n_iter=5, num_gselect=3).fit(loader, diag_ubm=diag)
     hist = model.log_likelihood_history_
     assert len(hist) == 6
     assert all(b >= a - 1e-6 for a, b in zip(hist, hist[1:])), hist
     np.testing.assert_allclose(model.means_, m, atol=0.15)
     np.testing.assert_allclose(model.covariances_, S, atol=0.1 * np.abs(S).max())
     # arrays and loaders give the same model
-    model_nj2 = FullGMM(num_iters=5, num_gselect=3).fit(loader, diag, config=ParallelConfig(nj=2))
+    model_nj2 = FullGMM(n_iter=5, num_gselect=3, parallel=ParallelConfig(nj=2)).fit(loader, diag_ubm=diag)
     np.testing.assert_array_equal(model_nj2.covariances_, model.covariances_)
-    model2 = FullGMM(num_iters=5, num_gselect=3).fit(X, diag)
+    model2 = FullGMM(n_iter=5, num_gselect=3).fit(X, diag_ubm=diag)
     np.testing.assert_allclose(model2.covariances_, model.covariances_, rtol=1e-4, atol=1e-5)
 
 
@@ -82,7 +82,7 @@ def test_full_ubm_em_matches_sklearn_without_selection():
     v0 = np.full((3, 2), 2.0)
     m0 = m + 0.5
     diag = DiagGMM.from_params(np.full(3, 1 / 3), m0, v0)
-    ours = FullGMM(num_iters=4, num_gselect=3, variance_floor=1e-8, max_condition=1e12).fit(X, diag)
+    ours = FullGMM(n_iter=4, num_gselect=3, variance_floor=1e-8, max_condition=1e12).fit(X, diag_ubm=diag)
     ref = GaussianMixture(3, covariance_type="full", max_iter=4, tol=0, reg_covar=0, weights_init=np.full(3, 1 / 3),
                           means_init=m0, precisions_init=np.array([np.diag(1 / v) for v in v0])).fit(X.astype(np.float64))
     np.testing.assert_allclose(ours.weights_, ref.weights_, rtol=1e-4)
@@ -95,14 +95,14 @@ def test_full_ubm_variance_floor():
     X = rng.normal(size=(2000, 3)).astype(np.float32)
     X[:, 2] = X[:, 0] * 2.0  # singular covariance
     diag = DiagGMM.from_params(np.array([0.5, 0.5]), np.array([[-1.0, 0, 0], [1.0, 0, 0]]), np.ones((2, 3)))
-    model = FullGMM(num_iters=2, num_gselect=2, variance_floor=0.05).fit(X, diag)
+    model = FullGMM(n_iter=2, num_gselect=2, variance_floor=0.05).fit(X, diag_ubm=diag)
     eig = np.linalg.eigvalsh(model.covariances_)
     assert eig.min() >= 0.05 * (1 - 1e-6)
 
 
 def test_full_ubm_save_load(tmp_path, toy):
     full, diag, utts = toy
-    model = FullGMM(num_iters=2, num_gselect=3).fit(utts, diag)
+    model = FullGMM(n_iter=2, num_gselect=3).fit(utts, diag_ubm=diag)
     model.save(tmp_path / "full.npz")
     again = FullGMM.load(tmp_path / "full.npz")
     np.testing.assert_array_equal(again.covariances_, model.covariances_)
@@ -202,7 +202,7 @@ def test_extraction_matches_textbook(toy, kind, offset):
     full, diag, utts = toy
     ubm = full if kind == "full" else diag
     N, F = accumulate_stats(ubm, utts)
-    ex = IvectorExtractor(tv_dim=4, num_iters=2, prior_offset=offset, batch_size=5).fit(N, F, ubm)
+    ex = IvectorExtractor(n_components=4, n_iter=2, prior_offset=offset, batch_size=5).fit(N, F, ubm)
     ref, ref_cov = textbook_ivectors(ex.T_, ex.covariances_, N.astype(np.float64), F.astype(np.float64),
                                      ex.prior_offset_)
     iv64, cov64 = ex.transform(N, F, return_covariance=True, dtype=np.float64)
@@ -216,14 +216,14 @@ def test_extraction_matches_textbook(toy, kind, offset):
 def test_extraction_parallel_identical_and_save_load(tmp_path, toy):
     full, _, utts = toy
     N, F = accumulate_stats(full, utts)
-    ex = IvectorExtractor(tv_dim=5, num_iters=3, batch_size=4).fit(N, F, full)
+    ex = IvectorExtractor(n_components=5, n_iter=3, batch_size=4).fit(N, F, full)
     iv1 = ex.transform(N, F)
-    iv2 = ex.transform(N, F, config=ParallelConfig(nj=2))
+    iv2 = ex.set_params(parallel=ParallelConfig(nj=2)).transform(N, F)
     np.testing.assert_array_equal(iv1, iv2)
     ex.save(tmp_path / "extractor.npz")
     again = IvectorExtractor.load(tmp_path / "extractor.npz")
     np.testing.assert_array_equal(again.transform(N, F), iv1)
-    assert again.tv_dim == 5 and again.objective_history_ == ex.objective_history_
+    assert again.n_components == 5 and again.objective_history_ == ex.objective_history_
     assert again.prior_offset_ == ex.prior_offset_
     with pytest.raises(SpkrecError, match="do not match"):
         ex.transform(N[:, :3], F[:, :3])
@@ -234,7 +234,7 @@ def test_extraction_parallel_identical_and_save_load(tmp_path, toy):
 def test_tmatrix_em_objective_non_decreasing(toy, offset, min_div):
     full, _, utts = toy
     N, F = accumulate_stats(full, utts)
-    ex = IvectorExtractor(tv_dim=4, num_iters=8, min_divergence=min_div, prior_offset=offset, batch_size=7,
+    ex = IvectorExtractor(n_components=4, n_iter=8, min_divergence=min_div, prior_offset=offset, batch_size=7,
                           random_state=3).fit(N, F, full)
     hist = np.array(ex.objective_history_)
     assert len(hist) == 8
@@ -268,7 +268,7 @@ def test_objective_is_marginal_likelihood_of_frames():
 
     diffs = []
     for seed, offset in [(0, 0.0), (1, 0.0), (2, 3.0), (3, 0.5)]:
-        ex = IvectorExtractor(tv_dim=R, prior_offset=offset)
+        ex = IvectorExtractor(n_components=R, prior_offset=offset)
         ex.covariances_ = covs
         ex.T_ = np.random.default_rng(seed).normal(size=(C, D, R))
         ex.prior_offset_ = offset
@@ -280,13 +280,13 @@ def test_objective_is_marginal_likelihood_of_frames():
 def test_tmatrix_same_seed_identical_and_nj(toy):
     full, _, utts = toy
     N, F = accumulate_stats(full, utts)
-    kw = dict(tv_dim=4, num_iters=3, batch_size=5)
+    kw = dict(n_components=4, n_iter=3, batch_size=5)
     a = IvectorExtractor(random_state=7, **kw).fit(N, F, full)
     b = IvectorExtractor(random_state=7, **kw).fit(N, F, full)
     c = IvectorExtractor(random_state=8, **kw).fit(N, F, full)
     np.testing.assert_array_equal(a.T_, b.T_)
     assert not np.array_equal(a.T_, c.T_)
-    d = IvectorExtractor(random_state=7, **kw).fit(N, F, full, config=ParallelConfig(nj=2))
+    d = IvectorExtractor(random_state=7, parallel=ParallelConfig(nj=2), **kw).fit(N, F, full)
     np.testing.assert_array_equal(d.T_, a.T_)
     assert d.objective_history_ == a.objective_history_
 
@@ -309,14 +309,14 @@ def test_fit_on_stats_archive_equals_arrays(tmp_path, toy, file_bs, fit_bs, pool
     np.testing.assert_array_equal(np.concatenate([b[1] for b in archive.iter_batches(fit_bs)]), F)
     if pooled:
         assert archive.ids() == list(groups) and len(N) == 12
-    kw = dict(tv_dim=4, num_iters=3, batch_size=fit_bs, random_state=2)
+    kw = dict(n_components=4, n_iter=3, batch_size=fit_bs, random_state=2)
     ref = IvectorExtractor(**kw).fit(N, F, full)
     got = IvectorExtractor(**kw).fit(archive, ubm=full)
     np.testing.assert_array_equal(got.T_, ref.T_)
     assert got.objective_history_ == ref.objective_history_
     assert got.objective(archive) == ref.objective(N, F)  # one E-step pass, from the files
     again = StatsArchive.from_dir(tmp_path / "stats")
-    got2 = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
+    got2 = IvectorExtractor(**kw, parallel=ParallelConfig(nj=2)).fit(again, ubm=full)
     np.testing.assert_array_equal(got2.T_, ref.T_)
     # written with nj=2: the same files
     other = write_stats(full, utts, ids, tmp_path / "stats2", ParallelConfig(nj=2), groups=groups, batch_size=file_bs)
@@ -341,17 +341,17 @@ def test_fit_on_archive_reads_one_file_at_a_time(tmp_path, toy, monkeypatch):
         loads.append(len(out[0]))
         return out
     monkeypatch.setattr(archive_mod.StatsArchive, "load", counting_load)
-    ex = IvectorExtractor(tv_dim=3, num_iters=2, batch_size=4).fit(archive, ubm=full)
+    ex = IvectorExtractor(n_components=3, n_iter=2, batch_size=4).fit(archive, ubm=full)
     assert len(ex.objective_history_) == 2
     assert max(loads) == max(archive.counts) < len(ids)
     assert len(loads) <= 2 * (len(archive.paths) + 1)  # once per file per iteration (chunk borders: +1)
     with pytest.raises(SpkrecError, match="do not match the UBM"):
-        IvectorExtractor(tv_dim=3).fit(archive, ubm=DiagGMM.from_params(np.ones(2) / 2, np.zeros((2, 3)), np.ones((2, 3))))
+        IvectorExtractor(n_components=3).fit(archive, ubm=DiagGMM.from_params(np.ones(2) / 2, np.zeros((2, 3)), np.ones((2, 3))))
     with pytest.raises(SpkrecError, match="F=None"):
-        IvectorExtractor(tv_dim=3).fit(archive, archive, full)
+        IvectorExtractor(n_components=3).fit(archive, archive, full)
     os.remove(archive.paths[1])
     with pytest.raises(SpkrecError, match="stats.2.npz: statistics file not found"):
-        IvectorExtractor(tv_dim=3, num_iters=1).fit(archive, ubm=full)
+        IvectorExtractor(n_components=3, n_iter=1).fit(archive, ubm=full)
 
 
 @pytest.mark.parametrize("batch_size", [1, 5, 64])
@@ -360,7 +360,7 @@ def test_streaming_extraction_equals_stats_then_transform(toy, batch_size):
     full, diag, utts = toy
     ids = sorted(utts)
     N, F = accumulate_stats(full, utts, ids, num_gselect=4)
-    ex = IvectorExtractor(tv_dim=4, num_iters=2, batch_size=batch_size).fit(N, F, full)
+    ex = IvectorExtractor(n_components=4, n_iter=2, batch_size=batch_size).fit(N, F, full)
     ref = ex.transform(N, F)
     got = extract_ivectors(ex, full, utts, ids, num_gselect=4)
     assert got.dtype == np.float32 and got.shape == (len(ids), 4)
@@ -383,7 +383,7 @@ def test_tmatrix_recovers_subspace():
     noise = rng.normal(size=(n, C, D)) * np.sqrt(50 * 0.2)
     F = (N[:, :, None] * np.einsum("cdr,nr->ncd", T_true, w) + noise).astype(np.float32)
     ubm = FullGMM.from_params(np.full(C, 1 / C), np.zeros((C, D)), covs)
-    ex = IvectorExtractor(tv_dim=R, num_iters=30, prior_offset=0.0).fit(N, F, ubm)
+    ex = IvectorExtractor(n_components=R, n_iter=30, prior_offset=0.0).fit(N, F, ubm)
     A = T_true.reshape(C * D, R)
     B = ex.T_.reshape(C * D, R)
     # principal angles between the two column spaces are small
@@ -430,10 +430,10 @@ def _real_speech_ivectors_beat_chance():
     train = [u for u in sorted(feats) if utt_spk[u] in train_spk]
     evalu = [u for u in sorted(feats) if utt_spk[u] not in train_spk]
     X = np.concatenate([feats[u] for u in train])
-    diag = DiagGMM(num_gauss=32, num_iters=6).fit(X[::2])
-    full = FullGMM(num_iters=2).fit(feats, diag, utt_ids=train)
+    diag = DiagGMM(n_components=32, n_iter=6).fit(X[::2])
+    full = FullGMM(n_iter=2).fit(feats, diag_ubm=diag, utt_ids=train)
     N, F = accumulate_stats(full, feats, train)
-    ex = IvectorExtractor(tv_dim=50, num_iters=5).fit(N, F, full)
+    ex = IvectorExtractor(n_components=50, n_iter=5).fit(N, F, full)
     Ne, Fe = accumulate_stats(full, feats, evalu)
     iv = ex.transform(Ne, Fe)
     iv = iv - iv.mean(0)

@@ -41,7 +41,7 @@ def setup(tmp_path_factory):
     (data / "spk2utt").write_text("".join(f"{s} {' '.join(us)}\n" for s, us in sorted(spk2utt.items())))
     X = np.concatenate([m for _, m in items])
     X = X - X.mean(0)
-    diag = DiagGMM(num_gauss=8, num_iters=3).fit(X[::3])
+    diag = DiagGMM(n_components=8, n_iter=3).fit(X[::3])
     diag.save(tmp / "ubm" / "final.ubm.npz")
     return tmp, data, spk2utt
 

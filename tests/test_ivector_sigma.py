@@ -125,7 +125,7 @@ def test_sigma_reestimation_matches_brute_force(toy, kind, offset):
     per_utt = [accumulate_stats(ubm, {u: utts[u]}, [u], second_order=True) for u in ids]
     stats = [(n[0].astype(np.float64), f[0].astype(np.float64), s) for n, f, s in per_utt]
     R = 2
-    ex = IvectorExtractor(tv_dim=R, num_iters=4, min_divergence=False, prior_offset=offset, update_variances=True,
+    ex = IvectorExtractor(n_components=R, n_iter=4, min_divergence=False, prior_offset=offset, update_variances=True,
                           batch_size=5, random_state=3).fit(N, F, ubm, S=S)
     # the same random start as fit: G ~ N(0, 0.25 / R), T = chol(Sigma0) G (first column 0 with an offset)
     G = np.random.default_rng(3).standard_normal((3, 2, R)) * (0.5 / np.sqrt(R))
@@ -143,8 +143,8 @@ def test_sigma_reestimation_matches_brute_force(toy, kind, offset):
     with pytest.raises(SpkrecError, match="second-order"):
         ex.objective(N, F)
     assert ex.objective(N, F, S=S) >= ex.objective_history_[-1] - 1e-9
-    ex2 = IvectorExtractor(tv_dim=R, num_iters=4, min_divergence=False, prior_offset=offset, update_variances=True,
-                           batch_size=5, random_state=3).fit(N, F, ubm, S=S, config=ParallelConfig(nj=2))
+    ex2 = IvectorExtractor(n_components=R, n_iter=4, min_divergence=False, prior_offset=offset, update_variances=True,
+                           batch_size=5, random_state=3, parallel=ParallelConfig(nj=2)).fit(N, F, ubm, S=S)
     np.testing.assert_array_equal(ex2.T_, ex.T_)
     np.testing.assert_array_equal(ex2.covariances_, ex.covariances_)
 
@@ -155,15 +155,15 @@ def test_em_with_variance_update_never_decreases(toy, kind, offset, min_div):
     full, diag, utts = toy
     ubm = full if kind == "full" else diag
     N, F, S = accumulate_stats(ubm, utts, second_order=True)
-    ex = IvectorExtractor(tv_dim=2, num_iters=10, min_divergence=min_div, prior_offset=offset, update_variances=True,
+    ex = IvectorExtractor(n_components=2, n_iter=10, min_divergence=min_div, prior_offset=offset, update_variances=True,
                           batch_size=4).fit(N, F, ubm, S=S)
     hist = np.array(ex.objective_history_)
     assert np.all(np.diff(hist) >= -1e-9 * np.abs(hist[1:])), hist
-    fixed = IvectorExtractor(tv_dim=2, num_iters=10, min_divergence=min_div, prior_offset=offset,
+    fixed = IvectorExtractor(n_components=2, n_iter=10, min_divergence=min_div, prior_offset=offset,
                              batch_size=4).fit(N, F, ubm)
     assert hist[-1] > fixed.objective_history_[-1]  # a free Sigma explains more than the UBM's
     with pytest.raises(SpkrecError, match="second-order"):
-        IvectorExtractor(tv_dim=2, update_variances=True).fit(N, F, ubm)
+        IvectorExtractor(n_components=2, update_variances=True).fit(N, F, ubm)
 
 
 def test_objective_with_sigma_is_marginal_likelihood_of_frames():
@@ -194,7 +194,7 @@ def test_objective_with_sigma_is_marginal_likelihood_of_frames():
     for seed, offset in [(0, 0.0), (1, 2.0)]:
         r = np.random.default_rng(seed)
         A = r.normal(size=(C, D, D)) * 0.3 + np.eye(D)
-        ex = IvectorExtractor(tv_dim=R, prior_offset=offset)
+        ex = IvectorExtractor(n_components=R, prior_offset=offset)
         ex.ubm_covariances_ = covs0
         ex.covariances_ = A @ A.transpose(0, 2, 1)
         ex.T_ = r.normal(size=(C, D, R))
@@ -214,7 +214,7 @@ def test_objective_with_sigma_is_marginal_likelihood_of_frames():
 def test_variance_floor(toy):
     full, _, utts = toy
     N, F, S = accumulate_stats(full, utts, second_order=True)
-    ex = IvectorExtractor(tv_dim=2, num_iters=3, update_variances=True, variance_floor_factor=0.8).fit(N, F, full, S=S)
+    ex = IvectorExtractor(n_components=2, n_iter=3, update_variances=True, variance_floor_factor=0.8).fit(N, F, full, S=S)
     floor = 0.8 * S.sum(0) / N.sum()
     for c in range(3):  # Sigma_c - floor is positive semi-definite
         assert np.linalg.eigvalsh(ex.covariances_[c] - floor).min() > -1e-6
@@ -230,9 +230,9 @@ def test_variance_update_save_load_and_archive(tmp_path, toy):
     np.testing.assert_allclose(archive.second_order(), S, rtol=1e-12)
     again = StatsArchive.from_dir(tmp_path / "stats")
     np.testing.assert_array_equal(again.second_order(), archive.second_order())
-    kw = dict(tv_dim=2, num_iters=3, update_variances=True, batch_size=3)
+    kw = dict(n_components=2, n_iter=3, update_variances=True, batch_size=3)
     a = IvectorExtractor(**kw).fit(archive, ubm=full)
-    b = IvectorExtractor(**kw).fit(again, ubm=full, config=ParallelConfig(nj=2))
+    b = IvectorExtractor(**kw, parallel=ParallelConfig(nj=2)).fit(again, ubm=full)
     np.testing.assert_array_equal(a.T_, b.T_)
     np.testing.assert_array_equal(a.covariances_, b.covariances_)
     ref = IvectorExtractor(**kw).fit(N, F, full, S=S)
@@ -261,7 +261,7 @@ def test_min_gauss_count_drops_gaussians(toy, caplog):
         ids = sorted(utts)
         N, F, S = accumulate_stats(ubm, utts, ids, second_order=True)
         assert N[:, 3].sum() < 1.0 and N[:, :3].sum(0).min() > 50
-        kw = dict(tv_dim=2, num_iters=3, batch_size=4, update_variances=True)
+        kw = dict(n_components=2, n_iter=3, batch_size=4, update_variances=True)
         with caplog.at_level(logging.INFO, logger="spkrec"):
             ex = IvectorExtractor(min_gauss_count=10, **kw).fit(N, F, ubm, S=S)
         assert "dropped 1 of 4 Gaussians" in caplog.text
@@ -308,11 +308,11 @@ def test_overfitting_check_on_real_speech(speech, caplog, num_gauss, tv_dim, upd
     feats, train, held = speech
     with threadpool_limits(limits=1, user_api="blas"):
         X = np.concatenate([feats[u] for u in train])
-        ubm = DiagGMM(num_gauss=num_gauss, num_iters=4).fit(X[::2])
+        ubm = DiagGMM(n_components=num_gauss, n_iter=4).fit(X[::2])
         N, F, S = accumulate_stats(ubm, feats, train, second_order=True)
         heldout = accumulate_stats(ubm, feats, held, second_order=True)
         with caplog.at_level(logging.WARNING, logger="spkrec"):
-            ex = IvectorExtractor(tv_dim=tv_dim, num_iters=5, update_variances=update).fit(N, F, ubm, S=S,
+            ex = IvectorExtractor(n_components=tv_dim, n_iter=5, update_variances=update).fit(N, F, ubm, S=S,
                                                                                           heldout=heldout)
     h = ex.heldout_objective_history_
     print(num_gauss, tv_dim, update, np.round(ex.objective_history_, 1), np.round(h, 1))
@@ -337,4 +337,4 @@ def test_non_finite_statistics_stop_training_with_the_iteration():
     F = rng.standard_normal((20, 2, 3))
     F[3, 1, 2] = np.nan
     with pytest.raises(SpkrecError, match="iteration 0: non-finite"):
-        IvectorExtractor(tv_dim=2, num_iters=2).fit(N, F, ubm=ubm)
+        IvectorExtractor(n_components=2, n_iter=2).fit(N, F, ubm=ubm)

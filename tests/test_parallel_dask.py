@@ -112,7 +112,7 @@ def loader(corpus):
 @pytest.fixture(scope="module")
 def ubm(loader):
     from spkrec.gmm import DiagGMM
-    return DiagGMM(num_gauss=8, num_iters=2, num_iters_per_split=1).fit_utterances(loader, config=SERIAL)
+    return DiagGMM(n_components=8, n_iter=2, n_iter_per_split=1).fit(loader)
 
 
 # ------------------------------------------------------------------ the execution layer
@@ -182,7 +182,7 @@ def test_ubm_em_accumulation_and_training_identical_on_dask(loader, ubm, schedul
         for name in ("occupancy", "first", "second"):
             np.testing.assert_array_equal(getattr(got, name), getattr(want, name))
         assert got.loglik == want.loglik and got.num_frames == want.num_frames
-    trained = DiagGMM(num_gauss=8, num_iters=2, num_iters_per_split=1).fit_utterances(loader, config=DASK2)
+    trained = DiagGMM(n_components=8, n_iter=2, n_iter_per_split=1, parallel=DASK2).fit(loader)
     for name in ("weights_", "means_", "variances_"):
         np.testing.assert_array_equal(getattr(trained, name), getattr(ubm, name))
 
@@ -197,8 +197,8 @@ def test_ivector_stats_training_and_extraction_identical_on_dask(loader, ubm):
 
     def train_and_extract(config):
         # batch_size=1: 12 chunks, so a chunk count that followed nj would change the float reductions
-        model = IvectorExtractor(tv_dim=5, num_iters=2, batch_size=1, random_state=3).fit(N, F, ubm, config=config)
-        return model.T_, model.transform(N, F, config=config)
+        model = IvectorExtractor(n_components=5, n_iter=2, batch_size=1, random_state=3, parallel=config).fit(N, F, ubm)
+        return model.T_, model.transform(N, F)
 
     T_local, ivectors_local = train_and_extract(SERIAL)
     for config in (LOKY2, DASK2):
@@ -213,11 +213,11 @@ def test_ivector_out_of_core_paths_identical_on_dask(loader, ubm, tmp_path):
     streamed extraction: the same numbers as the in-memory path."""
     from spkrec.ivector import IvectorExtractor, accumulate_stats, extract_ivectors, write_stats
     N, F = accumulate_stats(ubm, loader, num_gselect=4)
-    kw = dict(tv_dim=5, num_iters=2, batch_size=1, random_state=3)
+    kw = dict(n_components=5, n_iter=2, batch_size=1, random_state=3)
     ref = IvectorExtractor(**kw).fit(N, F, ubm)
     archive = write_stats(ubm, loader, loader.utt_ids, tmp_path / "stats", DASK2, batch_size=1, num_gselect=4)
     assert len(archive.paths) == 12 and archive.ids() == list(loader.utt_ids)
-    model = IvectorExtractor(**kw).fit(archive, ubm=ubm, config=DASK2)
+    model = IvectorExtractor(**kw, parallel=DASK2).fit(archive, ubm=ubm)
     np.testing.assert_array_equal(model.T_, ref.T_)
     np.testing.assert_array_equal(extract_ivectors(model, ubm, loader, config=DASK2, num_gselect=4),
                                   ref.transform(N, F))
@@ -225,7 +225,7 @@ def test_ivector_out_of_core_paths_identical_on_dask(loader, ubm, tmp_path):
 
 def test_killed_worker_is_retried_and_result_unchanged(loader, ubm, scheduler, tmp_path):
     from spkrec.gmm.em import collect_stats, utterance_blocks
-    from spkrec.gmm.estep import GmmStats, PackedGMM
+    from spkrec.gmm.core import GmmStats, PackedGMM
     want = collect_stats(ubm.weights_, ubm.means_, ubm.variances_, loader, loader.utt_ids, config=SERIAL)
     marker = tmp_path / "killed"
     config = ParallelConfig(nj=2, backend="dask", scheduler=scheduler)
@@ -251,7 +251,7 @@ def test_training_and_statistics_do_not_hold_all_frames():
     from spkrec.ivector import accumulate_stats
     loader = SyntheticLoader(num_utts=64, frames=10000, dim=20)
     corpus_bytes = len(loader.utt_ids) * loader.frames * loader.dim * 4
-    model = DiagGMM(num_gauss=4, num_iters=1, num_iters_per_split=1, chunk_frames=20000).fit(loader("u0000"))
+    model = DiagGMM(n_components=4, n_iter=1, n_iter_per_split=1, chunk_frames=20000).fit(loader("u0000"))
     tracemalloc.start()
     try:
         stats = collect_stats(model.weights_, model.means_, model.variances_, loader, loader.utt_ids,

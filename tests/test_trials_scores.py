@@ -174,3 +174,47 @@ def test_make_folds(tmp_path, capsys):
     assert sorted(seen) == speakers
     err = cli_error(capsys, ["make-folds", "--num-folds", "4", data.path, str(tmp_path / "f4")])
     assert "7 speakers" in err and "--num-folds" in err
+
+
+def test_make_cohort_trials_and_trial_indices(tmp_path, capsys):
+    """The cohort keys are every left id against every right id (what recipes built with awk)."""
+    from spkrec.io.trials import trial_indices
+    left = _toy_data(tmp_path / "left", [2, 3])
+    right = _toy_data(tmp_path / "right", [1, 2])
+    out = tmp_path / "cohort.trials"
+    assert main(["make-cohort-trials", "-q", str(left.path), str(right.path), str(out)]) == 0
+    right_utts = ["s0-u00", "s1-u00", "s1-u01"]
+    assert out.read_text().splitlines() == [f"{s} {u}" for s in ["s0", "s1"] for u in right_utts]
+    assert main(["make-cohort-trials", "-q", "--left", "utterances", "--right", "speakers", str(left.path),
+                 str(right.path), str(out)]) == 0
+    assert out.read_text().splitlines()[:3] == ["s0-u00 s0", "s0-u00 s1", "s0-u01 s0"]
+    rows, mi, ti = trial_indices(out, ["x", "s0-u00", "s0-u01", "s1-u00", "s1-u01", "s1-u02"], ["s1", "s0"])
+    assert len(rows) == 10 and list(mi[:4]) == [1, 1, 2, 2] and list(ti[:4]) == [1, 0, 1, 0]
+    with pytest.raises(SpkrecError, match=r"cohort.trials:1: enrolment id 's0-u00'"):
+        trial_indices(out, ["s0"], ["s0", "s1"])
+
+
+def test_cohort_matrix_and_normalise(tmp_path):
+    """score_norm.normalise by name equals the textbook formulas on a cohort read from a score file."""
+    from spkrec.backend.score_norm import normalise
+    from spkrec.io.scores import cohort_matrix, score_indices
+    rng = np.random.default_rng(0)
+    coh = rng.normal(size=(2, 4))
+    path = tmp_path / "ecoh"
+    write_scores(path, [(m, f"c{j}", coh[i, j]) for i, m in enumerate(["a", "b"]) for j in range(4)])
+    ids, E = cohort_matrix(path, 0, ["b", "a"])
+    assert ids == ["b", "a"]
+    np.testing.assert_allclose(E, np.round(coh[::-1], 6))
+    rows = [("a", "t1", 1.0), ("b", "t1", 2.0), ("a", "t2", 3.0)]
+    models, tests, ei, ti = score_indices(rows)
+    assert (models, tests, list(ei), list(ti)) == (["a", "b"], ["t1", "t2"], [0, 1, 0], [0, 0, 1])
+    Ec = np.round(coh, 6)
+    z = normalise("z", [1.0, 2.0, 3.0], Ec, None, ei, ti)
+    np.testing.assert_allclose(z, [(1 - Ec[0].mean()) / Ec[0].std(), (2 - Ec[1].mean()) / Ec[1].std(),
+                                   (3 - Ec[0].mean()) / Ec[0].std()])
+    T = rng.normal(size=(2, 5))
+    top = np.sort(Ec[0])[-2:], np.sort(T[0])[-2:]
+    a_s = normalise("as", [1.0], Ec[:1], T[:1], [0], [0], top_n=2)
+    np.testing.assert_allclose(a_s, [0.5 * ((1 - top[0].mean()) / top[0].std() + (1 - top[1].mean()) / top[1].std())])
+    with pytest.raises(SpkrecError, match="unknown"):
+        normalise("q", [1.0], Ec, T)

@@ -5,7 +5,7 @@ Transforms (``Center``, ``Whiten``, ``LDA``, ``WCCN``, ``LengthNorm``), PLDA (``
 (``LinearCalibration``, ``LinearFusion``), combined by
 ``BackendPipeline``. Names are imported lazily.
 """
-import importlib
+from spkrec._lazy import lazy_exports
 
 _EXPORTS = {
     "Center": "transforms", "Whiten": "transforms", "LDA": "transforms", "WCCN": "transforms",
@@ -19,11 +19,4 @@ _EXPORTS = {
     "BackendPipeline": "pipeline", "make_pipeline": "pipeline",
     "group_means": "base",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"spkrec.backend.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'spkrec.backend' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

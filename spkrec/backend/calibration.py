@@ -27,8 +27,10 @@ import logging
 
 import numpy as np
 from scipy.special import expit, log_expit, logit
+from sklearn.base import BaseEstimator, TransformerMixin
 
 from spkrec.errors import SpkrecError
+from spkrec.gmm.core import NotFitted
 
 log = logging.getLogger("spkrec")
 MIN_PER_CLASS = 2
@@ -122,7 +124,7 @@ def _require(path, meta, keys, arrays=None, names=()):
         raise SpkrecError(f"{path}: model file lacks {', '.join(missing)}; re-run its training stage")
 
 
-class _LinearLLR:
+class _LinearLLR(TransformerMixin, BaseEstimator):
     """Shared fitting; subclasses name the attributes and the file format."""
 
     def __init__(self, target_prior=0.01, l2=1e-6, max_iter=100, tol=1e-8):
@@ -138,7 +140,7 @@ class _LinearLLR:
 
     def _check_fitted(self):
         if not hasattr(self, "offset_"):
-            raise SpkrecError(f"{type(self).__name__} is not fitted; call fit() or load() first")
+            raise NotFitted(f"{type(self).__name__} is not fitted; call fit() or load() first")
 
 
 class LinearCalibration(_LinearLLR):

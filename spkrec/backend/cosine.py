@@ -33,7 +33,7 @@ class CosineScorer(Persistable, BaseEstimator):
     def fit(self, X=None, y=None):
         return self
 
-    def score(self, enroll, test, n_enroll=1, pairs=None):
+    def score_pairs(self, enroll, test, n_enroll=1, pairs=None):
         return cosine_scores(enroll, test, pairs)
 
     def _get_state(self):

@@ -47,7 +47,7 @@ class BackendPipeline(BaseEstimator):
             X = step.transform(X)
         return X
 
-    def score(self, enroll, test, enroll_groups=None, n_enroll=1, pairs=None):
+    def score_pairs(self, enroll, test, enroll_groups=None, n_enroll=1, pairs=None):
         """Score enrolment against test vectors through the transforms and the scorer.
 
         enroll : (m, dim) vectors; with ``enroll_groups`` (m,) ints ``0..M-1`` several rows form one model:
@@ -63,7 +63,7 @@ class BackendPipeline(BaseEstimator):
                 raise SpkrecError("enroll_groups: need one model index per enrolment vector")
             E, counts = group_means(E, enroll_groups)
         scorer = self.scorer if self.scorer is not None else CosineScorer()
-        return scorer.score(E, T, n_enroll=counts, pairs=pairs)
+        return scorer.score_pairs(E, T, n_enroll=counts, pairs=pairs)
 
     def save(self, path):
         arrays, steps = {}, []
@@ -119,7 +119,7 @@ def make_pipeline(spec, plda="two-cov"):
     for pos, item in enumerate(items):
         name, _, arg = item.partition(":")
         name = name.lower()
-        name = {"wcccn": "wccn", "plda": plda, "length-norm": "lnorm", "lengthnorm": "lnorm"}.get(name, name)
+        name = {"plda": plda, "length-norm": "lnorm", "lengthnorm": "lnorm"}.get(name, name)
         if name not in TRANSFORMS and name not in SCORERS:
             raise SpkrecError(f"--steps: unknown step {item!r}; use center, whiten, lda:N, wccn, lnorm, "
                               "plda or cosine")

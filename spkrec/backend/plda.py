@@ -22,9 +22,9 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.backend.base import ClassStats, Persistable, check_vectors, rowdot_pairs, sym, use_dense
 from spkrec.errors import SpkrecError
+from spkrec.gmm.core import LOG_2PI
 
 log = logging.getLogger("spkrec")
-LOG_2PI = np.log(2.0 * np.pi)
 
 
 def _inv_logdet(A, what):
@@ -70,7 +70,7 @@ class _PLDABase(Persistable, BaseEstimator):
         X = check_vectors(X, f"{type(self).__name__}.transform", dim=self.mean_.size)
         return (X - self.mean_) @ self.transform_.T
 
-    def score(self, enroll, test, n_enroll=1, pairs=None):
+    def score_pairs(self, enroll, test, n_enroll=1, pairs=None):
         """Verification log-likelihood ratios (natural log).
 
         enroll : (M, dim) model vectors, each the MEAN of ``n_enroll`` enrolment vectors of one speaker.
@@ -82,7 +82,7 @@ class _PLDABase(Persistable, BaseEstimator):
         ue, ut = self.transform(enroll), self.transform(test)
         n = np.broadcast_to(np.asarray(n_enroll, dtype=np.float64), (ue.shape[0],))
         if np.any(n < 1):
-            raise SpkrecError("PLDA.score: n_enroll must be >= 1 for every model")
+            raise SpkrecError("PLDA.score_pairs: n_enroll must be >= 1 for every model")
         psi = self.psi_
         npsi = n[:, None] * psi
         inv_v = 1.0 / (1.0 + psi / (npsi + 1.0))   # 1 / predictive variance of t given the enrolment

@@ -70,3 +70,21 @@ def adaptive_snorm(scores, enroll_cohort, test_cohort, enroll_index=None, test_i
 
 
 METHODS = {"z": znorm, "t": tnorm, "s": snorm, "as": adaptive_snorm}
+"""The normalisations by name (``score-norm --method``)."""
+COHORT_SIDES = {"z": ("enroll",), "t": ("test",), "s": ("enroll", "test"), "as": ("enroll", "test")}
+"""Which cohort matrices each method uses."""
+
+
+def normalise(method, scores, enroll_cohort=None, test_cohort=None, enroll_index=None, test_index=None, top_n=200):
+    """Normalise ``scores`` by the method named ``method`` (a key of :data:`METHODS`); the cohort
+    matrices a method does not use (:data:`COHORT_SIDES`) may be None; ``top_n`` is for ``"as"`` only."""
+    if method not in METHODS:
+        raise SpkrecError(f"score normalisation {method!r}: unknown; use one of {', '.join(METHODS)}")
+    enroll = (enroll_cohort, enroll_index)
+    test = (test_cohort, test_index)
+    if method == "z":
+        return znorm(scores, *enroll)
+    if method == "t":
+        return tnorm(scores, *test)
+    extra = {"top_n": top_n} if method == "as" else {}
+    return METHODS[method](scores, enroll_cohort, test_cohort, enroll_index, test_index, **extra)

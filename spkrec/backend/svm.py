@@ -56,7 +56,7 @@ class GSVSVM(Persistable, BaseEstimator):
         self._check_fitted("coef_")
         return check_vectors(X, "GSVSVM test", dim=self.coef_.shape[1]) @ self.coef_.T + self.intercept_
 
-    def score(self, test, pairs=None):
+    def score_pairs(self, test, pairs=None):
         """Scores (S, K) of every model against test (K, dim); (P,) with ``pairs=(model_idx, test_idx)``."""
         self._check_fitted("coef_")
         T = check_vectors(test, "GSVSVM test", dim=self.coef_.shape[1])

@@ -1,4 +1,4 @@
-"""Back-end verbs: train-backend, score-plda, score-cosine, score-norm, train-svm, score-svm.
+"""Back-end verbs: train-backend, score-plda, score-cosine, make-cohort-trials, score-norm, train-svm, score-svm.
 
 Vectors are Kaldi vector tables (``ivector.scp``, ``spk_ivector.scp``, supervector scp files); trials are
 ``<enroll-id> <test-id> [target|nontarget]`` lines and score files ``<enroll-id> <test-id> <score>``.
@@ -10,6 +10,8 @@ import numpy as np
 
 from spkrec.cli.common import add_command_args, positive_float, positive_int
 from spkrec.errors import SpkrecError
+from spkrec.backend.score_norm import METHODS
+from spkrec.io.trials import trial_indices
 
 log = logging.getLogger("spkrec")
 
@@ -60,24 +62,6 @@ def _enrol_models(scp, spk2utt_path=None, allow_commands=False):
     return models, X[rows], np.array(groups, dtype=np.int64)
 
 
-def _trial_pairs(trials_path, model_ids, test_ids, model_src, test_src):
-    """Read trials and map them to ``(rows, model_index, test_index)``; unknown ids name the line."""
-    from spkrec.io.trials import read_trials_with_lines
-    rows, lines = read_trials_with_lines(trials_path, require_labels=False)
-    m_of = {m: i for i, m in enumerate(model_ids)}
-    t_of = {t: i for i, t in enumerate(test_ids)}
-    mi, ti = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
-    for k, (enroll, test, _) in enumerate(rows):
-        if enroll not in m_of:
-            raise SpkrecError(f"{trials_path}:{lines[k]}: enrolment id {enroll!r} is not a model of "
-                              f"{model_src}; enrol it or use matching trials")
-        if test not in t_of:
-            raise SpkrecError(f"{trials_path}:{lines[k]}: test id {test!r} has no vector in {test_src}; "
-                              "extract it or use matching trials")
-        mi[k], ti[k] = m_of[enroll], t_of[test]
-    return rows, mi, ti
-
-
 def _num_utts(path, models):
     """Counts ``<model-id> <num-utts>`` (Kaldi's num_utts.ark) for every model, as a float array."""
     from spkrec.io.datadir import read_table
@@ -103,10 +87,10 @@ def _score_trials(pipe, args):
     from spkrec.io.scores import write_scores
     models, E, groups = _enrol_models(args.enroll_scp, args.enroll_spk2utt, args.allow_commands)
     test_ids, T = read_vectors(args.test_scp, args.allow_commands)
-    rows, mi, ti = _trial_pairs(args.trials, models, test_ids, args.enroll_spk2utt or args.enroll_scp,
-                                args.test_scp)
+    rows, mi, ti = trial_indices(args.trials, models, test_ids, args.enroll_spk2utt or args.enroll_scp,
+                                 args.test_scp)
     counts = _num_utts(args.enroll_num_utts, models) if args.enroll_num_utts and groups is None else 1
-    scores = pipe.score(E, T, enroll_groups=groups, n_enroll=counts, pairs=(mi, ti))
+    scores = pipe.score_pairs(E, T, enroll_groups=groups, n_enroll=counts, pairs=(mi, ti))
     write_scores(args.out, [(e, t, s) for (e, t, _), s in zip(rows, scores)])
     log.info("scored %d trials (%d models, %d test vectors) -> %s", len(rows), len(models), len(test_ids),
              args.out)
@@ -189,7 +173,7 @@ def _run_score_cosine(args):
 
 # --------------------------------------------------------------------------------------- score-norm
 def _add_score_norm(p):
-    p.add_argument("--method", choices=["z", "t", "s", "as"], default="s",
+    p.add_argument("--method", choices=list(METHODS), default="s",
                    help="z: Z-norm (enrolment side), t: T-norm (test side), s: symmetric S-norm, "
                         "as: adaptive S-norm with the --top-n best cohort scores of each side "
                         "(default %(default)s)")
@@ -208,53 +192,48 @@ def _add_score_norm(p):
                 "COHORT_SCP TEST_SCP <cohort-id test-id list> TEST_COHORT_SCORES.")
 
 
-def _cohort_matrix(path, key_field, needed):
-    """Cohort scores grouped by the model/test id in ``key_field`` (0 or 1): ``(ids, (n, C) matrix)``."""
-    from spkrec.io.scores import read_scores_with_lines
-    rows, lines = read_scores_with_lines(path)
-    by_id, first_line = {}, {}
-    for (a, b, s), ln in zip(rows, lines):
-        key = (a, b)[key_field]
-        by_id.setdefault(key, []).append(s)
-        first_line.setdefault(key, ln)
-    for key in needed:
-        if key not in by_id:
-            side = "model" if key_field == 0 else "test vector"
-            raise SpkrecError(f"{path}: no cohort scores for {side} {key!r}; score it against the cohort")
-    ids = list(needed)
-    sizes = {len(by_id[k]) for k in ids}
-    if len(sizes) > 1:
-        k = min(ids, key=lambda i: len(by_id[i]))
-        raise SpkrecError(f"{path}:{first_line[k]}: {k!r} has {len(by_id[k])} cohort scores, others have "
-                          f"{max(sizes)}; score every id against the same cohort")
-    return ids, np.array([by_id[k] for k in ids], dtype=np.float64)
-
-
 def _run_score_norm(args):
     from spkrec.backend import score_norm
-    from spkrec.io.scores import read_scores, write_scores
+    from spkrec.io.scores import cohort_matrix, read_scores, score_indices, write_scores
     rows = read_scores(args.scores)
     if not rows:
         raise SpkrecError(f"{args.scores}: empty score file; run the scoring stage first")
-    raw = np.array([s for _, _, s in rows])
-    models = list(dict.fromkeys(e for e, _, _ in rows))
-    tests = list(dict.fromkeys(t for _, t, _ in rows))
-    m_of = {m: i for i, m in enumerate(models)}
-    t_of = {t: i for i, t in enumerate(tests)}
-    ei = np.array([m_of[e] for e, _, _ in rows])
-    ti = np.array([t_of[t] for _, t, _ in rows])
-    ecoh = _cohort_matrix(args.enroll_cohort, 0, models)[1] if args.method != "t" else None
-    tcoh = _cohort_matrix(args.test_cohort, 1, tests)[1] if args.method != "z" else None
-    if args.method == "z":
-        out = score_norm.znorm(raw, ecoh, ei)
-    elif args.method == "t":
-        out = score_norm.tnorm(raw, tcoh, ti)
-    elif args.method == "s":
-        out = score_norm.snorm(raw, ecoh, tcoh, ei, ti)
-    else:
-        out = score_norm.adaptive_snorm(raw, ecoh, tcoh, ei, ti, top_n=args.top_n)
+    models, tests, ei, ti = score_indices(rows)
+    sides = score_norm.COHORT_SIDES[args.method]
+    ecoh = cohort_matrix(args.enroll_cohort, 0, models)[1] if "enroll" in sides else None
+    tcoh = cohort_matrix(args.test_cohort, 1, tests)[1] if "test" in sides else None
+    out = score_norm.normalise(args.method, np.array([s for _, _, s in rows]), ecoh, tcoh, ei, ti, top_n=args.top_n)
     write_scores(args.out, [(e, t, s) for (e, t, _), s in zip(rows, out)])
     log.info("%s-norm of %d scores -> %s", args.method, len(rows), args.out)
+
+
+# ------------------------------------------------------------------------------- make-cohort-trials
+_SIDES = ("speakers", "utterances")
+
+
+def _add_make_cohort_trials(p):
+    p.add_argument("--left", choices=_SIDES, default="speakers",
+                   help="ids of LEFT_DATA to list: its speakers (spk2utt) or utterances (default %(default)s)")
+    p.add_argument("--right", choices=_SIDES, default="utterances",
+                   help="ids of RIGHT_DATA to list (default %(default)s)")
+    p.add_argument("left_data", metavar="LEFT_DATA", help="data dir of the first column (e.g. enroll, or the cohort)")
+    p.add_argument("right_data", metavar="RIGHT_DATA", help="data dir of the second column (the cohort, or test)")
+    p.add_argument("out", metavar="OUT", help="2-column key: every left id against every right id")
+    p.epilog = ("For S-norm: make-cohort-trials ENROLL COHORT enroll_cohort.trials (models x cohort utterances) "
+                "and make-cohort-trials COHORT TEST cohort_test.trials (cohort models x test utterances); "
+                "score both with the system's scoring verb, then score-norm.")
+
+
+def _run_make_cohort_trials(args):
+    from spkrec.io.datadir import DataDir
+    from spkrec.io.trials import cohort_trials, write_trials
+
+    def ids(path, side):
+        data = DataDir(path)
+        return list(data.spk2utt) if side == "speakers" else list(data.utts)
+    rows = cohort_trials(ids(args.left_data, args.left), ids(args.right_data, args.right))
+    write_trials(args.out, rows)
+    log.info("wrote %d cohort trials -> %s", len(rows), args.out)
 
 
 # ---------------------------------------------------------------------------------------------- SVM
@@ -301,9 +280,9 @@ def _run_score_svm(args):
     from spkrec.io.scores import write_scores
     svm = GSVSVM.load(args.svm)
     test_ids, T = read_vectors(args.test_scp, args.allow_commands)
-    rows, mi, ti = _trial_pairs(args.trials, list(svm.speakers_), test_ids, os.fspath(args.svm),
-                                args.test_scp)
-    scores = svm.score(T, pairs=(mi, ti))
+    rows, mi, ti = trial_indices(args.trials, list(svm.speakers_), test_ids, os.fspath(args.svm),
+                                 args.test_scp)
+    scores = svm.score_pairs(T, pairs=(mi, ti))
     write_scores(args.out, [(e, t, s) for (e, t, _), s in zip(rows, scores)])
     log.info("scored %d trials -> %s", len(rows), args.out)
 
@@ -312,6 +291,7 @@ COMMANDS = {
     "train-backend": (_add_train_backend, _run_train_backend),
     "score-plda": (_add_score_plda, _run_score_plda),
     "score-cosine": (_add_score_cosine, _run_score_cosine),
+    "make-cohort-trials": (_add_make_cohort_trials, _run_make_cohort_trials),
     "score-norm": (_add_score_norm, _run_score_norm),
     "train-svm": (_add_train_svm, _run_train_svm),
     "score-svm": (_add_score_svm, _run_score_svm),

@@ -63,17 +63,17 @@ def run_train_ubm(args):
     opts = feature_options(args)
     loader = feature_loader(args.data, opts, command_options(args))
     start = time.time()
-    gmm = DiagGMM(num_gauss=args.num_gauss, num_iters=args.num_iters, init=args.init,
-                  num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
-                  subsample=args.subsample, random_state=args.seed, verbose=True)
-    gmm.fit_utterances(loader, loader.utt_ids, parallel_config(args))
+    gmm = DiagGMM(n_components=args.num_gauss, n_iter=args.num_iters, init=args.init,
+                  n_iter_per_split=args.num_iters_per_split, var_floor=args.var_floor,
+                  subsample=args.subsample, random_state=args.seed, verbose=True, parallel=parallel_config(args))
+    gmm.fit(loader)
     gmm.save(os.path.join(args.ubm_dir, UBM_FILE), meta={"features": opts})
     lines = [f"# train-ubm {args.data}: {len(loader.utt_ids)} utterances, {args.num_gauss} Gaussians, "
              f"init {args.init}, {time.time() - start:.1f} s",
              "# stage num_gauss iteration avg_loglik_per_frame seconds"]
     secs, splits = gmm.iteration_seconds_, len(gmm.init_loglik_history_)
     lines += [f"split {c} {i + 1} {ll:.6f} {secs[i]:.4f}" for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
-    lines += [f"final {gmm.num_gauss_} {i + 1} {ll:.6f} {secs[splits + i]:.4f}"
+    lines += [f"final {gmm.n_components_} {i + 1} {ll:.6f} {secs[splits + i]:.4f}"
               for i, ll in enumerate(gmm.loglik_history_)]
     write_lines_atomic(os.path.join(args.ubm_dir, "log", "train_ubm.log"), lines)
     from spkrec.eval.plots_training import UBM_QUANTITY, write_objective_file
@@ -100,11 +100,8 @@ def add_enroll_gmm(p):
 
 
 def _spk2utt(data):
-    from spkrec.io.datadir import read_spk2utt, read_table, utt2spk_to_spk2utt
-    path = os.path.join(data, "spk2utt")
-    if os.path.exists(path):
-        return read_spk2utt(path)  # checked against utt2spk
-    return utt2spk_to_spk2utt(read_table(os.path.join(data, "utt2spk"), 2, 2, "utt2spk"))
+    from spkrec.io.datadir import DataDir
+    return DataDir(data).spk2utt  # spk2utt (checked against utt2spk), else built from utt2spk
 
 
 def run_enroll_gmm(args):

@@ -67,9 +67,9 @@ def run_train_full_ubm(args):
     diag, meta = _load_ubm(args.diag_ubm, "diag")
     opts = _feature_options(args, meta)
     loader = feature_loader(args.data, opts, command_options(args))
-    model = FullGMM(num_iters=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
-                    min_gaussian_weight=args.min_gaussian_weight)
-    model.fit(loader, diag, utt_ids=loader.utt_ids, config=parallel_config(args))
+    model = FullGMM(n_iter=args.num_iters, num_gselect=args.num_gselect, variance_floor=args.variance_floor,
+                    min_gaussian_weight=args.min_gaussian_weight, parallel=parallel_config(args))
+    model.fit(loader, diag_ubm=diag)
     out = os.path.join(args.out_dir, UBM_FILE)
     model.save(out, meta={"features": opts})
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_full_ubm.log"),
@@ -84,10 +84,14 @@ def run_train_full_ubm(args):
 
 # ---------------------------------------------------------------------- train-ivector-extractor
 def _stats_args(p):
+    from spkrec.ivector.stats import STATS_DEFAULTS as d
     g = p.add_argument_group("Baum-Welch statistics")
-    g.add_argument("--num-gselect", type=positive_int, default=20, help="Gaussians kept per frame (default 20)")
-    g.add_argument("--min-post", type=nonneg_float, default=0.025, help="posterior pruning threshold (default 0.025)")
-    g.add_argument("--posterior-scale", type=positive_float, default=1.0, help="scale of the posteriors (default 1)")
+    g.add_argument("--num-gselect", type=positive_int, default=d["num_gselect"],
+                   help="Gaussians kept per frame (default %(default)s)")
+    g.add_argument("--min-post", type=nonneg_float, default=d["min_post"],
+                   help="posterior pruning threshold (default %(default)s)")
+    g.add_argument("--posterior-scale", type=positive_float, default=d["posterior_scale"],
+                   help="scale of the posteriors (default %(default)s)")
 
 
 def add_train_extractor(p):
@@ -181,11 +185,11 @@ def run_train_extractor(args):
     if held_utts:  # single utterances (what extraction sees), never pooled
         heldout = write_stats(ubm, held_loader, held_utts, held_dir, config, batch_size=args.batch_size,
                               second_order=args.update_variances, **stats_opts)
-    model = IvectorExtractor(tv_dim=args.tv_dim, num_iters=args.num_iters, min_divergence=not args.no_min_divergence,
+    model = IvectorExtractor(n_components=args.tv_dim, n_iter=args.num_iters, min_divergence=not args.no_min_divergence,
                              prior_offset=args.prior_offset, batch_size=args.batch_size, random_state=args.seed,
                              update_variances=args.update_variances, variance_floor_factor=args.variance_floor_factor,
-                             min_gauss_count=args.min_gauss_count)
-    model.fit(archive, ubm=ubm, config=config, heldout=heldout)
+                             min_gauss_count=args.min_gauss_count, parallel=config)
+    model.fit(archive, ubm=ubm, heldout=heldout)
     if not args.keep_stats:
         for arch, directory in ((archive, stats_dir), (heldout, held_dir)):
             if arch is None:
@@ -228,6 +232,7 @@ def run_extract(args):
     from spkrec.io.datadir import DataDir
     from spkrec.io.kaldi_io import write_vectors
     from spkrec.ivector import IvectorExtractor, extract_ivectors
+    from spkrec.ivector.stats import STATS_DEFAULTS, stats_options
     extractor = IvectorExtractor.load(model_file(args.extractor_dir, EXTRACTOR_FILE))
     ubm_dir = args.extractor_dir if os.path.isdir(args.extractor_dir) else os.path.dirname(args.extractor_dir)
     ubm, _ = _load_ubm(ubm_dir)
@@ -235,8 +240,7 @@ def run_extract(args):
         extractor.batch_size = args.batch_size
     meta = extractor.meta_
     stored = meta.get("stats", {})
-    stats_opts = {k: (getattr(args, k) if getattr(args, k) is not None else stored.get(k, d))
-                  for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+    stats_opts = stats_options(stored, **{k: getattr(args, k) for k in STATS_DEFAULTS})
     loader = feature_loader(args.data, _feature_options(args, meta), command_options(args))
     config = parallel_config(args)
     utts = loader.utt_ids

@@ -40,6 +40,7 @@ VERBS = {
     "train-backend": ("spkrec.cli.backend", "train a back-end pipeline (center, LDA, WCCN, length norm, PLDA)"),
     "score-plda": ("spkrec.cli.backend", "score trials with a PLDA log-likelihood ratio"),
     "score-cosine": ("spkrec.cli.backend", "score trials by cosine similarity (after an optional back end)"),
+    "make-cohort-trials": ("spkrec.cli.backend", "every model/cohort id against every cohort/test id (S-norm cohort keys)"),
     "score-norm": ("spkrec.cli.backend", "Z-, T-, S- or adaptive S-norm of a score file"),
     "train-svm": ("spkrec.cli.backend", "train GMM-supervector SVMs, one per enrolled speaker"),
     "score-svm": ("spkrec.cli.backend", "score trials with GMM-supervector SVMs"),

@@ -5,9 +5,7 @@ Figures are built with matplotlib's object API on an Agg canvas (no pyplot, no d
 backend change), saved atomically (temporary file with the same extension in the target directory,
 then renamed) and returned so callers and tests can inspect the axes.
 """
-import contextlib
 import os
-import tempfile
 
 import numpy as np
 
@@ -38,22 +36,12 @@ def new_figure(size):
 
 
 def save_figure(fig, path, dpi=120):
-    """Write ``fig`` to ``path`` atomically; the format comes from the extension (png, pdf, svg)."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    base, ext = os.path.splitext(os.path.basename(path))
-    fd, tmp = tempfile.mkstemp(prefix=f".{base}.", suffix=ext or ".png", dir=directory)
-    os.close(fd)
-    try:
+    """Write ``fig`` to ``path`` atomically (:func:`spkrec.io.atomic.atomic_path`); the format comes from
+    the extension (png, pdf, svg)."""
+    from spkrec.io.atomic import atomic_path
+    ext = os.path.splitext(os.fspath(path))[1]
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=dpi, format=(ext[1:] or "png"), bbox_inches="tight")
-        from spkrec.io.atomic import default_file_mode
-        os.chmod(tmp, default_file_mode())        # mkstemp's 0600 -> what open() would give
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
 
 
 def maybe_save(fig, out_png):

@@ -8,7 +8,8 @@ zero-padded last frame, rectangular window, power spectrum divided by ``n_fft``,
 bins, log energy of the power spectrum, zeros replaced by float64 epsilon before the log; ``dither``,
 0 by default, is an addition of ours).
 
-Frames are processed in blocks of ``BLOCK_FRAMES`` (cache-resident buffers): scipy's float32 FFT,
+Frames are processed in blocks of :func:`spkrec.features.framing.block_frames` frames (cache-resident
+buffers, bounded by ``framing.BLOCK_BYTES``): scipy's float32 FFT,
 filterbank and DCT (with the lifter folded in) as matrix products; no per-frame Python loop.
 
 Keyword options (Kaldi's names) override the preset; ``valid_options(kind, preset)`` lists them.

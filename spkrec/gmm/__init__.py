@@ -2,8 +2,9 @@
 
 Public API::
 
-    DiagGMM(num_gauss=256, num_iters=20, init="split", ...)   .fit(X) / .fit_utterances(loader, utt_ids)
-    GmmStats                                                  Baum-Welch statistics (N, F, S)
+    DiagGMM(n_components=256, n_iter=20, init="split", ..., parallel=None)   .fit(X_or_frame_source)
+    GmmStats, PackedGMM                                       Baum-Welch statistics (N, F, S), E-step matrices
+                                                              (spkrec.gmm.core: the mixture core)
     map_adapt(ubm, X, relevance_factor=16.0, adapt="m") -> DiagGMM
     map_adapt_stats(ubm, N, F, S=None, relevance_factor=16.0, adapt="m") -> SpeakerGMMs (batched)
     enroll_speakers(ubm, loader, spk2utt, ...) -> SpeakerGMMs
@@ -12,20 +13,13 @@ Public API::
     score_trials(ubm, models, loader, trials, top_c=5, config=SERIAL) -> (n,) float64
     supervector(adapted, ubm) -> (C*D,);  extract_supervectors(ubm, loader, utt_ids, ...) -> (n, C*D)
 """
-import importlib
+from spkrec._lazy import lazy_exports
 
 _EXPORTS = {
-    "DiagGMM": "diag", "GmmStats": "estep", "PackedGMM": "estep",
+    "DiagGMM": "diag", "GmmStats": "core", "PackedGMM": "core",
     "map_adapt": "map", "map_adapt_stats": "map", "SpeakerGMMs": "map", "enroll_speakers": "map",
     "utterance_stats": "map",
     "gmm_ubm_llr": "scoring", "score_trials": "scoring",
     "supervector": "supervectors", "extract_supervectors": "supervectors",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"spkrec.gmm.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'spkrec.gmm' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

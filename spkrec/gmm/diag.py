@@ -3,11 +3,13 @@ import logging
 import time
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
-from spkrec.gmm.estep import PackedGMM, accumulate, posteriors_inplace
+from spkrec.gmm.core import NotFitted, PackedGMM, accumulate, posteriors_inplace, saved_params
 from spkrec.io.atomic import load_npz, save_npz
+from spkrec.io.frames import frame_source, is_frame_source
 from spkrec.parallel import SERIAL, map_chunks
 
 log = logging.getLogger("spkrec")
@@ -20,15 +22,15 @@ MIN_VAR_RATIO = 1e-6
 features: on MFCCs with deltas the smallest dimension's variance is ~3e-3 x the median)."""
 
 
-class DiagGMM:
-    """Diagonal-covariance Gaussian mixture, scikit-learn style.
+class DiagGMM(BaseEstimator):
+    """Diagonal-covariance Gaussian mixture, a scikit-learn estimator.
 
     Parameters
     ----------
-    num_gauss : number of Gaussians C.
-    num_iters : EM iterations at the full size C (after initialisation).
+    n_components : number of Gaussians C (CLI: ``--num-gauss``).
+    n_iter : EM iterations at the full size C, after initialisation (CLI: ``--num-iters``).
     init : ``"split"`` (HTK/Kaldi binary splitting from the global Gaussian: every Gaussian's mean
-        is moved by +-0.2 standard deviations, doubling until C, ``num_iters_per_split`` EM
+        is moved by +-0.2 standard deviations, doubling until C, ``n_iter_per_split`` EM
         iterations after each split) or ``"kmeans"`` (sklearn KMeans on at most 200k frames,
         seeded by ``random_state``).
     var_floor : variances are floored at ``var_floor`` times the global (all-frames) variance of each
@@ -41,21 +43,23 @@ class DiagGMM:
     min_gauss_frames : a Gaussian with a smaller occupancy is dead: it keeps its parameters and is
         replaced by a split of the heaviest Gaussian.
     random_state : seed (only k-means uses randomness); same seed, same data -> bit-identical model.
+    verbose : log every EM iteration at INFO level (else DEBUG).
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Fitted attributes: ``weights_ (C,)``, ``means_ (C, D)``, ``variances_ (C, D)`` (float64),
     ``var_floor_ (D,)``, ``loglik_history_`` (average log-likelihood per frame at the start of each
     full-size iteration, never decreasing unless a dead Gaussian was re-split), ``init_loglik_history_``
-    (``(num_gauss, avg_loglik)`` of the iterations during splitting), ``iteration_seconds_`` (wall time
+    (``(n_components, avg_loglik)`` of the iterations during splitting), ``iteration_seconds_`` (wall time
     of every EM iteration, splitting ones first; not saved).
     """
 
-    def __init__(self, num_gauss=256, num_iters=20, init="split", num_iters_per_split=4, var_floor=1e-3,
+    def __init__(self, n_components=256, n_iter=20, init="split", n_iter_per_split=4, var_floor=1e-3,
                  weight_floor=1e-8, subsample=1, chunk_frames=50000, min_gauss_frames=10.0, random_state=0,
-                 verbose=False):
-        self.num_gauss = num_gauss
-        self.num_iters = num_iters
+                 verbose=False, parallel=None):
+        self.n_components = n_components
+        self.n_iter = n_iter
         self.init = init
-        self.num_iters_per_split = num_iters_per_split
+        self.n_iter_per_split = n_iter_per_split
         self.var_floor = var_floor
         self.weight_floor = weight_floor
         self.subsample = subsample
@@ -63,12 +67,16 @@ class DiagGMM:
         self.min_gauss_frames = min_gauss_frames
         self.random_state = random_state
         self.verbose = verbose
+        self.parallel = parallel
+
+    def _parallel(self, config=None):
+        return config if config is not None else (self.parallel if self.parallel is not None else SERIAL)
 
     # ------------------------------------------------------------------ construction / IO
     @classmethod
     def from_params(cls, weights, means, variances, **hyper):
         """A fitted model with the given parameters (weights are renormalised)."""
-        gmm = cls(**{**hyper, "num_gauss": len(weights)})
+        gmm = cls(**{**hyper, "n_components": len(weights)})
         w = np.asarray(weights, dtype=np.float64)
         gmm.weights_ = w / w.sum()
         gmm.means_ = np.array(means, dtype=np.float64)
@@ -81,7 +89,7 @@ class DiagGMM:
         return gmm
 
     def _hyper(self):
-        return {k: getattr(self, k) for k in ("num_gauss", "num_iters", "init", "num_iters_per_split",
+        return {k: getattr(self, k) for k in ("n_components", "n_iter", "init", "n_iter_per_split",
                                               "var_floor",
                                               "weight_floor", "subsample", "chunk_frames", "min_gauss_frames",
                                               "random_state")}
@@ -100,7 +108,7 @@ class DiagGMM:
         """Read a model written by :meth:`save`; the file's extra meta is in ``.meta_``."""
         arrays, meta = load_npz(path, "DiagGMM")
         gmm = cls.from_params(arrays["weights"], arrays["means"], arrays["variances"],
-                              **meta.get("hyper", {}))
+                              **saved_params(meta.get("hyper", {}), cls))
         gmm.var_floor_ = arrays["var_floor"]
         gmm.loglik_history_ = arrays["loglik_history"].tolist()
         gmm.meta_ = {k: v for k, v in meta.items() if k != "hyper"}
@@ -108,7 +116,7 @@ class DiagGMM:
 
     # ------------------------------------------------------------------ inference
     @property
-    def num_gauss_(self):
+    def n_components_(self):
         return len(self.weights_)
 
     @property
@@ -117,7 +125,7 @@ class DiagGMM:
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
-            raise SpkrecError("DiagGMM: model is not fitted; call fit() or DiagGMM.load() first")
+            raise NotFitted("DiagGMM: model is not fitted; call fit() or DiagGMM.load() first")
 
     def _check_X(self, X):
         self._check_fitted()
@@ -129,7 +137,7 @@ class DiagGMM:
         return X
 
     def packed(self):
-        """The float32 E-step matrices (:class:`~spkrec.gmm.estep.PackedGMM`)."""
+        """The float32 E-step matrices (:class:`~spkrec.gmm.core.PackedGMM`)."""
         self._check_fitted()
         return PackedGMM(self.weights_, self.means_, self.variances_)
 
@@ -154,7 +162,7 @@ class DiagGMM:
         return ll
 
     def accumulate_stats(self, X, second_order=True):
-        """Baum-Welch statistics of frames ``X`` (:class:`~spkrec.gmm.estep.GmmStats`, float64)."""
+        """Baum-Welch statistics of frames ``X`` (:class:`~spkrec.gmm.core.GmmStats`, float64)."""
         X = self._check_X(X)
         packed = self.packed()
         stats = None
@@ -163,20 +171,18 @@ class DiagGMM:
         return stats
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, y=None, config=SERIAL):
-        """Train on an in-memory (T, D) array (processed ``chunk_frames`` frames at a time)."""
-        X = np.asarray(X)
-        if X.ndim != 2 or len(X) == 0:
-            raise SpkrecError(f"DiagGMM.fit: expected a non-empty (frames, dim) array, got shape {X.shape}")
-        loader = em.ArrayLoader(X, self.chunk_frames)
-        return self.fit_utterances(loader, loader.utt_ids, config)
-
-    def fit_utterances(self, loader, utt_ids=None, config=SERIAL):
-        """Train out of core: ``loader(utt) -> (T, D)`` for each id (default ``loader.utt_ids``).
-
-        Each EM iteration streams all utterances through ``spkrec.parallel.map_chunks``.
+    def fit(self, X, y=None, utt_ids=None):
+        """Train on frames: a (T, D) array (cut into ``chunk_frames`` pieces) or a frame source
+        (:mod:`spkrec.io.frames`: ``X.utt_ids`` and ``X(utt) -> (T_u, D)``, e.g. a ``FeatureLoader``),
+        read out of core; ``utt_ids`` selects the source's utterances. Each EM iteration streams the
+        utterances through ``spkrec.parallel.map_chunks`` with the ``parallel`` settings.
         """
-        utt_ids = list(loader.utt_ids if utt_ids is None else utt_ids)
+        config = self._parallel()
+        if not is_frame_source(X):
+            X = np.asarray(X)
+            if X.ndim != 2 or len(X) == 0:
+                raise SpkrecError(f"DiagGMM.fit: expected a non-empty (frames, dim) array, got shape {X.shape}")
+        loader, utt_ids = frame_source(X, utt_ids, piece=self.chunk_frames)
         if not utt_ids:
             raise SpkrecError("DiagGMM: no utterances to train on; check the data dir")
         if self.init not in ("split", "kmeans"):
@@ -186,46 +192,47 @@ class DiagGMM:
         self._iteration = 0
         mean, var, n, frames = em.load_frames(loader, utt_ids, config, sub)  # frames: kept if they fit
         self.var_floor_ = self.var_floor * self._floor_reference(mean, var, n)
-        if n < self.num_gauss:
-            raise SpkrecError(f"DiagGMM: only {n} frames for {self.num_gauss} Gaussians; "
+        if n < self.n_components:
+            raise SpkrecError(f"DiagGMM: only {n} frames for {self.n_components} Gaussians; "
                               "use fewer Gaussians or more data (or less --subsample)")
         self.init_loglik_history_, self.loglik_history_, self.iteration_seconds_ = [], [], []
         if self.init == "kmeans":
             w, m, v = self._kmeans_init(loader, utt_ids, config, sub, n, var)
         else:
             w, m, v = np.ones(1), mean[None, :], var[None, :]
-            while len(w) < self.num_gauss:
-                w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.num_gauss))
-                for _ in range(self.num_iters_per_split):
+            while len(w) < self.n_components:
+                w, m, v = em.split_gaussians(w, m, v, min(2 * len(w), self.n_components))
+                for _ in range(self.n_iter_per_split):
                     w, m, v, ll = self._em_iter(w, m, v, loader, utt_ids, config, frames)
                     self.init_loglik_history_.append((len(w), ll))
                     (log.info if self.verbose else log.debug)(
                         "EM (splitting): %d Gaussians, avg log-lik %.5f", len(w), ll)
         self.weights_, self.means_, self.variances_ = w, m, v
-        return self.em_iterations(loader, utt_ids, self.num_iters, config, frames)
+        return self.em_iterations(loader, utt_ids, self.n_iter, config, frames)
 
-    def em_iterations(self, loader, utt_ids, num_iters, config=SERIAL, frames=None):
-        """Run ``num_iters`` EM iterations from the current parameters (appends to ``loglik_history_``).
+    def em_iterations(self, loader, utt_ids, n_iter, config=None, frames=None):
+        """Run ``n_iter`` EM iterations from the current parameters (appends to ``loglik_history_``).
 
-        Used by :meth:`fit_utterances`; also continues training of a loaded or
+        Used by :meth:`fit`; also continues training of a loaded or
         :meth:`from_params` model (its ``var_floor_`` applies). ``frames``: the utterances' frames
         kept in memory (:func:`spkrec.gmm.em.load_frames`), same numbers as reading them from ``loader``.
         """
         self._check_fitted()
+        config = self._parallel(config)
         if not hasattr(self, "iteration_seconds_"):
             self.iteration_seconds_ = []
         w, m, v = self.weights_, self.means_, self.variances_
-        for it in range(num_iters):
+        for it in range(n_iter):
             w, m, v, ll = self._em_iter(w, m, v, loader, list(utt_ids), config, frames)
             self.loglik_history_.append(ll)
             (log.info if self.verbose else log.debug)("EM iteration %d/%d: %d Gaussians, avg log-lik %.5f",
-                                                      it + 1, num_iters, len(w), ll)
+                                                      it + 1, n_iter, len(w), ll)
             self.weights_, self.means_, self.variances_ = w, m, v
         return self
 
     def _check_hyper(self):
-        checks = [("num_gauss", self.num_gauss, 1), ("num_iters", self.num_iters, 0),
-                  ("num_iters_per_split", self.num_iters_per_split, 0), ("subsample", self.subsample, 1),
+        checks = [("n_components", self.n_components, 1), ("n_iter", self.n_iter, 0),
+                  ("n_iter_per_split", self.n_iter_per_split, 0), ("subsample", self.subsample, 1),
                   ("chunk_frames", self.chunk_frames, 1)]
         for name, value, low in checks:
             if not isinstance(value, (int, np.integer)) or value < low:
@@ -285,12 +292,12 @@ class DiagGMM:
         stride = sub * max(1, -(-n // KMEANS_MAX_FRAMES))
         parts = map_chunks(_strided_frames, utt_ids, config, loader=loader, stride=stride)
         X = np.concatenate([x for part in parts for x in part]).astype(np.float32)
-        km = KMeans(n_clusters=self.num_gauss, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
+        km = KMeans(n_clusters=self.n_components, n_init=1, max_iter=50, random_state=self.random_state).fit(X)
         labels = km.labels_
-        counts = np.bincount(labels, minlength=self.num_gauss).astype(np.float64)
+        counts = np.bincount(labels, minlength=self.n_components).astype(np.float64)
         Xd = X.astype(np.float64)
         onehot = csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))),
-                            shape=(self.num_gauss, len(labels)))
+                            shape=(self.n_components, len(labels)))
         s1, s2 = onehot @ Xd, onehot @ (Xd * Xd)
         safe = np.maximum(counts, 1.0)[:, None]
         means = s1 / safe

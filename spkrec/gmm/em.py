@@ -9,26 +9,13 @@ import math
 
 import numpy as np
 
-from spkrec.gmm.estep import GmmStats, PackedGMM, accumulate
+from spkrec.gmm.core import GmmStats, PackedGMM, accumulate
 from spkrec.parallel import SERIAL, iter_chunks, map_chunks
 
 log = logging.getLogger("spkrec")
 
 MAX_BLOCKS = 64
 SPLIT_PERTURB = 0.2  # split means by +- 0.2 standard deviations (HTK HHEd "MU")
-
-
-class ArrayLoader:
-    """Picklable ``loader(key) -> (T, D)`` over an in-memory array cut into pieces of ``piece`` frames."""
-
-    def __init__(self, X, piece=50000):
-        self.X = X
-        self.piece = int(piece)
-        self.utt_ids = [str(i) for i in range(max(1, math.ceil(len(X) / self.piece)))]
-
-    def __call__(self, key):
-        i = int(key)
-        return self.X[i * self.piece:(i + 1) * self.piece]
 
 
 def utterance_blocks(utt_ids, max_blocks=MAX_BLOCKS):

@@ -10,7 +10,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm.diag import DiagGMM
-from spkrec.gmm.estep import GmmStats, accumulate
+from spkrec.gmm.core import GmmStats, accumulate
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.parallel import SERIAL, map_chunks
 
@@ -22,6 +22,17 @@ def _check_adapt(adapt):
         raise SpkrecError(f"MAP: unknown adapt mode {adapt!r}; use one of {', '.join(ADAPT_MODES)}")
 
 
+def map_means(ubm_means, N, F, relevance_factor):
+    """MAP means ``alpha_c E_c[x] + (1 - alpha_c) mu_c^UBM`` (float64, shape of F) from occupancies
+    N (..., C) and first-order statistics F (..., C, D); also returns ``alpha`` (..., C)."""
+    N = np.asarray(N, dtype=np.float64)
+    F = np.asarray(F, dtype=np.float64)
+    alpha = N / (N + float(relevance_factor))
+    a = alpha[..., None]
+    ex = F / np.maximum(N, 1e-300)[..., None]             # E[x]; alpha is 0 where N is 0
+    return a * ex + (1.0 - a) * ubm_means, alpha
+
+
 def map_adapt_stats(ubm, N, F, S=None, relevance_factor=16.0, adapt="m"):
     """Batched MAP: statistics of many speakers -> adapted parameters.
 
@@ -30,12 +41,8 @@ def map_adapt_stats(ubm, N, F, S=None, relevance_factor=16.0, adapt="m"):
     """
     _check_adapt(adapt)
     N = np.asarray(N, dtype=np.float64)
-    F = np.asarray(F, dtype=np.float64)
-    r = float(relevance_factor)
-    alpha = N / (N + r)                                   # (n, C)
+    means, alpha = map_means(ubm.means_, N, F, relevance_factor)   # alpha (n, C)
     a = alpha[..., None]
-    ex = F / np.maximum(N, 1e-300)[..., None]             # E[x]; alpha is 0 where N is 0
-    means = a * ex + (1.0 - a) * ubm.means_
     out = {"means": means}
     if adapt in ("mw", "mwv"):
         total = np.maximum(N.sum(axis=1, keepdims=True), 1e-300)

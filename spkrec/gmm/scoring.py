@@ -7,7 +7,7 @@ all components, exact).
 import numpy as np
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.estep import PackedGMM
+from spkrec.gmm.core import PackedGMM, top_k
 from spkrec.parallel import SERIAL, map_chunks
 
 MAX_BLOCK_ELEMENTS = 8_000_000  # float32 elements of one (frames, models x Gaussians) product
@@ -19,23 +19,13 @@ def _logsumexp_rows(a):
     return (m + np.log(np.exp(a - m).sum(axis=-1, keepdims=True)))[..., 0]
 
 
-def top_components(ll_ubm, top_c):
-    """(T, k) indices of the ``top_c`` best components per frame (all of them when ``top_c`` is None)."""
-    T, C = ll_ubm.shape
-    if top_c is None or top_c >= C:
-        return np.broadcast_to(np.arange(C), (T, C))
-    if top_c < 1:
-        raise SpkrecError(f"top_c must be a positive number of Gaussians, got {top_c}")
-    return np.argpartition(ll_ubm, C - top_c, axis=1)[:, C - top_c:]
-
-
 def gmm_ubm_llr(speaker, ubm, X, top_c=5):
     """Average over frames of ``log p(x | speaker) - log p(x | UBM)`` with top-C selection."""
     X = np.asarray(X)
     if len(X) == 0:
         raise SpkrecError("gmm_ubm_llr: the test utterance has no frames; check its VAD")
     ll_ubm = ubm.log_likelihood_components(X)
-    idx = top_components(ll_ubm, top_c)
+    idx = top_k(ll_ubm, top_c)
     ll_spk = speaker.log_likelihood_components(X)
     return float(np.mean(_logsumexp_rows(np.take_along_axis(ll_spk, idx, 1))
                          - _logsumexp_rows(np.take_along_axis(ll_ubm, idx, 1))))
@@ -68,7 +58,7 @@ class _TrialScorer:
             raise SpkrecError("a test utterance has no feature frames; check its VAD")
         Z = self.packed.expand(X)
         ll_ubm = Z @ self.packed.proj
-        idx = top_components(ll_ubm, self.top_c)
+        idx = top_k(ll_ubm, self.top_c)
         ubm_sel = np.take_along_axis(ll_ubm, idx, 1)
         ubm_frame = _logsumexp_rows(ubm_sel)
         T, k = idx.shape

@@ -6,7 +6,8 @@ KL-divergence kernel ``sum_c w_c mu_a,c' Sigma_c^-1 mu_b,c``.
 """
 import numpy as np
 
-from spkrec.gmm.estep import accumulate
+from spkrec.gmm.core import accumulate
+from spkrec.gmm.map import map_means
 from spkrec.parallel import SERIAL, map_chunks
 
 
@@ -24,8 +25,7 @@ def _supervector_block(utts, loader, packed, ubm_means, scale, relevance_factor)
     out = np.empty((len(utts), scale.size), dtype=np.float32)
     for i, utt in enumerate(utts):
         stats = accumulate(packed, np.asarray(loader(utt)), second_order=False)
-        N = stats.occupancy[:, None]
-        means = (stats.first + relevance_factor * ubm_means) / (N + relevance_factor)   # MAP, alpha = N/(N+r)
+        means, _ = map_means(ubm_means, stats.occupancy, stats.first, relevance_factor)
         out[i] = (means * scale).ravel()
     return out
 

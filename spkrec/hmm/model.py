@@ -11,7 +11,7 @@ import numpy as np
 from spkrec.errors import SpkrecError
 from spkrec.gmm.diag import DiagGMM
 from spkrec.gmm.em import split_gaussians
-from spkrec.gmm.estep import PackedGMM
+from spkrec.gmm.core import PackedGMM
 from spkrec.gmm.map import map_adapt_stats
 from spkrec.hmm import lattice
 
@@ -117,7 +117,7 @@ class PhraseHMM:
                                    self.variances_.reshape(S * M, D))
 
     def packed(self):
-        """Float32 E-step matrices of all S*M Gaussians (:class:`spkrec.gmm.estep.PackedGMM`); component
+        """Float32 E-step matrices of all S*M Gaussians (:class:`spkrec.gmm.core.PackedGMM`); component
         log-likelihoods from it are ``log w_sm + log N(x | s, m)`` with state weights summing to one."""
         S, M, D = self.means_.shape
         return PackedGMM(self.weights_.reshape(-1), self.means_.reshape(S * M, D),

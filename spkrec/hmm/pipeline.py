@@ -13,7 +13,7 @@ model of the spoken one), which rejects wrong-phrase trials.
 import numpy as np
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.estep import PackedGMM
+from spkrec.gmm.core import PackedGMM
 from spkrec.hmm import lattice
 from spkrec.hmm.model import PhraseHMM, _logsumexp_last
 from spkrec.hmm.sets import PhraseHMMSet, SpeakerHMMs

@@ -115,7 +115,7 @@ def write_table(path, table, sort=True):
 
     Values that are lists/tuples are joined with spaces.
     """
-    keys = sorted(table, key=lambda k: k.encode("utf-8")) if sort else list(table)
+    keys = c_sorted(table) if sort else list(table)
     lines = []
     for k in keys:
         v = table[k]
@@ -128,9 +128,9 @@ def write_table(path, table, sort=True):
 def utt2spk_to_spk2utt(utt2spk):
     """``{utt: spk}`` -> ``{spk: [utt, ...]}`` (speakers and their utterances in sorted order)."""
     spk2utt = {}
-    for utt in sorted(utt2spk, key=lambda k: k.encode("utf-8")):
+    for utt in c_sorted(utt2spk):
         spk2utt.setdefault(utt2spk[utt], []).append(utt)
-    return dict(sorted(spk2utt.items(), key=lambda kv: kv[0].encode("utf-8")))
+    return {k: spk2utt[k] for k in c_sorted(spk2utt)}
 
 
 def read_spk2utt(path, line_numbers=None, strict=True):
@@ -170,12 +170,6 @@ def read_spk2utt(path, line_numbers=None, strict=True):
             raise SpkrecError(f"{u2s_path}:{u2s_lines[u]}: utterance {u!r} (speaker {utt2spk[u]!r}) is missing "
                               f"from {path}; {fix}")
     return spk2utt
-
-
-def spk2utt_to_utt2spk(spk2utt):
-    """``{spk: [utt, ...]}`` -> ``{utt: spk}`` sorted by utterance."""
-    pairs = {u: s for s, utts in spk2utt.items() for u in utts}
-    return dict(sorted(pairs.items(), key=lambda kv: kv[0].encode("utf-8")))
 
 
 def _parse_segment(value, where):
@@ -602,10 +596,11 @@ def subset_data_dir(src, dest, utts=None, spks=None, first_per_spk=None, last_pe
         keep = {u for s, us in spk2utt.items() for u in (us[:n] if first_per_spk is not None else us[-n:])}
     if not keep:
         raise SpkrecError(f"{data.path}: the subset is empty; check the list")
-    return _write_subset(data, dest, keep)
+    return write_subset(data, dest, keep)
 
 
-def _write_subset(data, dest, keep):
+def write_subset(data, dest, keep):
+    """Write data dir ``data`` restricted to the utterances ``keep`` (a set) to ``dest``; returns its DataDir."""
     dest = os.fspath(dest)
     if os.path.abspath(dest) == os.path.abspath(data.path):
         raise SpkrecError(f"{dest}: the subset's destination is its source; choose another directory")

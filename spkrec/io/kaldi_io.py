@@ -217,13 +217,6 @@ def write_vectors(ark_path, scp_path, items):
     return _write_table(ark_path, scp_path, items, ndim=1)
 
 
-def iter_matrices(scp_path, allow_commands=False):
-    """Yield ``(key, array)`` for every line of an scp file, in file order."""
-    scp_path = os.fspath(scp_path)
-    for lineno, (key, rx) in enumerate(read_scp(scp_path, allow_commands).items(), 1):
-        yield key, load_matrix(rx, name=f"{scp_path}:{lineno}", allow_commands=allow_commands)
-
-
 def read_vectors(scp_path, allow_commands=False):
     """Read a vector scp: returns ``(keys, vectors)`` with ``vectors`` of shape ``(n, dim)`` float32.
 

@@ -86,3 +86,37 @@ def scores_for_trials(scores_path, trials_path):
         scores[i] = score
         labels[i] = label
     return scores, labels
+
+
+def score_indices(rows):
+    """``(models, tests, model_index, test_index)`` of score rows ``(enroll, test, score)``: the distinct ids
+    in order of first appearance and each row's int64 index into them."""
+    models = list(dict.fromkeys(e for e, _, _ in rows))
+    tests = list(dict.fromkeys(t for _, t, _ in rows))
+    m_of = {m: i for i, m in enumerate(models)}
+    t_of = {t: i for i, t in enumerate(tests)}
+    return (models, tests, np.array([m_of[e] for e, _, _ in rows], dtype=np.int64),
+            np.array([t_of[t] for _, t, _ in rows], dtype=np.int64))
+
+
+def cohort_matrix(path, key_field, needed):
+    """Cohort scores of ``path`` grouped by the id in ``key_field`` (0: enrolment side, ``<model> <cohort>
+    <score>`` lines; 1: test side, ``<cohort> <test> <score>``): ``(ids, (n, C) float64)`` for the ids
+    ``needed``, in that order. Every id needs the same number of cohort scores."""
+    rows, lines = read_scores_with_lines(path)
+    by_id, first_line = {}, {}
+    for (a, b, s), ln in zip(rows, lines):
+        key = (a, b)[key_field]
+        by_id.setdefault(key, []).append(s)
+        first_line.setdefault(key, ln)
+    for key in needed:
+        if key not in by_id:
+            side = "model" if key_field == 0 else "test vector"
+            raise SpkrecError(f"{path}: no cohort scores for {side} {key!r}; score it against the cohort")
+    ids = list(needed)
+    sizes = {len(by_id[k]) for k in ids}
+    if len(sizes) > 1:
+        k = min(ids, key=lambda i: len(by_id[i]))
+        raise SpkrecError(f"{path}:{first_line[k]}: {k!r} has {len(by_id[k])} cohort scores, others have "
+                          f"{max(sizes)}; score every id against the same cohort")
+    return ids, np.array([by_id[k] for k in ids], dtype=np.float64)

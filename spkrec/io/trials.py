@@ -5,6 +5,8 @@ A "key" without labels (``<enroll-id> <test-id>``) is accepted when ``require_la
 """
 import os
 
+import numpy as np
+
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -88,7 +90,7 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
     is left out with a logged warning when ``skip_short``. Returns the trial rows.
     """
     import logging
-    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    from spkrec.io.datadir import DataDir, c_sorted, utt2spk_to_spk2utt, write_subset
     data = data if isinstance(data, DataDir) else DataDir(data)
     if int(num_enroll) < 1 or (num_test is not None and int(num_test) < 1):
         raise SpkrecError(f"make-trials: --num-enroll and --num-test must be >= 1 "
@@ -111,9 +113,9 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
     if not speakers:
         raise SpkrecError(f"{data.path}: no speaker has more than {num_enroll} utterances; "
                           "lower --num-enroll")
-    _write_subset(data, enroll_dir, enroll)
-    _write_subset(data, test_dir, set(tests))
-    rows = [(spk, utt, data.utt2spk[utt] == spk) for spk in speakers for utt in sorted(tests)]
+    write_subset(data, enroll_dir, enroll)
+    write_subset(data, test_dir, set(tests))
+    rows = [(spk, utt, data.utt2spk[utt] == spk) for spk in speakers for utt in c_sorted(tests)]
     write_trials(trials_path, rows)
     return rows
 
@@ -128,10 +130,10 @@ def make_folds(data, out_dir, num_folds=4, num_enroll=3):
     each made by models that never saw its speakers' labels, are pooled into one calibration set.
     Returns ``[(fold_dir, trial_rows), ...]``.
     """
-    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    from spkrec.io.datadir import DataDir, c_sorted, utt2spk_to_spk2utt, write_subset
     data = data if isinstance(data, DataDir) else DataDir(data)
     spk2utt = utt2spk_to_spk2utt(data.utt2spk)
-    speakers = sorted(spk2utt)
+    speakers = c_sorted(spk2utt)
     k = int(num_folds)
     if k < 2 or len(speakers) < 2 * k:
         raise SpkrecError(f"make-folds: {len(speakers)} speakers in {data.path} cannot make {k} folds of at "
@@ -140,9 +142,35 @@ def make_folds(data, out_dir, num_folds=4, num_enroll=3):
     for f in range(k):
         fold = {s for i, s in enumerate(speakers) if i % k == f}
         d = os.path.join(out_dir, f"fold{f}")
-        _write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
-        _write_subset(data, os.path.join(d, "all"), {u for u, s in data.utt2spk.items() if s in fold})
+        write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
+        write_subset(data, os.path.join(d, "all"), {u for u, s in data.utt2spk.items() if s in fold})
         rows = make_trials(os.path.join(d, "all"), os.path.join(d, "enroll"), os.path.join(d, "test"),
                            os.path.join(d, "test", "trials"), num_enroll=num_enroll, skip_short=True)
         out.append((d, rows))
     return out
+
+
+def trial_indices(trials_path, model_ids, test_ids, model_src=None, test_src=None):
+    """Read trials (labels optional) and map them to ``(rows, model_index, test_index)`` (int64 (P,)) into
+    ``model_ids`` and ``test_ids``; an unknown id raises :class:`SpkrecError` naming its line and where the
+    ids come from (``model_src``, ``test_src``)."""
+    rows, lines = read_trials_with_lines(trials_path, require_labels=False)
+    m_of = {m: i for i, m in enumerate(model_ids)}
+    t_of = {t: i for i, t in enumerate(test_ids)}
+    mi, ti = np.empty(len(rows), np.int64), np.empty(len(rows), np.int64)
+    for k, (enroll, test, _) in enumerate(rows):
+        if enroll not in m_of:
+            raise SpkrecError(f"{trials_path}:{lines[k]}: enrolment id {enroll!r} is not a model of "
+                              f"{model_src or 'the enrolment set'}; enrol it or use matching trials")
+        if test not in t_of:
+            raise SpkrecError(f"{trials_path}:{lines[k]}: test id {test!r} has no vector in "
+                              f"{test_src or 'the test set'}; extract it or use matching trials")
+        mi[k], ti[k] = m_of[enroll], t_of[test]
+    return rows, mi, ti
+
+
+def cohort_trials(left_ids, right_ids):
+    """Every left id against every right id, in order: the 2-column key rows ``(left, right, None)`` that
+    score a side of score normalisation against a cohort (models x cohort, cohort x tests)."""
+    right_ids = list(right_ids)
+    return [(a, b, None) for a in left_ids for b in right_ids]

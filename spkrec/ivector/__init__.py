@@ -2,34 +2,27 @@
 
 Public API::
 
-    FullGMM(num_iters=4, num_gselect=20, ...).fit(X_or_loader, diag_ubm, utt_ids=None, config=SERIAL)
+    FullGMM(n_iter=4, num_gselect=20, ..., parallel=None).fit(X_or_frame_source, diag_ubm=ubm, utt_ids=None)
     FullGMM.from_diag(diag_ubm); .log_likelihood_components(X); .save(path); FullGMM.load(path)
     utterance_stats(ubm, X, num_gselect=20, min_post=0.025) -> (N (C,), F (C, D))
     accumulate_stats(ubm, loader, utt_ids, config=SERIAL, num_gselect=20, min_post=0.025, second_order=False)
         -> (N (n, C), F (n, C, D)) [, S (C, D, D) or (C, D) summed]
     pool_stats(N, F, keys, groups) -> (group ids, N, F)
-    IvectorExtractor(tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, random_state=0,
-                     update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0)
-        .fit(N, F, ubm, config=SERIAL, S=None, heldout=None); .kept_ubm(ubm); .overfitting_warning()
-        or .fit(StatsArchive, ubm=ubm, heldout=StatsArchive); .transform(N, F, return_covariance=False, config=SERIAL)
+    IvectorExtractor(n_components=400, n_iter=10, min_divergence=True, prior_offset=100.0, random_state=0,
+                     update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0, parallel=None)
+        .fit(N, F, ubm, S=None, heldout=None); .kept_ubm(ubm); .overfitting_warning()
+        or .fit(StatsArchive, ubm=ubm, heldout=StatsArchive); .transform(N, F, return_covariance=False)
     write_stats(ubm, loader, utt_ids, out_dir, config, groups=None, batch_size=64, ..., second_order=False)
         -> StatsArchive (files on disk)
     StatsArchive(paths) / StatsArchive.from_dir(dir): .num_utts, .iter_batches(batch_size), .load(k), .second_order()
     extract_ivectors(extractor, ubm, loader, utt_ids, config, ...) -> (n, R) i-vectors, streamed
 """
-import importlib
+from spkrec._lazy import lazy_exports
 
 _EXPORTS = {
     "FullGMM": "full_ubm", "gaussian_params": "full_ubm",
-    "StatsComputer": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
+    "StatsComputer": "stats", "STATS_DEFAULTS": "stats", "stats_options": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
     "IvectorExtractor": "extractor",
     "StatsArchive": "archive", "write_stats": "archive", "extract_ivectors": "streaming",
 }
-__all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f"spkrec.ivector.{_EXPORTS[name]}")
-        return getattr(module, name)
-    raise AttributeError(f"module 'spkrec.ivector' has no attribute {name!r}")
+__getattr__, __all__ = lazy_exports(__name__, _EXPORTS)

@@ -10,7 +10,6 @@ float64 array, summed per file by the workers, then over the files in order: the
 go to ``OUT/second_order.npz``, read by :meth:`StatsArchive.second_order` (residual-covariance update).
 """
 import glob
-import json
 import os
 import re
 
@@ -18,8 +17,9 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.io.atomic import load_npz, save_npz
-from spkrec.ivector.stats import StatsComputer, _stats_of, pool_stats
+from spkrec.io.atomic import load_npz, read_npz_header, save_npz
+from spkrec.io.frames import frame_source
+from spkrec.ivector.stats import StatsComputer, pool_stats, stats_of
 from spkrec.parallel import NUM_CHUNKS, SERIAL, map_chunks
 
 KIND = "IvectorStats"
@@ -35,7 +35,7 @@ def _read(path, names=()):
         raise SpkrecError(f"{path}: statistics file not found; re-run the stage that writes it")
     try:
         with np.load(path, allow_pickle=False) as z:
-            header = json.loads(z["__header__"].tobytes().decode("utf-8"))
+            header = read_npz_header(path, {"__header__": z["__header__"]} if "__header__" in z.files else {})
             arrays = [z[n] for n in names]
     except Exception as exc:  # zipfile.BadZipFile, KeyError, ValueError, OSError ...
         raise SpkrecError(f"{path}: not a readable statistics file ({exc}); delete it and re-run its stage") from None
@@ -168,7 +168,7 @@ def _write_jobs(jobs, loader, computer, out_dir, pooled, second_order=False):
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
         for k, groups in jobs:
             utts = [u for _, members in groups for u in members]
-            N, F, *S = _stats_of(utts, loader, computer, second_order)
+            N, F, *S = stats_of(utts, loader, computer, second_order)
             if pooled:
                 ids, N, F = pool_stats(N, F, utts, dict(groups))
             else:
@@ -192,7 +192,7 @@ def write_stats(ubm, loader, utt_ids, out_dir, config=SERIAL, groups=None, batch
     Older ``stats.*.npz`` (and ``second_order.npz``) files in ``out_dir`` are removed first.
     """
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
-    utt_ids = list(utt_ids)
+    loader, utt_ids = frame_source(loader, utt_ids)
     if groups is None:
         rows = [(u, [u]) for u in utt_ids]
     else:

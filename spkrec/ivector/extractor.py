@@ -38,13 +38,14 @@ import logging
 import os
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
 from threadpoolctl import threadpool_limits
 from scipy.linalg import blas, lapack
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.archive import StatsArchive
-from spkrec.ivector.full_ubm import gaussian_params
+from spkrec.gmm.core import NotFitted, gaussian_params, saved_params
 from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16
@@ -223,7 +224,7 @@ def _estep(batches, proj, mu0, tril, keep=None, accumulate=True):
 
 def _extract_chunk(batches, proj, mu0, want_cov, source=None):
     with threadpool_limits(limits=1, user_api="blas"):
-        return _extract(batches if source is None else source.reader(batches), proj, mu0, want_cov)
+        return extract_batches(batches if source is None else source.reader(batches), proj, mu0, want_cov)
 
 
 class _SharedStats:
@@ -256,7 +257,7 @@ def _work_buffer(work, size, proj):
     return work
 
 
-def _extract(batches, proj, mu0, want_cov):
+def extract_batches(batches, proj, mu0, want_cov):
     out = []
     work = None
     for Nb, Fb in batches:
@@ -270,13 +271,13 @@ def _extract(batches, proj, mu0, want_cov):
     return out
 
 
-class IvectorExtractor:
+class IvectorExtractor(TransformerMixin, BaseEstimator):
     """Total-variability i-vector extractor.
 
     Parameters
     ----------
-    tv_dim : i-vector dimension R.
-    num_iters : EM iterations.
+    n_components : i-vector dimension R (Kaldi/CLI: ``--tv-dim``).
+    n_iter : EM iterations (CLI: ``--num-iters``).
     min_divergence : re-estimate the prior each iteration (minimum-divergence step).
     prior_offset : Kaldi-style prior mean ``prior_offset * e_1`` (Kaldi uses 100); 0 = zero-mean prior.
     batch_size : utterances per precision product (fixed, so results do not depend on ``nj``).
@@ -285,6 +286,7 @@ class IvectorExtractor:
         ``--update-variances``); needs the second-order statistics S (``fit(..., S=...)``).
     variance_floor_factor : Sigma floor, relative to the average data covariance (Kaldi: 0.1).
     min_gauss_count : drop Gaussians whose total training occupancy sum_u N_uc is below this (0: keep all).
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Fitted attributes: ``T_`` (C, D, R) float64, ``covariances_`` (C, D, D) or (C, D) (Sigma: the UBM's,
     or re-estimated), ``ubm_covariances_`` (the UBM's, of the kept Gaussians), ``kept_gaussians_`` (C,)
@@ -294,10 +296,11 @@ class IvectorExtractor:
     held-out statistics).
     """
 
-    def __init__(self, tv_dim=400, num_iters=10, min_divergence=True, prior_offset=100.0, batch_size=64,
-                 random_state=0, update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0):
-        self.tv_dim = tv_dim
-        self.num_iters = num_iters
+    def __init__(self, n_components=400, n_iter=10, min_divergence=True, prior_offset=100.0, batch_size=64,
+                 random_state=0, update_variances=False, variance_floor_factor=0.1, min_gauss_count=0.0,
+                 parallel=None):
+        self.n_components = n_components
+        self.n_iter = n_iter
         self.min_divergence = min_divergence
         self.prior_offset = prior_offset
         self.batch_size = batch_size
@@ -305,10 +308,14 @@ class IvectorExtractor:
         self.update_variances = update_variances
         self.variance_floor_factor = variance_floor_factor
         self.min_gauss_count = min_gauss_count
+        self.parallel = parallel
+
+    def _config(self):
+        return self.parallel if self.parallel is not None else SERIAL
 
     def _hyper(self):
         seed = self.random_state if isinstance(self.random_state, (int, type(None))) else None
-        return dict(tv_dim=self.tv_dim, num_iters=self.num_iters, min_divergence=bool(self.min_divergence),
+        return dict(n_components=self.n_components, n_iter=self.n_iter, min_divergence=bool(self.min_divergence),
                     prior_offset=float(self.prior_offset), batch_size=self.batch_size, random_state=seed,
                     update_variances=bool(self.update_variances),
                     variance_floor_factor=float(self.variance_floor_factor),
@@ -403,14 +410,14 @@ class IvectorExtractor:
         from spkrec.gmm import DiagGMM
         out = DiagGMM.from_params(w, means[keep], cov[keep])
         for k, v in vars(ubm).items():  # hyper-parameters and floors of the original
-            if not k.endswith("_") and k != "num_gauss":
+            if not k.endswith("_") and k != "n_components":
                 setattr(out, k, v)
         if hasattr(ubm, "var_floor_"):
             out.var_floor_ = ubm.var_floor_
         return out
 
     # ------------------------------------------------------------------ training
-    def fit(self, N, F=None, ubm=None, config=SERIAL, S=None, heldout=None):
+    def fit(self, N, F=None, ubm=None, S=None, heldout=None):
         """Train T on statistics ``N (n, C)``, centred ``F (n, C, D)`` computed with ``ubm`` (whose
         covariances are the model's initial Sigma; a FullGMM gives full, a DiagGMM diagonal covariances).
 
@@ -423,6 +430,7 @@ class IvectorExtractor:
             and a one-line warning is logged when it ends negative or falling (see ``overfitting_warning``)."""
         if ubm is None:
             raise SpkrecError("IvectorExtractor.fit needs the UBM the statistics were computed with (ubm=...)")
+        config = self._config()
         _, _, cov = gaussian_params(ubm)
         self.covariances_ = np.array(cov, np.float64)
         source = self._stats_source(N, F, config)
@@ -451,7 +459,7 @@ class IvectorExtractor:
         self.ubm_covariances_ = np.array(cov, np.float64)
         self.covariances_ = self.ubm_covariances_.copy()
         C, D = cov.shape[:2]
-        R = int(self.tv_dim)
+        R = int(self.n_components)
         rng = np.random.default_rng(self.random_state)
         G = rng.standard_normal((C, D, R)) * (0.5 / np.sqrt(R))
         self.prior_offset_ = float(self.prior_offset)
@@ -462,7 +470,7 @@ class IvectorExtractor:
         self.objective_history_ = []
         self.heldout_objective_history_ = []
         proj = self._projection(np.float64, G, config)
-        for it in range(int(self.num_iters)):
+        for it in range(int(self.n_iter)):
             mu0 = np.zeros(R)
             mu0[0] = self.prior_offset_
             acc = reduce_chunks(_estep_chunk, batches, config, combine=_add_acc, max_chunks=train_chunks,
@@ -592,12 +600,13 @@ class IvectorExtractor:
         return (G.reshape(C * D, R) @ M).reshape(C, D, R)  # one large product
 
     # ------------------------------------------------------------------ extraction
-    def transform(self, N, F, return_covariance=False, config=SERIAL, dtype=np.float32):
+    def transform(self, N, F, return_covariance=False, dtype=np.float32):
         """i-vectors ``(n, R)`` float32 (posterior means minus the prior offset) of statistics
         ``N (n, C)``, ``F (n, C, D)``; with ``return_covariance`` also ``(n, R, R)`` posterior covariances.
         ``dtype`` is the precision of the products, Cholesky factorisations and solves (float32: about
         1e-6 relative difference from float64 on 400-dim i-vectors; float64 for training)."""
         self._check_fitted()
+        config = self._config()
         N, F = self._check_stats(N, F)
         R = self.T_.shape[2]
         if len(N) == 0:
@@ -614,11 +623,12 @@ class IvectorExtractor:
             return ivectors, np.concatenate([r[1] for r in results])
         return ivectors
 
-    def objective(self, N, F=None, config=SERIAL, S=None):
+    def objective(self, N, F=None, S=None):
         """Average objective (marginal log-likelihood relative to the UBM alone) per utterance: one E-step
         pass over statistics ``N``, ``F`` or a :class:`~spkrec.ivector.archive.StatsArchive` ``N``; once the
         covariances were re-estimated it needs their second-order statistics ``S`` (read from an archive)."""
         self._check_fitted()
+        config = self._config()
         source = self._stats_source(N, F, config)
         if self._variances_changed():
             S = self._second_order(source, S)
@@ -636,7 +646,7 @@ class IvectorExtractor:
     # ------------------------------------------------------------------ io
     def _check_fitted(self):
         if not hasattr(self, "T_"):
-            raise SpkrecError("IvectorExtractor is not fitted; call fit() or load() first")
+            raise NotFitted("IvectorExtractor is not fitted; call fit() or load() first")
 
     def save(self, path, meta=None):
         self._check_fitted()
@@ -650,7 +660,7 @@ class IvectorExtractor:
     @classmethod
     def load(cls, path):
         arrays, meta = load_npz(path, "IvectorExtractor")
-        model = cls(**{k: meta[k] for k in cls().__dict__ if k in meta})
+        model = cls(**saved_params(meta, cls))
         model.T_ = arrays["T"]
         model.covariances_ = arrays["covariances"]
         model.objective_history_ = list(arrays["objective_history"])

@@ -15,122 +15,51 @@ mean for accuracy (the shift cancels exactly).
 import logging
 
 import numpy as np
+from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
+from spkrec.gmm.core import (NotFitted, Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
+                             full_loglik, gaussian_params, masked_to_selection, posteriors, saved_params, top_k)
 from spkrec.io.atomic import load_npz, save_npz
+from spkrec.io.frames import frame_source
 from spkrec.parallel import SERIAL, reduce_chunks
 
 log = logging.getLogger("spkrec")
-LOG_2PI = float(np.log(2.0 * np.pi))
 BLOCK_FRAMES = 2048  # frames per float32 product in full-UBM training; sums across blocks in float64
+ARRAY_PIECE = 20000  # frames per piece of an in-memory array given to fit (pieces go to the workers)
 
 
-def gaussian_params(ubm):
-    """``(weights (C,), means (C, D), covariances)`` of a UBM, float64; covariances are (C, D, D)
-    for a :class:`FullGMM` and (C, D) variances for a diagonal GMM (any object with ``variances_``)."""
-    if isinstance(ubm, FullGMM):
-        return ubm.weights_, ubm.means_, ubm.covariances_
-    for attr in ("weights_", "means_", "variances_"):
-        if not hasattr(ubm, attr):
-            raise SpkrecError(f"UBM object {type(ubm).__name__} has no {attr}; pass a DiagGMM or FullGMM")
-    return (np.asarray(ubm.weights_, np.float64), np.asarray(ubm.means_, np.float64),
-            np.asarray(ubm.variances_, np.float64))
-
-
-def diag_loglik_weights(weights, means, variances, center):
-    """Coefficients W (2D+1, C) float32 with ``[x, x**2, 1] @ W = log w_c + log N(x + center | c)``."""
-    var = np.asarray(variances, np.float64)
-    mu = np.asarray(means, np.float64) - center
-    const = (np.log(weights) - 0.5 * (mu.shape[1] * LOG_2PI + np.log(var).sum(1) + (mu ** 2 / var).sum(1)))
-    return np.vstack([(mu / var).T, (-0.5 / var).T, const[None]]).astype(np.float32)
-
-
-def diag_log_likelihoods(Xc, W):
-    """(T, C) float32 diagonal-GMM log-likelihoods of centred frames ``Xc`` (T, D) float32."""
-    D = Xc.shape[1]
-    return Xc @ W[:D] + (Xc * Xc) @ W[D:2 * D] + W[2 * D]
-
-
-def top_gaussians(diag_ll, num_gselect):
-    """Indices (T, k) of the ``k = min(num_gselect, C)`` largest entries per row (Kaldi gmm-gselect)."""
-    C = diag_ll.shape[1]
-    k = min(int(num_gselect), C)
-    if k >= C:
-        return np.broadcast_to(np.arange(C), diag_ll.shape)
-    return np.argpartition(diag_ll, C - k, axis=1)[:, C - k:]
-
-
-def masked_to_selection(ll, sel):
-    """Copy of ``ll`` (T, C) with every entry outside the selection ``sel`` (T, k) set to -inf."""
-    if sel.shape[1] == ll.shape[1]:
-        return ll
-    out = np.full_like(ll, -np.inf)
-    rows = np.arange(ll.shape[0])[:, None]
-    out[rows, sel] = ll[rows, sel]
-    return out
-
-
-def softmax_rows(ll):
-    """Posteriors (T, C) float32 from log-likelihoods; also returns per-frame log-sum-exp (T,)."""
-    m = ll.max(axis=1, keepdims=True)
-    z = ll - m
-    z[z < -50.0] = -np.inf  # avoid denormals in later products (posteriors < 2e-22 are zero)
-    p = np.exp(z)
-    s = p.sum(axis=1, keepdims=True)
-    p /= s
-    return p, (m + np.log(s))[:, 0]
-
-
-class _Quadratic:
-    """Index sets for packed upper-triangular quadratic features of D-dim frames."""
-
-    def __init__(self, dim):
-        self.iu = np.triu_indices(dim)
-        self.offdiag = (self.iu[0] != self.iu[1])
-
-    def features(self, Xc):
-        return Xc[:, self.iu[0]] * Xc[:, self.iu[1]]
-
-    def pack(self, mats):
-        """(C, D, D) symmetric -> (C, P) upper triangles."""
-        return mats[:, self.iu[0], self.iu[1]]
-
-    def unpack(self, packed, dim):
-        out = np.zeros(packed.shape[:-1] + (dim, dim), dtype=packed.dtype)
-        out[..., self.iu[0], self.iu[1]] = packed
-        out[..., self.iu[1], self.iu[0]] = packed
-        return out
-
-
-class FullGMM:
+class FullGMM(BaseEstimator):
     """Full-covariance GMM (UBM) trained by EM from a diagonal UBM with Gaussian selection.
 
     Parameters
     ----------
-    num_iters : EM iterations (Kaldi default 4).
+    n_iter : EM iterations (Kaldi default 4).
     num_gselect : Gaussians kept per frame, chosen by the diagonal UBM (Kaldi default 20).
     variance_floor : floor on covariance eigenvalues (feature units squared).
     max_condition : eigenvalues are also floored at largest / max_condition.
     min_gaussian_weight : weights are floored at this value and renormalised.
     min_gaussian_occupancy : a Gaussian with fewer (soft) frames keeps its mean and covariance.
+    parallel : a :class:`spkrec.parallel.ParallelConfig` (None: serial); the numbers do not depend on it.
 
     Attributes (fitted, float64): ``weights_`` (C,), ``means_`` (C, D), ``covariances_`` (C, D, D),
     ``log_likelihood_history_`` (average per-frame log-likelihood under the gselect-restricted
     model at the start of each iteration, plus the final value).
     """
 
-    def __init__(self, num_iters=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
-                 min_gaussian_weight=1e-5, min_gaussian_occupancy=10.0):
-        self.num_iters = num_iters
+    def __init__(self, n_iter=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
+                 min_gaussian_weight=1e-5, min_gaussian_occupancy=10.0, parallel=None):
+        self.n_iter = n_iter
         self.num_gselect = num_gselect
         self.variance_floor = variance_floor
         self.max_condition = max_condition
         self.min_gaussian_weight = min_gaussian_weight
         self.min_gaussian_occupancy = min_gaussian_occupancy
+        self.parallel = parallel
 
     def _hyper(self):
-        return dict(num_iters=self.num_iters, num_gselect=self.num_gselect, variance_floor=self.variance_floor,
+        return dict(n_iter=self.n_iter, num_gselect=self.num_gselect, variance_floor=self.variance_floor,
                     max_condition=self.max_condition, min_gaussian_weight=self.min_gaussian_weight,
                     min_gaussian_occupancy=self.min_gaussian_occupancy)
 
@@ -170,14 +99,14 @@ class FullGMM:
     @classmethod
     def load(cls, path):
         arrays, meta = load_npz(path, "FullGMM")
-        hyper = {k: meta[k] for k in cls().__dict__ if k in meta}
+        hyper = saved_params(meta, cls)
         model = cls.from_params(arrays["weights"], arrays["means"], arrays["covariances"], **hyper)
         model.log_likelihood_history_ = list(arrays["log_likelihood_history"])
         model.meta_ = meta
         return model
 
     @property
-    def num_gauss_(self):
+    def n_components_(self):
         return self.means_.shape[0]
 
     @property
@@ -186,7 +115,7 @@ class FullGMM:
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
-            raise SpkrecError("FullGMM is not fitted; call fit() or load() first")
+            raise NotFitted("FullGMM is not fitted; call fit() or load() first")
 
     def to_diag(self):
         """``(weights, means, variances)`` of the diagonal of this model (Kaldi ``fgmm-global-to-gmm``)."""
@@ -198,37 +127,23 @@ class FullGMM:
     def center_(self):
         return self.weights_ @ self.means_
 
-    def _coefficients(self):
-        """Cached float32 (P + D + 1, C) coefficients on ``[quad(x - c), x - c, 1]`` and the shift c."""
+    def coefficients(self):
+        """Cached ``(W, center, quad)`` of :func:`spkrec.gmm.core.full_coefficients` for this model."""
         coef = self.__dict__.get("_coef")
         if coef is None:
-            C, D = self.means_.shape
-            quad = _Quadratic(D)
-            center = self.center_
-            mu = self.means_ - center
-            chol = np.linalg.cholesky(self.covariances_)
-            prec = np.linalg.inv(self.covariances_)
-            prec = 0.5 * (prec + prec.transpose(0, 2, 1))
-            logdet = 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1)
-            pmu = np.einsum("cij,cj->ci", prec, mu)
-            const = np.log(self.weights_) - 0.5 * (D * LOG_2PI + logdet + (pmu * mu).sum(1))
-            quad_coef = -0.5 * quad.pack(prec) * np.where(quad.offdiag, 2.0, 1.0)
-            W = np.ascontiguousarray(np.hstack([quad_coef, pmu, const[:, None]]).T, dtype=np.float32)
-            coef = self.__dict__["_coef"] = (W, center, quad)
+            coef = self.__dict__["_coef"] = full_coefficients(self.weights_, self.means_, self.covariances_)
         return coef
 
     def log_likelihood_components(self, X):
         """(T, C) float32: log w_c + log N(x_t | mu_c, Sigma_c) for frames X (T, D)."""
         self._check_fitted()
-        W, center, quad = self._coefficients()
-        Xc = _as_frames(X, self.dim_) - center.astype(np.float32)
-        D = Xc.shape[1]
-        P = W.shape[0] - D - 1
-        return quad.features(Xc) @ W[:P] + Xc @ W[P:P + D] + W[-1]
+        W, center, quad = self.coefficients()
+        Xc = as_frames(X, self.dim_) - center.astype(np.float32)
+        return full_loglik(quad.features(Xc), Xc, W)
 
     def score_samples(self, X):
         """(T,) float32 per-frame log-likelihood."""
-        return softmax_rows(self.log_likelihood_components(X))[1]
+        return posteriors(self.log_likelihood_components(X))[1]
 
     def score(self, X, y=None):
         """Average per-frame log-likelihood."""
@@ -236,25 +151,28 @@ class FullGMM:
 
     def predict_proba(self, X):
         """(T, C) float32 posteriors."""
-        return softmax_rows(self.log_likelihood_components(X))[0]
+        return posteriors(self.log_likelihood_components(X))[0]
 
     # ------------------------------------------------------------------ training
-    def fit(self, X, diag_ubm, utt_ids=None, config=SERIAL):
+    def fit(self, X, y=None, diag_ubm=None, utt_ids=None):
         """Train from ``diag_ubm`` on frames.
 
-        X : (T, D) array, or a picklable callable / mapping ``utt -> (T_u, D)`` with ``utt_ids``
-            (frames are then read per utterance in parallel through :mod:`spkrec.parallel`).
+        X : (T, D) array, or a frame source (:mod:`spkrec.io.frames`) or mapping ``utt -> (T_u, D)``,
+            read per utterance in parallel through :mod:`spkrec.parallel` (``utt_ids`` selects them).
         diag_ubm : the diagonal UBM (``DiagGMM`` or any object with ``weights_, means_, variances_``);
-            initialises the model and selects the Gaussians.
+            initialises the model and selects the Gaussians (required).
         """
-        loader, utt_ids = _loader_and_ids(X, utt_ids)
+        if diag_ubm is None:
+            raise SpkrecError("FullGMM.fit needs diag_ubm=, the diagonal UBM it starts from")
+        config = self.parallel if self.parallel is not None else SERIAL
+        loader, utt_ids = frame_source(X, utt_ids, piece=ARRAY_PIECE)
         dw, dm, dv = gaussian_params(diag_ubm)
         if dv.ndim != 2:
             raise SpkrecError("diag_ubm must be diagonal (variances_ (C, D)); convert with FullGMM.to_diag()")
         self._set(dw.copy(), dm.copy(), dv[:, :, None] * np.eye(dv.shape[1]))
         self.log_likelihood_history_ = []
-        gsel = (diag_loglik_weights(dw, dm, dv, 0.0), int(self.num_gselect))
-        for it in range(int(self.num_iters)):
+        gsel = (diag_coefficients(dw, dm, dv, 0.0), int(self.num_gselect))
+        for it in range(int(self.n_iter)):
             acc = self._accumulate(loader, utt_ids, gsel, config)
             avg = acc["loglike"] / max(acc["frames"], 1)
             self.log_likelihood_history_.append(float(avg))
@@ -270,13 +188,13 @@ class FullGMM:
 
     def _accumulate(self, loader, utt_ids, gsel, config):
         """Sufficient statistics (float64) of frames centred on the current model's global mean."""
-        W, center, _ = self._coefficients()
+        W, center, _ = self.coefficients()
         return reduce_chunks(_full_stats_chunk, utt_ids, config, combine=_add_acc, desc="full UBM E-step",
                              loader=loader, coef=(W, center), gsel=gsel)
 
     def _mle_update(self, acc):
         C, D = self.means_.shape
-        center = self._coefficients()[1]
+        center = self.coefficients()[1]
         occ = acc["N"]
         total = occ.sum()
         if total <= 0:
@@ -286,7 +204,7 @@ class FullGMM:
         ok = occ > float(self.min_gaussian_occupancy)
         safe = np.where(ok, occ, 1.0)
         mean_c = acc["F"] / safe[:, None]
-        cov = _Quadratic(D).unpack(acc["S"] / safe[:, None], D) - mean_c[:, :, None] * mean_c[:, None, :]
+        cov = Quadratic(D).unpack(acc["S"] / safe[:, None], D) - mean_c[:, :, None] * mean_c[:, None, :]
         cov = _floor_eigenvalues(cov, float(self.variance_floor), float(self.max_condition))
         means = np.where(ok[:, None], mean_c + center, self.means_)
         covs = np.where(ok[:, None, None], cov, self.covariances_)
@@ -317,7 +235,7 @@ def _full_stats_chunk(utts, loader, coef, gsel):
 def _full_stats(utts, loader, coef, gsel):
     W, center = coef
     D = len(center)
-    quad = _Quadratic(D)
+    quad = Quadratic(D)
     C = W.shape[1]
     P = W.shape[0] - D - 1
     gW, k = gsel
@@ -327,49 +245,15 @@ def _full_stats(utts, loader, coef, gsel):
     loglike, frames = 0.0, 0
     c32 = center.astype(np.float32)
     for utt in utts:
-        Xu = _as_frames(loader(utt) if callable(loader) else loader[utt], D, utt) - c32
+        Xu = as_frames(loader(utt), D, utt) - c32
         for start in range(0, len(Xu), BLOCK_FRAMES):  # float32 products, float64 sums per block
             Xc = Xu[start:start + BLOCK_FRAMES]
-            sel = top_gaussians(diag_log_likelihoods(Xc + c32, gW), k)
+            sel = top_k(diag_loglik(Xc + c32, gW), k)
             Q = quad.features(Xc)
-            ll = Q @ W[:P] + Xc @ W[P:P + D] + W[-1]
-            post, lse = softmax_rows(masked_to_selection(ll, sel))
+            post, lse = posteriors(masked_to_selection(full_loglik(Q, Xc, W), sel))
             N += post.sum(0, dtype=np.float64)
             F += post.T @ Xc
             S += post.T @ Q
             loglike += float(lse.sum(dtype=np.float64))
             frames += len(Xc)
     return dict(N=N, F=F, S=S, loglike=loglike, frames=frames)
-
-
-def _as_frames(X, dim, name=None):
-    X = np.asarray(X)
-    if X.ndim != 2 or X.shape[1] != dim:
-        what = f"utterance {name!r}: " if name is not None else ""
-        raise SpkrecError(f"{what}features have shape {X.shape}, the UBM expects (frames, {dim}); "
-                          "use the same feature options as for the UBM")
-    return np.ascontiguousarray(X, dtype=np.float32)
-
-
-def _loader_and_ids(X, utt_ids):
-    """(loader, utt_ids) for frames given as an array or as a callable/mapping plus ids."""
-    if callable(X) or hasattr(X, "keys"):
-        if utt_ids is None:
-            utt_ids = list(getattr(X, "utt_ids", None) or X.keys())
-        return X, list(utt_ids)
-    return _Frames(np.asarray(X)), list(range(_Frames.num_pieces(len(X))))
-
-
-class _Frames:
-    """A (T, D) array seen as pieces of at most ``PIECE`` frames (picklable loader)."""
-    PIECE = 20000
-
-    def __init__(self, X):
-        self.X = X
-
-    @staticmethod
-    def num_pieces(n):
-        return max(1, -(-n // _Frames.PIECE))
-
-    def __call__(self, i):
-        return self.X[i * self.PIECE:(i + 1) * self.PIECE]

@@ -10,10 +10,13 @@ always kept). ``posterior_scale`` multiplies N and F (Kaldi ``scale-post``).
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from spkrec.ivector.full_ubm import (FullGMM, _as_frames, _Quadratic, diag_log_likelihoods, diag_loglik_weights,
-                                     gaussian_params, masked_to_selection, softmax_rows, top_gaussians)
+from spkrec.gmm.core import (as_frames, centred_stats, diag_coefficients, diag_loglik, full_coefficients, full_loglik,
+                             gaussian_params, masked_to_selection, posteriors, top_k)
+from spkrec.io.frames import frame_source
 from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
 
+STATS_DEFAULTS = {"num_gselect": 20, "min_post": 0.025, "posterior_scale": 1.0}
+"""Defaults of the statistics options (Kaldi's ``extract_ivectors.sh``), and of the CLI's flags."""
 MIN_CHUNK_UTTS = 16  # utterances per chunk at least (results are per utterance: chunking changes nothing)
 
 
@@ -26,13 +29,11 @@ class StatsComputer:
         variances = np.diagonal(cov, axis1=1, axis2=2) if self.full else cov
         self.center = (weights @ means).astype(np.float32)
         self.means_c = (means - weights @ means).astype(np.float32)
-        self.gselect_w = diag_loglik_weights(weights, means, variances, weights @ means)
+        self.gselect_w = diag_coefficients(weights, means, variances, weights @ means)
         if self.full:
-            model = ubm if isinstance(ubm, FullGMM) else FullGMM.from_params(weights, means, cov)
-            W, center, _ = model._coefficients()
-            assert np.allclose(center, weights @ means)
+            coef = getattr(ubm, "coefficients", None)
+            W, center, self.quad = coef() if coef is not None else full_coefficients(weights, means, cov)
             self._shared = SharedArrays(dict(full_w=W), config)  # (P+D+1, C): sent once per worker
-            self.quad = _Quadratic(means.shape[1])
         self.num_gselect = int(num_gselect)
         self.min_post = float(min_post)
         self.posterior_scale = float(posterior_scale)
@@ -51,19 +52,14 @@ class StatsComputer:
 
     def posteriors(self, X):
         """(T, C) float32 pruned posteriors of frames X (T, D)."""
-        Xc = _as_frames(X, self.dim) - self.center
+        Xc = as_frames(X, self.dim) - self.center
         return self._posteriors(Xc)
 
     def _posteriors(self, Xc):
-        diag_ll = diag_log_likelihoods(Xc, self.gselect_w)
-        sel = top_gaussians(diag_ll, self.num_gselect)
-        if self.full:
-            D = self.dim
-            P = self.full_w.shape[0] - D - 1
-            ll = self.quad.features(Xc) @ self.full_w[:P] + Xc @ self.full_w[P:P + D] + self.full_w[-1]
-        else:
-            ll = diag_ll
-        post, _ = softmax_rows(masked_to_selection(ll, sel))
+        diag_ll = diag_loglik(Xc, self.gselect_w)
+        sel = top_k(diag_ll, self.num_gselect)
+        ll = full_loglik(self.quad.features(Xc), Xc, self.full_w) if self.full else diag_ll
+        post, _ = posteriors(masked_to_selection(ll, sel))
         if self.min_post > 0:
             keep = post >= self.min_post
             keep[np.arange(len(post)), post.argmax(1)] = True
@@ -80,7 +76,7 @@ class StatsComputer:
         centred on the UBM means like F, ``S_c = sum_t gamma_tc (x_t - m_c)(x_t - m_c)'`` ((C, D, D) for a
         full UBM, (C, D) diagonals for a diagonal one), from the same pruned, scaled posteriors
         (S is None without ``second_order``)."""
-        Xc = _as_frames(X, self.dim, name) - self.center
+        Xc = as_frames(X, self.dim, name) - self.center
         C, D = self.num_gauss, self.dim
         if len(Xc) == 0:
             S = np.zeros((C, D, D) if self.full else (C, D)) if second_order else None
@@ -88,24 +84,7 @@ class StatsComputer:
         post = self._posteriors(Xc)
         if self.posterior_scale != 1.0:
             post *= self.posterior_scale
-        N = post.sum(0, dtype=np.float64)
-        F = post.T @ Xc - N[:, None].astype(np.float32) * self.means_c
-        if not second_order:
-            return N.astype(np.float32), F, None
-        post = post.astype(np.float64)
-        X64 = Xc.astype(np.float64)
-        m = self.means_c.astype(np.float64)
-        F64 = post.T @ X64 - N[:, None] * m
-        if not self.full:  # sum g x^2 - 2 m F - N m^2 (x, m centred on the global mean)
-            S = post.T @ (X64 * X64) - 2.0 * m * F64 - N[:, None] * m * m
-        else:
-            iu = np.triu_indices(D)
-            Q = np.zeros((C, D, D))
-            Q[:, iu[0], iu[1]] = post.T @ (X64[:, iu[0]] * X64[:, iu[1]])
-            Q = Q + np.triu(Q, 1).transpose(0, 2, 1)
-            mF = m[:, :, None] * F64[:, None, :]
-            S = Q - mF - mF.transpose(0, 2, 1) - N[:, None, None] * m[:, :, None] * m[:, None, :]
-        return N.astype(np.float32), F, S
+        return centred_stats(post, Xc, self.means_c, second_order, self.full)
 
 
 def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0):
@@ -115,16 +94,16 @@ def utterance_stats(ubm, X, num_gselect=20, min_post=0.025, posterior_scale=1.0)
 
 def _stats_chunk(utts, loader, computer, second_order=False):
     with threadpool_limits(limits=1, user_api="blas"):  # per-utterance products are small
-        return _stats_of(utts, loader, computer, second_order)
+        return stats_of(utts, loader, computer, second_order)
 
 
-def _stats_of(utts, loader, computer, second_order=False):
+def stats_of(utts, loader, computer, second_order=False):
     """``N (n, C)``, ``F (n, C, D)`` float32 of ``utts`` and, with ``second_order``, their summed S (float64)."""
     N = np.empty((len(utts), computer.num_gauss), np.float32)
     F = np.empty((len(utts), computer.num_gauss, computer.dim), np.float32)
     S = None
     for i, utt in enumerate(utts):
-        N[i], F[i], Su = computer.with_second_order(loader(utt) if callable(loader) else loader[utt], utt,
+        N[i], F[i], Su = computer.with_second_order(loader(utt), utt,
                                                     second_order)
         if second_order:
             S = Su if S is None else S + Su
@@ -135,11 +114,11 @@ def _stats_of(utts, loader, computer, second_order=False):
     return N, F, S
 
 
-def loader_utt_ids(loader, utt_ids=None):
-    """``utt_ids`` as a list, by default ``loader.utt_ids`` or the keys of a mapping loader."""
-    if utt_ids is None:
-        utt_ids = getattr(loader, "utt_ids", None) or list(loader.keys())
-    return list(utt_ids)
+def stats_options(stored=None, **given):
+    """The statistics options: each of :data:`STATS_DEFAULTS` from ``given`` unless None, else from
+    ``stored`` (e.g. the options an extractor was trained with), else the default."""
+    stored = stored or {}
+    return {k: given[k] if given.get(k) is not None else stored.get(k, d) for k, d in STATS_DEFAULTS.items()}
 
 
 def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
@@ -147,18 +126,18 @@ def accumulate_stats(ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, m
     """Per-utterance statistics of many utterances, in parallel, reading one utterance at a time.
 
     ubm : FullGMM (full-covariance posteriors) or DiagGMM (diagonal posteriors).
-    loader : picklable callable (e.g. ``FeatureLoader``) or mapping ``utt -> (T, D)`` frames.
+    loader : a frame source (:mod:`spkrec.io.frames`, e.g. ``FeatureLoader``) or a mapping ``utt -> (T, D)``.
     utt_ids : utterances (default ``loader.utt_ids`` or the mapping's keys).
     second_order : also return the total second-order statistics S of all utterances (float64, summed
         per chunk then over chunks in a fixed order: the same for any ``nj``), see ``StatsComputer.second_order``.
     Returns ``N (n, C) float32, F (n, C, D) float32`` in the order of ``utt_ids`` (and ``S``).
     """
-    utt_ids = loader_utt_ids(loader, utt_ids)
+    loader, utt_ids = frame_source(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     if not utt_ids:
         empty = np.zeros((0, computer.num_gauss), np.float32), np.zeros((0, computer.num_gauss, computer.dim),
                                                                           np.float32)
-        return empty + (_stats_of([], {}, computer, True)[2],) if second_order else empty
+        return empty + (stats_of([], loader, computer, True)[2],) if second_order else empty
     parts = map_chunks(_stats_chunk, utt_ids, config, desc="Baum-Welch statistics", loader=loader,
                        computer=computer, max_chunks=max(1, min(NUM_CHUNKS, len(utt_ids) // MIN_CHUNK_UTTS)),
                        second_order=bool(second_order))

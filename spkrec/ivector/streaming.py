@@ -9,16 +9,17 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.ivector.extractor import MAX_CHUNKS, _extract
-from spkrec.ivector.stats import StatsComputer, _stats_of, loader_utt_ids
+from spkrec.io.frames import frame_source
+from spkrec.ivector.extractor import MAX_CHUNKS, extract_batches
+from spkrec.ivector.stats import StatsComputer, stats_of
 from spkrec.parallel import SERIAL, map_chunks
 
 
 def _extract_utts(batches, loader, computer, proj, mu0):
     """Worker: i-vectors ``(n, R)`` float32 of lists of utterance ids (one list = one batch)."""
     with threadpool_limits(limits=1, user_api="blas"):
-        stats = (_stats_of(utts, loader, computer) for utts in batches)  # one batch in memory at a time
-        return np.concatenate([ivectors for ivectors, _ in _extract(stats, proj, mu0, False)])
+        stats = (stats_of(utts, loader, computer) for utts in batches)  # one batch in memory at a time
+        return np.concatenate([ivectors for ivectors, _ in extract_batches(stats, proj, mu0, False)])
 
 
 def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gselect=20, min_post=0.025,
@@ -30,7 +31,7 @@ def extract_ivectors(extractor, ubm, loader, utt_ids=None, config=SERIAL, num_gs
         posterior_scale : as for ``accumulate_stats``; dtype : as for ``IvectorExtractor.transform``.
     """
     extractor._check_fitted()
-    utt_ids = loader_utt_ids(loader, utt_ids)
+    loader, utt_ids = frame_source(loader, utt_ids)
     computer = StatsComputer(ubm, num_gselect, min_post, posterior_scale, config)
     C, D, R = extractor.T_.shape
     if (computer.num_gauss, computer.dim) != (C, D):

@@ -300,8 +300,8 @@ def _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring, relev
                               "--steps ...,plda or export with --scoring cosine")
     score_cfg = {"backend": scoring}
     if kind == "ivector":
-        score_cfg["stats"] = {k: meta.get("stats", {}).get(k, d)
-                              for k, d in (("num_gselect", 20), ("min_post", 0.025), ("posterior_scale", 1.0))}
+        from spkrec.ivector.stats import stats_options
+        score_cfg["stats"] = stats_options(meta.get("stats", {}))
     return meta, score_cfg, want_dim
 
 

@@ -174,7 +174,7 @@ class _VectorEngine:
         return self.vectors([X])[0]
 
     def score_many(self, arrays, owners, reps):
-        return self.pipeline.score(arrays["vectors"], np.stack(reps), enroll_groups=owners[""])
+        return self.pipeline.score_pairs(arrays["vectors"], np.stack(reps), enroll_groups=owners[""])
 
     @staticmethod
     def pack(reps):
@@ -243,12 +243,8 @@ class RnnEngine(_VectorEngine):
 
 def load_ubm(path):
     """A FullGMM or DiagGMM from a spkrec model file (the kind in its header decides)."""
-    import json
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            kind = json.loads(z["__header__"].tobytes().decode("utf-8"))["kind"]
-    except Exception as exc:
-        raise SpkrecError(f"{path}: not a readable spkrec model file ({exc}); re-export the system") from None
+    from spkrec.io.atomic import read_npz_header
+    kind = read_npz_header(path)["kind"]
     if kind == "FullGMM":
         from spkrec.ivector import FullGMM
         return FullGMM.load(path)
