@@ -79,7 +79,7 @@ def run_train_ubm(args):
     from spkrec.eval.plots_training import UBM_QUANTITY, write_objective_file
     write_objective_file(os.path.join(args.ubm_dir, "final.ubm.objective.txt"),
                          [("split", c, i + 1, ll, None) for i, (c, ll) in enumerate(gmm.init_loglik_history_)]
-                         + [("final", gmm.num_gauss_, i + 1, ll, None) for i, ll in enumerate(gmm.loglik_history_)],
+                         + [("final", gmm.n_components_, i + 1, ll, None) for i, ll in enumerate(gmm.loglik_history_)],
                          UBM_QUANTITY, "train-ubm")
     log.info("wrote %s (final avg log-lik %.4f)", os.path.join(args.ubm_dir, UBM_FILE),
              gmm.loglik_history_[-1] if gmm.loglik_history_ else float("nan"))

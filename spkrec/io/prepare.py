@@ -433,7 +433,7 @@ def make_td_folds(data, out_dir, num_folds=3, num_enroll=5, num_test=None):
     plus that kind's non-targets: what its EER is computed on), and ``trial_kinds`` (``<model> <test>
     <kind>``). Returns ``{fold_dir: {kind: count}}``.
     """
-    from spkrec.io.datadir import DataDir, _write_subset, utt2spk_to_spk2utt
+    from spkrec.io.datadir import DataDir, write_subset, utt2spk_to_spk2utt
     data = data if isinstance(data, DataDir) else DataDir(data)
     groups = _phrase_groups(data)
     speakers = sorted({s for s, _ in groups})
@@ -449,7 +449,7 @@ def make_td_folds(data, out_dir, num_folds=3, num_enroll=5, num_test=None):
     for f in range(k):
         fold = {s for i, s in enumerate(speakers) if i % k == f}
         d = os.path.join(out_dir, f"fold{f}")
-        _write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
+        write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
         enroll, tests, models = {}, [], []
         for (spk, phrase), utts in groups.items():
             if spk not in fold:
@@ -462,13 +462,13 @@ def make_td_folds(data, out_dir, num_folds=3, num_enroll=5, num_test=None):
             enroll.update({u: mid for u in utts[:int(num_enroll)]})
             rest = utts[int(num_enroll):]
             tests.extend(rest if num_test is None else rest[:int(num_test)])
-        _write_subset(data, os.path.join(d, "enroll"), set(enroll))
-        em = _write_subset(data, os.path.join(d, "enroll_models"), set(enroll))
+        write_subset(data, os.path.join(d, "enroll"), set(enroll))
+        em = write_subset(data, os.path.join(d, "enroll_models"), set(enroll))
         write_table(em.file("utt2spk"), enroll)
         write_table(em.file("spk2utt"), utt2spk_to_spk2utt(enroll))
         if os.path.exists(em.file("spk2gender")):
             os.remove(em.file("spk2gender"))
-        _write_subset(data, os.path.join(d, "test"), set(tests))
+        write_subset(data, os.path.join(d, "test"), set(tests))
         rows, kinds = [], []
         for mid, spk, phrase in sorted(models):
             for utt in sorted(tests):
