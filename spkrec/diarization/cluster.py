@@ -3,7 +3,7 @@
 :func:`ahc` is average-linkage agglomerative clustering (``scipy.cluster.hierarchy``) on the distance
 ``max(S) - S``, stopped where the best remaining pair's average similarity falls below ``threshold`` or at
 ``num_clusters``. :func:`spectral` is spectral clustering (scikit-learn) of the affinity
-``sigmoid((S - threshold) / scale)``, with the number of clusters from the largest eigengap of the
+``sigmoid((S - threshold) / scale)`` (scale: a tenth of the scores' spread by default), with the number of clusters from the largest eigengap of the
 normalised Laplacian when not given. Labels are 0..K-1 in order of first appearance.
 """
 import numpy as np
@@ -54,7 +54,7 @@ def ahc(S, threshold=0.0, num_clusters=None):
 
 def _affinity(S, threshold, scale):
     off = S[~np.eye(len(S), dtype=bool)]
-    scale = float(scale) if scale else max(float(off.std()), 1e-6)
+    scale = float(scale) if scale else max(0.1 * float(off.std()), 1e-6)
     A = 1.0 / (1.0 + np.exp(-(S - threshold) / scale))
     np.fill_diagonal(A, 0.0)
     return A

@@ -37,7 +37,7 @@ class DiarizationConfig:
     threshold: float = None
     num_speakers: int = None
     resegment: bool = False
-    switch_penalty: float = 10.0
+    switch_penalty: float = 30.0
     reseg_iters: int = 2
 
     def check(self):
