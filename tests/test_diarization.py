@@ -160,3 +160,48 @@ def test_pipeline_edge_cases(bundle, tmp_path):
     assert diarize(system, (np.zeros(100, np.float32), rate)) == []              # shorter than a frame
     with pytest.raises(SpkrecError, match="window"):
         diarize(system, tmp_path / "silence.wav", window=1.0, shift=2.0)
+
+
+# ------------------------------------------------------------------------- CLI
+def _one_error(capsys, *args):
+    assert main([str(a) for a in args]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_cli_diarize_and_score(bundle, tmp_path, capsys):
+    from spkrec.io.rttm import read_rttm
+    r = bundle["root"]
+    wavs = sorted((r / "conv" / "wav").glob("*.wav"))
+    assert main(["diarize", "-q", str(r / "sys"), *map(str, wavs), "--rttm", str(tmp_path / "hyp.rttm")]) == 0
+    hyp = read_rttm(tmp_path / "hyp.rttm")
+    assert sorted(hyp) == sorted(bundle["refs"])
+    assert main(["score-diarization", str(r / "conv" / "ref.rttm"), str(tmp_path / "hyp.rttm"), "--uem",
+                 str(r / "conv" / "uem"), "--json"]) == 0
+    import json
+    total = json.loads(capsys.readouterr().out)["total"]
+    ref = diarization_error(bundle["refs"], hyp, collar=0.25)["total"]
+    assert total["der"] == pytest.approx(ref["der"], abs=1e-3)
+    assert main(["diarize", "-q", str(r / "sys"), str(wavs[0]), "--num-speakers", "2", "--resegment",
+                 "--clustering", "spectral", "--rttm", str(tmp_path / "two.rttm")]) == 0
+    assert len({t.speaker for t in read_rttm(tmp_path / "two.rttm")["conv001"]}) == 2
+    assert "no such file" in _one_error(capsys, "score-diarization", tmp_path / "none.rttm", tmp_path / "hyp.rttm")
+    assert "no audio files" in _one_error(capsys, "diarize", r / "sys", "--rttm", tmp_path / "x.rttm")
+    assert "shift" in _one_error(capsys, "diarize", r / "sys", wavs[0], "--window", "1", "--shift", "2",
+                                 "--rttm", tmp_path / "x.rttm")
+
+
+def test_cli_simulate_conversations(bundle, tmp_path):
+    from spkrec.io.rttm import read_rttm, read_uem
+    out = tmp_path / "sim"
+    assert main(["simulate-conversations", "-q", str(bundle["root"] / "eval"), str(out), "--num-conversations", "2",
+                 "--min-speakers", "3", "--max-speakers", "3", "--overlap-prob", "0.5", "--babble", "2",
+                 "--seed", "7"]) == 0
+    refs, uem = read_rttm(out / "ref.rttm"), read_uem(out / "uem")
+    assert sorted(refs) == ["conv001", "conv002"] and "SIMULATED" in (out / "README").read_text()
+    for name, turns in refs.items():
+        assert len({t.speaker for t in turns}) == 3 and len(turns) == 9
+        info = sf.info(out / "wav" / f"{name}.wav")
+        assert info.samplerate == 16000 and uem[name][0][1] == pytest.approx(info.frames / 16000, abs=1e-3)
+        assert max(t.end for t in turns) <= info.frames / 16000 + 1e-3

@@ -52,6 +52,9 @@ VERBS = {
     "identify": ("spkrec.cli.eval", "closed-set identification accuracy (top-1/top-k) and confusion matrix"),
     "plot-det": ("spkrec.cli.eval", "DET curves of one or more score files on probit axes"),
     "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
+    "diarize": ("spkrec.cli.diarization", "who spoke when: speaker turns of audio files as RTTM (i-vector/RNN bundle)"),
+    "score-diarization": ("spkrec.cli.diarization", "DER (miss, false alarm, confusion) and JER of an RTTM against a reference"),
+    "simulate-conversations": ("spkrec.cli.diarization", "simulated multi-speaker conversations with reference RTTMs from a data dir"),
 }
 
 
