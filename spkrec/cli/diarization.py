@@ -3,7 +3,7 @@ simulated conversations to develop it on."""
 import json
 import os
 
-from spkrec.cli.common import finite_float, nonneg_float, nonneg_int, positive_float, positive_int, probability
+from spkrec.cli.common import finite_float, fraction, nonneg_float, nonneg_int, positive_float, positive_int
 from spkrec.errors import SpkrecError
 
 
@@ -98,7 +98,7 @@ def add_simulate_args(parser):
     parser.add_argument("--turns-per-speaker", type=positive_int, default=3)
     parser.add_argument("--min-pause", type=nonneg_float, default=0.2, help="seconds (default 0.2)")
     parser.add_argument("--max-pause", type=nonneg_float, default=1.0, help="seconds (default 1.0)")
-    parser.add_argument("--overlap-prob", type=probability, default=None,
+    parser.add_argument("--overlap-prob", type=fraction, default=0.0,
                         help="probability that a turn starts before the previous one ends (default 0)")
     parser.add_argument("--max-overlap", type=positive_float, default=0.5, help="seconds (default 0.5)")
     parser.add_argument("--babble", type=nonneg_int, default=0, help="number of babble speakers (default 0: none)")
@@ -113,7 +113,7 @@ def run_simulate(args):
     if args.max_pause < args.min_pause:
         raise SpkrecError(f"--max-pause {args.max_pause} is below --min-pause {args.min_pause}")
     simulate_conversations(args.data, args.out, args.num_conversations, args.min_speakers, args.max_speakers,
-                           args.turns_per_speaker, (args.min_pause, args.max_pause), args.overlap_prob or 0.0,
+                           args.turns_per_speaker, (args.min_pause, args.max_pause), args.overlap_prob,
                            args.max_overlap, args.babble, args.babble_snr, args.rate, args.seed, args.prefix)
     return 0
 
