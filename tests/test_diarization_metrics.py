@@ -54,3 +54,11 @@ def test_bad_inputs():
         diarization_error(REF, {"zz": []})
     with pytest.raises(SpkrecError, match="UEM"):
         diarization_error(REF, HYP, uem={"other": [(0, 1)]})
+
+
+def test_timeline_picture(tmp_path):
+    from spkrec.eval.diarization import plot_timeline
+    fig = plot_timeline(REF["a"], HYP["a"], tmp_path / "a.png", title="a")
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["hyp y", "hyp x", "ref B", "ref A"]   # bottom to top

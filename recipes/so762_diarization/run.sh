@@ -15,7 +15,8 @@
 #   3  the diarization system bundle exp/systems/diarization (spkrec export-system --kind ivector)
 #   4  simulated conversations: data/conv_dev (tuning) and data/conv_test (scoring), with ref.rttm and uem
 #   5  tune the AHC threshold on conv_dev (DER with collar); written to exp/systems/diarization/diarization.json
-#   6  diarize conv_test (tuned threshold; also oracle number of speakers and resegmentation); score
+#   6  diarize conv_test (tuned threshold; also oracle number of speakers and resegmentation); score;
+#      exp/plots/<conversation>.png: reference vs hypothesis timelines
 #  20  exp/results.md
 set -euo pipefail
 here=$(pwd)
@@ -154,7 +155,8 @@ if run_stage 6 "diarize and score conv_test" "$exp/score/oracle_reseg.txt"; then
         --rttm "$exp/hyp/$variant.rttm"
     fi
     spkrec score-diarization --collar "$collar" --uem "$data/conv_test/uem" "$data/conv_test/ref.rttm" \
-      "$exp/hyp/$variant.rttm" > "$exp/score/$variant.tmp" 2> "$exp/log/score_$variant.log" || \
+      "$exp/hyp/$variant.rttm" $([ $variant = tuned ] && echo --plot-dir "$exp/plots") > "$exp/score/$variant.tmp" \
+      2> "$exp/log/score_$variant.log" || \
       { log "stage 6 failed: scoring $variant (log: $exp/log/score_$variant.log)"; exit 1; }
     mv "$exp/score/$variant.tmp" "$exp/score/$variant.txt"
   done
@@ -180,6 +182,8 @@ if run_stage 20 "results" "$exp/results.md"; then
     echo "Per conversation (tuned threshold):"
     echo
     grep '^|' "$exp/score/tuned.txt"
+    echo
+    echo "Timelines (reference rows above hypothesis rows): $exp/plots/<conversation>.png"
   } > "$exp/results.md.tmp"
   mv "$exp/results.md.tmp" "$exp/results.md"
   cat "$exp/results.md"

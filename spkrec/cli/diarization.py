@@ -69,6 +69,7 @@ def add_score_args(parser):
                         help="seconds left unscored either side of each reference boundary (default 0.25)")
     parser.add_argument("--skip-overlap", action="store_true", help="leave overlapped reference speech unscored")
     parser.add_argument("--json", action="store_true", help="print per-file and total numbers as JSON")
+    parser.add_argument("--plot-dir", help="also write DIR/<file>.png: reference vs hypothesis timeline")
 
 
 def run_score(args):
@@ -77,6 +78,11 @@ def run_score(args):
     ref, hyp = read_rttm(args.ref), read_rttm(args.hyp)
     uem = read_uem(args.uem) if args.uem else None
     res = diarization_error(ref, hyp, uem=uem, collar=args.collar, skip_overlap=args.skip_overlap)
+    if args.plot_dir:
+        from spkrec.eval.diarization import plot_timeline
+        for name, row in res["files"].items():
+            plot_timeline(ref[name], hyp.get(name, []), os.path.join(args.plot_dir, f"{name}.png"),
+                          title=f"{name}: DER {100 * row['der']:.1f} % (collar {args.collar:g} s)")
     if args.json:
         print(json.dumps(res, sort_keys=True))
     else:

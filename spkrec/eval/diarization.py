@@ -98,4 +98,31 @@ def format_table(result, percent=True):
     return lines
 
 
-__all__ = ["diarization_error", "format_table"]
+def plot_timeline(reference, hypothesis, path, title=None):
+    """A picture of one recording: reference turns (top row per speaker) above hypothesis turns, on a common
+    time axis (seconds). reference, hypothesis : ``[(start, end, speaker)]``. Written atomically."""
+    from matplotlib import colormaps
+
+    from spkrec.eval.plots import _new_figure, save_figure
+    ref_spk = sorted({t[2] for t in reference})
+    hyp_spk = sorted({t[2] for t in hypothesis})
+    rows = [("ref", s) for s in ref_spk] + [("hyp", s) for s in hyp_spk]
+    fig = _new_figure((10, 0.4 * len(rows) + 1.2))
+    ax = fig.add_subplot(111)
+    colours = colormaps["tab10"]
+    for i, (kind, spk) in enumerate(rows):
+        turns = reference if kind == "ref" else hypothesis
+        names = ref_spk if kind == "ref" else hyp_spk
+        spans = [(s, e - s) for s, e, k in turns if k == spk]
+        ax.broken_barh(spans, (len(rows) - 1 - i - 0.4, 0.8), color=colours(names.index(spk) % 10),
+                       alpha=0.9 if kind == "ref" else 0.6)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{k} {s}" for k, s in reversed(rows)], fontsize=8)
+    ax.set_xlabel("time (s)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    save_figure(fig, path)
+    return fig
+
+
+__all__ = ["diarization_error", "format_table", "plot_timeline"]
