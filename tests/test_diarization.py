@@ -205,3 +205,11 @@ def test_cli_simulate_conversations(bundle, tmp_path):
         info = sf.info(out / "wav" / f"{name}.wav")
         assert info.samplerate == 16000 and uem[name][0][1] == pytest.approx(info.frames / 16000, abs=1e-3)
         assert max(t.end for t in turns) <= info.frames / 16000 + 1e-3
+
+
+def test_timed_frames_voiced_equal_the_bundle_front_end(bundle):
+    from spkrec.diarization.frontend import timed_frames
+    wav = bundle["root"] / "conv" / "wav" / "conv002.wav"
+    X, voiced, shift, duration = timed_frames(bundle["system"], wav)
+    np.testing.assert_allclose(X[voiced], bundle["system"].frames(wav), rtol=1e-5, atol=1e-5)
+    assert shift == pytest.approx(0.01) and abs(len(X) * shift - duration) < 0.05

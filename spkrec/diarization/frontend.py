@@ -2,6 +2,8 @@
 energy VAD decision of each (the bundle's ``System.frames`` keeps only the voiced frames, without times).
 Same steps and order as :class:`spkrec.system.frontend.FrontEnd`: raw features, VAD on them, deltas and
 CMVN over all frames."""
+import os
+
 import numpy as np
 
 from spkrec.errors import SpkrecError
@@ -13,6 +15,7 @@ def timed_frames(system, audio, name=None):
     Frame t covers about ``[t * shift_s, t * shift_s + frame_length]``; ``T`` may be 0 for audio shorter
     than one frame (then X is (0, dim))."""
     from spkrec.features.config import feature_function
+    from spkrec.features.pipeline import FeatureLoader
     from spkrec.features.vad import vad_energy
     fe = system.frontend
     signal, name = fe.signal(audio, name)
@@ -23,7 +26,7 @@ def timed_frames(system, audio, name=None):
     raw = np.asarray(feature_function(fe.feat_type)(signal, fe.sample_rate, **fe.feat_options), np.float32)
     if raw.shape[0] == 0:
         return np.zeros((0, 1), np.float32), np.zeros(0, bool), shift, duration
-    X = np.asarray(fe._norm.normalise(raw), np.float32)
+    X = np.asarray(FeatureLoader(os.devnull, None, **fe.post).normalise(raw), np.float32)  # deltas, CMVN
     if fe.vad_options is None:
         voiced = np.ones(len(X), bool)
     else:
