@@ -213,3 +213,12 @@ def test_timed_frames_voiced_equal_the_bundle_front_end(bundle):
     X, voiced, shift, duration = timed_frames(bundle["system"], wav)
     np.testing.assert_allclose(X[voiced], bundle["system"].frames(wav), rtol=1e-5, atol=1e-5)
     assert shift == pytest.approx(0.01) and abs(len(X) * shift - duration) < 0.05
+
+
+def test_gmm_ubm_bundle_is_refused_in_one_line(bundle, tmp_path, capsys):
+    r = bundle["root"]
+    assert main(["export-system", "-q", "--kind", "gmm_ubm", "--ubm", str(r / "ubm"), "--feat-config",
+                 os.path.join(CONF, "mfcc.conf"), "--vad-config", os.path.join(CONF, "vad.conf"), "--seed=0",
+                 "--out", str(tmp_path / "gmm")]) == 0
+    wav = r / "conv" / "wav" / "conv001.wav"
+    assert "i-vector or RNN" in _one_error(capsys, "diarize", tmp_path / "gmm", wav, "--rttm", tmp_path / "x.rttm")
