@@ -22,31 +22,31 @@ set -euo pipefail
 here=$(pwd)
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-train=()                       # background corpora (repeat --train)
-eval=
-data=data
-exp=exp
-ivector_num_gauss=32
-ubm_iters=4
-tv_dim=50
-ivector_iters=3
-plda_chain=center,lnorm,plda
-num_dev=6                      # simulated conversations for tuning
-num_test=8                     # simulated conversations for scoring
-min_speakers=2
-max_speakers=4
-turns_per_speaker=3
-overlap_prob=0.0               # > 0: some turns start before the previous one ends
-babble=0                       # number of babble speakers (0: none)
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+train=()                       # (path) a background corpus in the so762 layout (repeat --train for more)
+eval=                          # (path) the corpus in the so762 layout the simulated conversations come from (required)
+data=data                      # (path) where the Kaldi data dirs and the conversations are written
+exp=exp                        # (path) where the models, bundle, RTTMs, logs and results are written
+ivector_num_gauss=32           # Gaussians of the i-vector front end's diagonal UBM
+ubm_iters=4                    # EM iterations after each doubling of the number of Gaussians
+tv_dim=50                      # total-variability dimension
+ivector_iters=3                # EM iterations of the total-variability matrix
+plda_chain=center,lnorm,plda   # back-end steps (train-backend --steps)
+num_dev=6                      # simulated conversations for tuning (first half of the --eval speakers)
+num_test=8                     # simulated conversations for scoring (second half)
+min_speakers=2                 # speakers per conversation, at least
+max_speakers=4                 # speakers per conversation, at most
+turns_per_speaker=3            # turns (utterances) per speaker in a conversation
+overlap_prob=0.0               # probability that a turn starts before the previous one ends
+babble=0                       # number of babble speakers added to each conversation (0: none)
 scoring=cosine                 # window scoring: cosine or plda
-window=1.5
-shift=0.75
+window=1.5                     # window length in seconds
+shift=0.75                     # window shift in seconds
 thresholds="-0.3 -0.2 -0.15 -0.1 -0.05 0.0 0.1"   # AHC stop scores tried on conv_dev (cosine scale)
-collar=0.25
-seed=0
+collar=0.25                    # seconds either side of each reference boundary left unscored
+seed=0                         # random seed (dither, UBM, T matrix, conversations)
 
 . ./cmd.sh
 . ./path.sh
