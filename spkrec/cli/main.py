@@ -63,6 +63,9 @@ VERBS = {
     "plot-ape": ("spkrec.cli.plots", "Bayes error rate (APE) against the prior of raw and calibrated scores"),
     "plot-map": ("spkrec.cli.plots", "2-D PCA / t-SNE map of i-vectors or embeddings coloured by speaker"),
     "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
+    "diarize": ("spkrec.cli.diarization", "who spoke when: speaker turns of audio files as RTTM (i-vector/RNN bundle)"),
+    "score-diarization": ("spkrec.cli.diarization", "DER (miss, false alarm, confusion) and JER of an RTTM against a reference"),
+    "simulate-conversations": ("spkrec.cli.diarization", "simulated multi-speaker conversations with reference RTTMs from a data dir"),
 }
 
 

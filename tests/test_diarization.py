@@ -1,0 +1,224 @@
+"""Diarization library: clustering against a brute-force average-linkage loop and planted clusters, Viterbi
+against path enumeration, windows by hand, and the whole pipeline on simulated two-speaker conversations
+of held-out so762-mini speakers (an i-vector bundle trained on the other speakers)."""
+import itertools
+import os
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import spkrec
+from spkrec.cli.main import main
+from spkrec.diarization import ahc, diarize, spectral
+from spkrec.diarization.resegment import viterbi
+from spkrec.diarization.segment import runs, speech_regions, uniform_windows
+from spkrec.errors import SpkrecError
+from spkrec.eval.diarization import diarization_error
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONF = os.path.join(ROOT, "recipes", "mini", "conf")
+
+
+def naive_average_linkage(S, threshold=None, k=None):
+    """Textbook AHC: repeatedly merge the pair of clusters with the highest mean pairwise similarity."""
+    clusters = [[i] for i in range(len(S))]
+    while len(clusters) > 1:
+        best, pair = -np.inf, None
+        for a, b in itertools.combinations(range(len(clusters)), 2):
+            s = S[np.ix_(clusters[a], clusters[b])].mean()
+            if s > best:
+                best, pair = s, (a, b)
+        if (k is not None and len(clusters) <= k) or (k is None and best < threshold):
+            break
+        a, b = pair
+        clusters[a] += clusters.pop(b)
+    return {frozenset(c) for c in clusters}
+
+
+def partition(labels):
+    return {frozenset(np.flatnonzero(labels == k).tolist()) for k in np.unique(labels)}
+
+
+def planted(n_per=(12, 9, 15), dim=20, spread=0.35, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(len(n_per), dim))
+    X = np.concatenate([c + spread * rng.normal(size=(n, dim)) for c, n in zip(centres, n_per)])
+    truth = np.repeat(np.arange(len(n_per)), n_per)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    return X @ X.T, truth
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_ahc_equals_brute_force_average_linkage(seed):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(14, 5))
+    S = A @ A.T
+    for th in (-1.0, 0.5, 2.0):
+        assert partition(ahc(S, threshold=th)) == naive_average_linkage(S, threshold=th)
+    for k in (1, 3, 6):
+        assert partition(ahc(S, num_clusters=k)) == naive_average_linkage(S, k=k)
+
+
+def test_clustering_recovers_planted_clusters():
+    S, truth = planted()
+    assert partition(ahc(S, threshold=0.3)) == partition(truth)
+    assert partition(ahc(S, num_clusters=3)) == partition(truth)
+    assert partition(spectral(S, threshold=0.3)) == partition(truth)   # number of clusters by eigengap
+    assert partition(spectral(S, num_clusters=3)) == partition(truth)
+    labels = ahc(S, threshold=0.3)
+    assert labels[0] == 0 and set(labels) == {0, 1, 2}
+
+
+def test_clustering_small_and_bad_inputs():
+    assert ahc(np.zeros((0, 0))).shape == (0,)
+    assert ahc(np.ones((1, 1))).tolist() == [0]
+    with pytest.raises(SpkrecError, match="square"):
+        ahc(np.zeros((2, 3)))
+    with pytest.raises(SpkrecError, match="non-finite"):
+        ahc(np.array([[1.0, np.nan], [np.nan, 1.0]]))
+
+
+def test_viterbi_equals_path_enumeration():
+    rng = np.random.default_rng(0)
+    ll = rng.normal(size=(7, 3))
+    for penalty in (0.0, 0.7, 5.0):
+        best = max(itertools.product(range(3), repeat=7),
+                   key=lambda p: ll[np.arange(7), p].sum() - penalty * np.sum(np.diff(p) != 0))
+        assert viterbi(ll, penalty).tolist() == list(best)
+
+
+def test_regions_and_windows_by_hand():
+    v = np.zeros(40, bool)
+    v[2:10] = v[12:20] = v[30:31] = True
+    assert runs(v) == [(2, 10), (12, 20), (30, 31)]
+    assert speech_regions(v, min_gap=3, min_speech=2) == [(2, 20)]
+    assert uniform_windows([(0, 10)], window=4, shift=3) == [(0, 4), (3, 7), (6, 10)]
+    assert uniform_windows([(0, 11)], window=4, shift=3) == [(0, 4), (3, 7), (6, 10), (7, 11)]
+    assert uniform_windows([(0, 3), (5, 6)], window=4, shift=2, min_window=2) == [(0, 3)]
+
+
+# ------------------------------------------------------------------------- the pipeline on speech
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory):
+    """An i-vector bundle (32-Gaussian diagonal UBM, T dim 40, PLDA) on 24 so762-mini speakers; simulated
+    two-speaker conversations from 12 other speakers."""
+    from spkrec.diarization.simulate import simulate_conversations
+    r = tmp_path_factory.mktemp("diar")
+    cli = lambda *a: main([str(x) for x in a])  # noqa: E731
+    assert cli("prepare-data", "-q", "so762", os.path.join(ROOT, "data", "so762-mini"), r / "all") == 0
+    spk = sorted(line.split()[0] for line in open(r / "all" / "spk2utt"))
+    (r / "bg").write_text("\n".join(spk[:24]) + "\n")
+    (r / "ev").write_text("\n".join(spk[-12:]) + "\n")
+    assert cli("subset-data-dir", "-q", "--spk-list", r / "bg", r / "all", r / "train") == 0
+    assert cli("subset-data-dir", "-q", "--spk-list", r / "ev", r / "all", r / "eval") == 0
+    mfcc, vad = os.path.join(CONF, "mfcc.conf"), os.path.join(CONF, "vad.conf")
+    assert cli("compute-feats", "-q", "--config", mfcc, "--seed=0", r / "train", r / "mfcc") == 0
+    assert cli("compute-vad", "-q", "--config", vad, r / "train", r / "vad") == 0
+    assert cli("train-ubm", "-q", "--num-gauss", 32, "--num-iters", 4, r / "train", r / "ubm") == 0
+    assert cli("train-ivector-extractor", "-q", "--ubm", "diag", "--tv-dim", 40, "--num-iters", 3, r / "ubm",
+               r / "train", r / "ext") == 0
+    assert cli("extract-ivectors", "-q", r / "ext", r / "train", r / "iv") == 0
+    assert cli("train-backend", "-q", "--steps", "center,lnorm,plda", r / "iv" / "ivector.scp",
+               r / "train" / "utt2spk", r / "plda.npz") == 0
+    assert cli("export-system", "-q", "--kind", "ivector", "--extractor", r / "ext", "--scoring", "plda",
+               "--backend", r / "plda.npz", "--feat-config", mfcc, "--vad-config", vad, "--seed=0",
+               "--out", r / "sys") == 0
+    refs = simulate_conversations(r / "eval", r / "conv", num_conversations=3, min_speakers=2, max_speakers=2,
+                                  turns_per_speaker=4, seed=3)
+    return {"root": r, "system": spkrec.load_system(r / "sys"), "refs": refs}
+
+
+def _der(bundle, **options):
+    refs = bundle["refs"]
+    hyp = {n: diarize(bundle["system"], bundle["root"] / "conv" / "wav" / f"{n}.wav", **options) for n in refs}
+    return diarization_error(refs, hyp, collar=0.25)["total"]
+
+
+def test_pipeline_low_der_on_two_speaker_conversations(bundle):
+    r = _der(bundle)
+    print(f"simulated 2-speaker conversations, AHC cosine: DER {100 * r['der']:.1f} % (miss {100 * r['miss']:.1f}, "
+          f"FA {100 * r['fa']:.1f}, confusion {100 * r['confusion']:.1f})")
+    assert r["der"] < 0.2   # measured 14.9 % (small bundle: 24 speakers, T dim 40)
+    r2 = _der(bundle, num_speakers=2, resegment=True)
+    print(f"... 2 speakers given, resegmented: DER {100 * r2['der']:.1f} %")
+    assert r2["der"] < 0.2 and r2["hyp_speakers"] == 6
+
+
+def test_pipeline_edge_cases(bundle, tmp_path):
+    system = bundle["system"]
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "silence.wav", (rng.normal(0, 2, 32000)).astype(np.int16), 16000)
+    assert diarize(system, tmp_path / "silence.wav") == []
+    x, rate = sf.read(bundle["root"] / "conv" / "wav" / "conv001.wav", dtype="int16")
+    first = bundle["refs"]["conv001"][0]
+    one = x[int(first.start * rate): int(first.end * rate)]
+    turns = diarize(system, (one.astype(np.float32), rate))            # one utterance: one speaker
+    assert len({t.speaker for t in turns}) == 1 and turns
+    short = diarize(system, (one[: int(0.8 * rate)].astype(np.float32), rate))   # shorter than one window
+    assert len({t.speaker for t in short}) <= 1
+    assert diarize(system, (np.zeros(100, np.float32), rate)) == []              # shorter than a frame
+    with pytest.raises(SpkrecError, match="window"):
+        diarize(system, tmp_path / "silence.wav", window=1.0, shift=2.0)
+
+
+# ------------------------------------------------------------------------- CLI
+def _one_error(capsys, *args):
+    assert main([str(a) for a in args]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_cli_diarize_and_score(bundle, tmp_path, capsys):
+    from spkrec.io.rttm import read_rttm
+    r = bundle["root"]
+    wavs = sorted((r / "conv" / "wav").glob("*.wav"))
+    assert main(["diarize", "-q", str(r / "sys"), *map(str, wavs), "--rttm", str(tmp_path / "hyp.rttm")]) == 0
+    hyp = read_rttm(tmp_path / "hyp.rttm")
+    assert sorted(hyp) == sorted(bundle["refs"])
+    assert main(["score-diarization", str(r / "conv" / "ref.rttm"), str(tmp_path / "hyp.rttm"), "--uem",
+                 str(r / "conv" / "uem"), "--json"]) == 0
+    import json
+    total = json.loads(capsys.readouterr().out)["total"]
+    ref = diarization_error(bundle["refs"], hyp, collar=0.25)["total"]
+    assert total["der"] == pytest.approx(ref["der"], abs=1e-3)
+    assert main(["diarize", "-q", str(r / "sys"), str(wavs[0]), "--num-speakers", "2", "--resegment",
+                 "--clustering", "spectral", "--rttm", str(tmp_path / "two.rttm")]) == 0
+    assert len({t.speaker for t in read_rttm(tmp_path / "two.rttm")["conv001"]}) == 2
+    assert "no such file" in _one_error(capsys, "score-diarization", tmp_path / "none.rttm", tmp_path / "hyp.rttm")
+    assert "no audio files" in _one_error(capsys, "diarize", r / "sys", "--rttm", tmp_path / "x.rttm")
+    assert "shift" in _one_error(capsys, "diarize", r / "sys", wavs[0], "--window", "1", "--shift", "2",
+                                 "--rttm", tmp_path / "x.rttm")
+
+
+def test_cli_simulate_conversations(bundle, tmp_path):
+    from spkrec.io.rttm import read_rttm, read_uem
+    out = tmp_path / "sim"
+    assert main(["simulate-conversations", "-q", str(bundle["root"] / "eval"), str(out), "--num-conversations", "2",
+                 "--min-speakers", "3", "--max-speakers", "3", "--overlap-prob", "0.5", "--babble", "2",
+                 "--seed", "7"]) == 0
+    refs, uem = read_rttm(out / "ref.rttm"), read_uem(out / "uem")
+    assert sorted(refs) == ["conv001", "conv002"] and "SIMULATED" in (out / "README").read_text()
+    for name, turns in refs.items():
+        assert len({t.speaker for t in turns}) == 3 and len(turns) == 9
+        info = sf.info(out / "wav" / f"{name}.wav")
+        assert info.samplerate == 16000 and uem[name][0][1] == pytest.approx(info.frames / 16000, abs=1e-3)
+        assert max(t.end for t in turns) <= info.frames / 16000 + 1e-3
+
+
+def test_timed_frames_voiced_equal_the_bundle_front_end(bundle):
+    from spkrec.diarization.frontend import timed_frames
+    wav = bundle["root"] / "conv" / "wav" / "conv002.wav"
+    X, voiced, shift, duration = timed_frames(bundle["system"], wav)
+    np.testing.assert_allclose(X[voiced], bundle["system"].frames(wav), rtol=1e-5, atol=1e-5)
+    assert shift == pytest.approx(0.01) and abs(len(X) * shift - duration) < 0.05
+
+
+def test_gmm_ubm_bundle_is_refused_in_one_line(bundle, tmp_path, capsys):
+    r = bundle["root"]
+    assert main(["export-system", "-q", "--kind", "gmm_ubm", "--ubm", str(r / "ubm"), "--feat-config",
+                 os.path.join(CONF, "mfcc.conf"), "--vad-config", os.path.join(CONF, "vad.conf"), "--seed=0",
+                 "--out", str(tmp_path / "gmm")]) == 0
+    wav = r / "conv" / "wav" / "conv001.wav"
+    assert "i-vector or RNN" in _one_error(capsys, "diarize", tmp_path / "gmm", wav, "--rttm", tmp_path / "x.rttm")
