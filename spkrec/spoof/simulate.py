@@ -9,8 +9,8 @@ deterministic for a given ``seed``.
 - ``world``: WORLD copy-synthesis (``pyworld``: DIO + StoneMask F0, CheapTrick envelope, D4C
   aperiodicity, 5 ms frames, resynthesised): the analysis-synthesis of a statistical-parametric TTS/VC
   vocoder. Needs the ``[spoof]`` extra.
-- ``replay``: a loudspeaker (4th-order Butterworth band-pass 200 Hz - 5 kHz, then a mild ``tanh``
-  soft clip), a shoebox room (``pyroomacoustics`` image method, seeded random dimensions 3-6 x 3-5 x
+- ``replay``: a loudspeaker (a mild ``tanh`` soft clip, then a 4th-order Butterworth band-pass
+  200 Hz - 5 kHz), a shoebox room (``pyroomacoustics`` image method, seeded random dimensions 3-6 x 3-5 x
   2.4-3 m, wall energy absorption 0.2-0.5, source and microphone 0.5-1.5 m apart) and re-recording
   noise (white, 30 dB SNR), scaled back to the input RMS. Needs the ``[spoof]`` extra.
 """
@@ -64,8 +64,8 @@ def replay(signal, rate, seed=0, band=(200.0, 5000.0), snr_db=30.0):
     rms = np.sqrt(np.mean(x ** 2)) + 1e-9
     high = min(band[1], 0.45 * rate)
     sos = scipy.signal.butter(4, [band[0], high], btype="bandpass", fs=rate, output="sos")
-    y = scipy.signal.sosfilt(sos, x / (4 * rms))
-    y = np.tanh(1.5 * y) / 1.5  # loudspeaker soft clipping
+    y = np.tanh(x / (4 * rms))  # amplifier soft clipping, then the loudspeaker's band
+    y = scipy.signal.sosfilt(sos, y)
     dims = np.array([rng.uniform(3, 6), rng.uniform(3, 5), rng.uniform(2.4, 3.0)])
     room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(float(rng.uniform(0.2, 0.5))), max_order=10)
     src = rng.uniform([0.5, 0.5, 1.0], dims - [0.5, 0.5, 0.8])
