@@ -14,6 +14,7 @@ Both return (T, num_ceps) float32, or with ``deltas_order > 0`` the Kaldi deltas
 (``spkrec.features.deltas``, window 2): (T, num_ceps * (deltas_order + 1)). Signals are in int16 scale.
 """
 import functools
+import warnings
 
 import numpy as np
 import scipy.fft
@@ -156,8 +157,10 @@ def cqcc(signal, sample_rate, *, num_ceps=20, bins_per_octave=48, fmin=0.0, num_
     hop = int(round(float(sample_rate) * frame_shift_ms / 1000.0))
     if hop < 1:
         raise SpkrecError(f"frame_shift_ms={frame_shift_ms} is under one sample at {sample_rate} Hz")
-    spec = librosa.cqt(signal.astype(np.float64) / 32768.0, sr=sample_rate, hop_length=hop, fmin=fmin,
-                       n_bins=n_bins, bins_per_octave=int(bins_per_octave))
+    with warnings.catch_warnings():  # librosa warns about its low octaves' FFT size on short signals
+        warnings.simplefilter("ignore", UserWarning)
+        spec = librosa.cqt(signal.astype(np.float64) / 32768.0, sr=sample_rate, hop_length=hop, fmin=fmin,
+                           n_bins=n_bins, bins_per_octave=int(bins_per_octave))
     log_power = np.log(np.maximum(np.abs(spec) ** 2, FLOAT_EPS))
     freqs = fmin * 2.0 ** (np.arange(n_bins) / float(bins_per_octave))
     linear = uniform_resample(log_power, freqs, resample_d)
