@@ -76,8 +76,9 @@ def test_cm_verbs_and_bad_input(tmp_path, capsys):
     assert main(["score-cm", str(cm), str(lfcc), str(tmp_path / "s.txt")]) == 0
     rows = [line.split() for line in (tmp_path / "s.txt").read_text().splitlines()]
     assert len(rows) == 4 and all(np.isfinite(float(s)) for _, s in rows)
-    assert main(["eval-cm", str(tmp_path / "s.txt"), str(lfcc)]) == 0
+    assert main(["eval-cm", "--det-plot", str(tmp_path / "det.png"), str(tmp_path / "s.txt"), str(lfcc)]) == 0
     assert "| fake |" in capsys.readouterr().out
+    assert (tmp_path / "det.png").read_bytes()[:4] == b"\x89PNG"
     for argv, msg in [(["score-cm", str(cm), str(mfcc), str(tmp_path / "x.txt")], "trained on lfcc"),
                       (["train-cm", "--attacks", "replay", str(lfcc), str(tmp_path / "cm2")],
                        "no utterances of attack(s) replay")]:

@@ -16,7 +16,8 @@
 #   3  train the CMs (two $cm_num_gauss-Gaussian GMMs each, no CMVN: channel cues are the signal)
 #   4  score the evaluation test set with both CMs
 #   5  ASV: GMM-UBM (recipes/utils/systems.sh) on bona fide and spoofed trials
-#   20 results: exp/results.md (CM EER per attack, seen/unseen, min t-DCF, SASV EERs, tandem rates)
+#   20 results: exp/results.md (CM EER per attack, seen/unseen, min t-DCF, SASV EERs, tandem rates),
+#      exp/det_cm_{lfcc,cqcc}.png (DET curves per attack)
 set -euo pipefail
 here=$(pwd)
 cd "$(dirname "$0")"
@@ -135,7 +136,7 @@ if run_stage 20 "results" "$exp/results.md"; then
     name=$(echo "$f" | tr a-z A-Z)-GMM
     run "$exp/log/eval_cm_$f.log" spkrec eval-cm --name "$name" --seen-attacks "$train_attacks" \
       --asv-scores "$exp/scores/gmm_ubm.txt" --asv-trials "$data/test/trials" \
-      --out "$exp/eval_cm_$f.md" "$exp/scores/cm_$f.txt" "$data/test_$f"
+      --out "$exp/eval_cm_$f.md" --det-plot "$exp/det_cm_$f.png" "$exp/scores/cm_$f.txt" "$data/test_$f"
     { cat "$exp/eval_cm_$f.md"; echo; } >> "$exp/results.md.tmp"
   done
   mv "$exp/results.md.tmp" "$exp/results.md"

@@ -112,6 +112,7 @@ def add_eval_cm(p):
     p.add_argument("--seen-attacks", default=None, help="attacks seen in CM training (for the seen/unseen rows)")
     p.add_argument("--name", default="CM", help="system name in the table")
     p.add_argument("--out", default=None, help="also write the Markdown report here")
+    p.add_argument("--det-plot", default=None, help="write DET curves of the CM (per attack and pooled) here (.png)")
     p.add_argument("cm_scores", metavar="CM_SCORES", help="<utt> <score> lines from score-cm")
     p.add_argument("data", metavar="DATA", help="data dir with utt2attack of the scored utterances")
 
@@ -209,6 +210,22 @@ def cm_report(cm_scores, utt2attack, name="CM", seen=None, asv=None):
     return "\n".join(lines) + "\n", res
 
 
+def plot_cm_det(cm_scores, utt2attack, path, name="CM"):
+    """DET curves (bona fide = target class) of each attack and of all attacks pooled."""
+    import numpy as np
+
+    from spkrec.eval.plots import plot_det
+    from spkrec.spoof.simulate import BONAFIDE
+    bona = [s for u, s in cm_scores.items() if utt2attack.get(u) == BONAFIDE]
+    systems = []
+    attacks = sorted({utt2attack[u] for u in cm_scores if utt2attack.get(u, BONAFIDE) != BONAFIDE})
+    for att in attacks + ["pooled"]:
+        spoof = [s for u, s in cm_scores.items() if utt2attack.get(u, BONAFIDE) != BONAFIDE
+                 and (att == "pooled" or utt2attack[u] == att)]
+        systems.append((att, np.array(bona + spoof), np.array([True] * len(bona) + [False] * len(spoof))))
+    plot_det(systems, path, mark_min_dcf=False, title=f"{name}: bona fide vs spoof")
+
+
 def run_eval_cm(args):
     from spkrec.io.scores import read_scores
     from spkrec.io.trials import read_trials
@@ -226,7 +243,10 @@ def run_eval_cm(args):
     seen = None
     if args.seen_attacks:
         seen = [a for a in args.seen_attacks.split(",") if a.strip()]
-    text, _ = cm_report(read_cm_scores(args.cm_scores), read_utt2attack(args.data), args.name, seen, asv)
+    cm_scores, utt2attack = read_cm_scores(args.cm_scores), read_utt2attack(args.data)
+    text, _ = cm_report(cm_scores, utt2attack, args.name, seen, asv)
+    if args.det_plot:
+        plot_cm_det(cm_scores, utt2attack, args.det_plot, args.name)
     if args.out:
         write_text_atomic(args.out, text)
     print(text, end="")

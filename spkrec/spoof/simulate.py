@@ -6,6 +6,9 @@ deterministic for a given ``seed``.
 - ``griffin_lim``: the STFT magnitude (512-point Hann, hop 128) is kept and the phase re-estimated by
   32 Griffin-Lim iterations from a seeded random phase (``librosa.griffinlim``): the phase artefacts of
   a magnitude-only vocoder.
+- ``mel_griffin_lim``: the same from an 80-band mel spectrogram (magnitude recovered by non-negative
+  least squares, ``librosa.feature.inverse.mel_to_stft``): a mel-domain TTS front end with a
+  Griffin-Lim vocoder; loses the harmonic detail between mel bands.
 - ``world``: WORLD copy-synthesis (``pyworld``: DIO + StoneMask F0, CheapTrick envelope, D4C
   aperiodicity, 5 ms frames, resynthesised): the analysis-synthesis of a statistical-parametric TTS/VC
   vocoder. Needs the ``[spoof]`` extra.
@@ -41,6 +44,21 @@ def griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_iter=32):
     y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=x.size, init="random",
                            random_state=np.random.RandomState(seed % 2 ** 32))
     return (_fit_length(y, x.size) * 32768.0).astype(np.float32)
+
+
+def mel_griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_mels=80, n_iter=32):
+    """Griffin-Lim from an ``n_mels``-band mel spectrogram (the output of a mel-domain TTS acoustic
+    model): mel power -> linear magnitude by non-negative least squares
+    (``librosa.feature.inverse.mel_to_stft``) -> ``n_iter`` Griffin-Lim iterations from a seeded phase."""
+    import librosa
+    x = np.asarray(signal, dtype=np.float64) / 32768.0
+    mel = librosa.feature.melspectrogram(y=x, sr=rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0)
+    mag = librosa.feature.inverse.mel_to_stft(mel, sr=rate, n_fft=n_fft, power=1.0)
+    y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=x.size, init="random",
+                           random_state=np.random.RandomState(seed % 2 ** 32))
+    y = _fit_length(y, x.size)
+    y *= np.sqrt(np.mean(x ** 2) / (np.mean(y ** 2) + 1e-20))
+    return (y * 32768.0).astype(np.float32)
 
 
 def world(signal, rate, seed=0, frame_period_ms=5.0):
@@ -87,7 +105,7 @@ def replay(signal, rate, seed=0, band=(200.0, 5000.0), snr_db=30.0):
     return np.clip(y, -32768, 32767).astype(np.float32)
 
 
-ATTACKS = {"griffin_lim": griffin_lim, "replay": replay, "world": world}
+ATTACKS = {"griffin_lim": griffin_lim, "mel_griffin_lim": mel_griffin_lim, "replay": replay, "world": world}
 
 
 def _require(module):
