@@ -16,7 +16,8 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-API_PACKAGES = ["features", "gmm", "ivector", "backend", "eval", "io", "system", "embeddings"]
+API_PACKAGES = ["features", "gmm", "hmm", "ivector", "backend", "eval", "io", "system", "embeddings", "diarization",
+                "spoof"]
 
 _OPTION = re.compile(r"""^([a-z_][a-z0-9_]*)=("[^"]*"|'[^']*'|\([^)]*\)|[^\s#]*)\s*(?:#\s?(.*))?$""")
 _CONTINUATION = re.compile(r"^\s+#\s?(.*)$")

@@ -251,4 +251,4 @@ def test_read_config_missing_file(tmp_path):
 
 
 def test_feature_types():
-    assert set(FEATURE_TYPES) == {"mfcc", "fbank", "plp", "rasta-plp", "lpc", "lpcc"}
+    assert set(FEATURE_TYPES) == {"mfcc", "fbank", "plp", "rasta-plp", "lpc", "lpcc", "lfcc", "cqcc"}

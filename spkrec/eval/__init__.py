@@ -15,6 +15,7 @@ _EXPORTS = {
     "confusion_matrix": "identification", "true_rank": "identification",
     "plot_det": "plots", "plot_confusion": "plots", "plot_score_histograms": "plots", "save_figure": "plots",
     "results_table": "report",
+    "cm_eer": "spoof", "min_tdcf": "spoof", "sasv_eers": "spoof",
 }
 __all__ = sorted(_EXPORTS)
 

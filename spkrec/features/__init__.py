@@ -10,6 +10,7 @@ _EXPORTS = {
     "frame_signal": "framing", "fbank": "mel", "mfcc": "mel", "mel_filterbank": "mel",
     "lpc": "linpred", "lpcc": "linpred", "levinson_durbin": "linpred",
     "plp": "perceptual", "rasta_plp": "perceptual",
+    "lfcc": "spoof", "cqcc": "spoof", "linear_filterbank": "spoof",
     "deltas": "dynamic", "vad_energy": "vad",
     "cmvn": "norm", "sliding_cmvn": "norm", "feature_warping": "norm",
 }

@@ -13,7 +13,7 @@ from spkrec.errors import SpkrecError
 
 # feature type (CLI name) -> function name in spkrec.features
 FEATURE_TYPES = {"mfcc": "mfcc", "fbank": "fbank", "plp": "plp", "rasta-plp": "rasta_plp",
-                 "lpc": "lpc", "lpcc": "lpcc"}
+                 "lpc": "lpc", "lpcc": "lpcc", "lfcc": "lfcc", "cqcc": "cqcc"}
 
 # Kaldi option name (underscored) -> spkrec keyword
 KALDI_ALIASES = {

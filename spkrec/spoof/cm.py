@@ -1,0 +1,113 @@
+"""GMM countermeasure (the ASVspoof 2019 LFCC-GMM / CQCC-GMM baseline): one diagonal GMM on bona fide
+frames, one on spoofed frames; the score of an utterance is the average frame log-likelihood ratio
+``mean_t [log p(x_t | bona fide) - log p(x_t | spoof)]`` (higher = more likely bona fide).
+"""
+import json
+import os
+import re
+
+import numpy as np
+
+from spkrec.errors import SpkrecError
+from spkrec.parallel import SERIAL, map_items
+
+BONAFIDE_FILE = "bonafide.gmm.npz"
+SPOOF_FILE = "spoof.gmm.npz"
+
+
+def feature_type_of(feats_scp):
+    """The feature type that ``spkrec compute-feats`` wrote ``feats_scp`` with (read from the
+    ``raw_<type>_<data>.options.json`` next to its first ark), or None when unknown."""
+    try:
+        with open(feats_scp, encoding="utf-8") as f:
+            first = f.readline().split(None, 1)[1].strip()
+    except (OSError, IndexError):
+        return None
+    ark = first.rsplit(":", 1)[0] if re.search(r":\d+$", first) else first
+    prefix = re.sub(r"\.\d+\.ark$", "", os.path.basename(ark))
+    path = os.path.join(os.path.dirname(ark), f"{prefix}.options.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f).get("feat_type")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _avg_llr(utts, loader, bona, spoof):
+    out = []
+    for utt in utts:
+        x = loader(utt)
+        out.append((utt, float(np.mean(bona.score_samples(x) - spoof.score_samples(x)))))
+    return out
+
+
+class GMMCountermeasure:
+    """Two-GMM countermeasure.
+
+    Parameters
+    ----------
+    num_gauss : Gaussians of each GMM (ASVspoof baseline: 512)
+    num_iters, init, var_floor, subsample, random_state : as :class:`spkrec.gmm.DiagGMM`
+
+    Fitted attributes: ``bonafide_`` and ``spoof_`` (:class:`~spkrec.gmm.DiagGMM`), ``meta_`` (dict:
+    feature type and options, numbers of training utterances).
+    """
+
+    def __init__(self, num_gauss=512, num_iters=10, init="split", var_floor=1e-3, subsample=1, random_state=0):
+        self.num_gauss = num_gauss
+        self.num_iters = num_iters
+        self.init = init
+        self.var_floor = var_floor
+        self.subsample = subsample
+        self.random_state = random_state
+
+    def _gmm(self):
+        from spkrec.gmm import DiagGMM
+        return DiagGMM(num_gauss=self.num_gauss, num_iters=self.num_iters, init=self.init,
+                       var_floor=self.var_floor, subsample=self.subsample, random_state=self.random_state,
+                       verbose=True)
+
+    def fit(self, loader, bonafide_utts, spoof_utts, config=SERIAL, meta=None):
+        """Train on ``loader(utt) -> (T, D)`` frames of the bona fide and the spoofed utterances."""
+        if not bonafide_utts or not spoof_utts:
+            raise SpkrecError(f"a countermeasure needs bona fide and spoofed training utterances "
+                              f"(got {len(bonafide_utts)} bona fide, {len(spoof_utts)} spoofed); check utt2attack")
+        self.bonafide_ = self._gmm().fit_utterances(loader, list(bonafide_utts), config)
+        self.spoof_ = self._gmm().fit_utterances(loader, list(spoof_utts), config)
+        self.meta_ = dict(meta or {}, num_bonafide=len(bonafide_utts), num_spoof=len(spoof_utts))
+        return self
+
+    @property
+    def dim_(self):
+        return self.bonafide_.dim_
+
+    def score_utterances(self, loader, utts, config=SERIAL):
+        """``{utt: average frame LLR}`` (bona fide minus spoof)."""
+        if not hasattr(self, "bonafide_"):
+            raise SpkrecError("GMMCountermeasure is not fitted; call fit() or load() first")
+        from spkrec.parallel import chunk
+        jobs = chunk(list(utts), max(1, min(len(utts), config.nj * 4)))
+        results = map_items(_avg_llr, jobs, config, desc="score-cm", loader=loader, bona=self.bonafide_,
+                            spoof=self.spoof_)
+        return dict(pair for part in results for pair in part)
+
+    def save(self, model_dir):
+        """Write ``bonafide.gmm.npz`` and ``spoof.gmm.npz`` (with ``meta_``) into ``model_dir``."""
+        os.makedirs(model_dir, exist_ok=True)
+        self.spoof_.save(os.path.join(model_dir, SPOOF_FILE), meta={"cm": self.meta_})
+        self.bonafide_.save(os.path.join(model_dir, BONAFIDE_FILE), meta={"cm": self.meta_})
+
+    @classmethod
+    def load(cls, model_dir):
+        from spkrec.gmm import DiagGMM
+        paths = [os.path.join(model_dir, name) for name in (BONAFIDE_FILE, SPOOF_FILE)]
+        for path in paths:
+            if not os.path.exists(path):
+                raise SpkrecError(f"{path}: not found; train the countermeasure with `spkrec train-cm` first")
+        cm = cls()
+        cm.bonafide_, cm.spoof_ = (DiagGMM.load(p) for p in paths)
+        cm.meta_ = cm.bonafide_.meta_.get("cm", {})
+        cm.num_gauss = cm.bonafide_.num_gauss_
+        if cm.spoof_.dim_ != cm.bonafide_.dim_:
+            raise SpkrecError(f"{model_dir}: bona fide and spoof GMMs differ in dimension; retrain the CM")
+        return cm

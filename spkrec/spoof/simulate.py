@@ -1,0 +1,208 @@
+"""Simulated spoofing attacks: ``f(signal, rate, seed) -> signal`` of the same length and rate.
+
+Signals are float arrays in int16 scale (as ``spkrec.io.read_audio`` returns them). Every attack is
+deterministic for a given ``seed``.
+
+- ``griffin_lim``: the STFT magnitude (512-point Hann, hop 128) is kept and the phase re-estimated by
+  32 Griffin-Lim iterations from a seeded random phase (``librosa.griffinlim``): the phase artefacts of
+  a magnitude-only vocoder.
+- ``mel_griffin_lim``: the same from an 80-band mel spectrogram (magnitude recovered by non-negative
+  least squares, ``librosa.feature.inverse.mel_to_stft``): a mel-domain TTS front end with a
+  Griffin-Lim vocoder; loses the harmonic detail between mel bands.
+- ``world``: WORLD copy-synthesis (``pyworld``: DIO + StoneMask F0, CheapTrick envelope, D4C
+  aperiodicity, 5 ms frames, resynthesised): the analysis-synthesis of a statistical-parametric TTS/VC
+  vocoder. Needs the ``[spoof]`` extra.
+- ``replay``: a loudspeaker (a mild ``tanh`` soft clip, then a 4th-order Butterworth band-pass
+  200 Hz - 5 kHz), a shoebox room (``pyroomacoustics`` image method, seeded random dimensions 3-6 x 3-5 x
+  2.4-3 m, wall energy absorption 0.2-0.5, source and microphone 0.5-1.5 m apart) and re-recording
+  noise (white, 30 dB SNR), scaled back to the input RMS. Needs the ``[spoof]`` extra.
+"""
+import zlib
+
+import numpy as np
+
+from spkrec.errors import SpkrecError
+
+BONAFIDE = "bonafide"
+
+
+def utterance_seed(seed, attack, utt):
+    """A 32-bit seed from the run seed, attack name and utterance id (stable across runs and machines)."""
+    return zlib.crc32(f"{int(seed)}/{attack}/{utt}".encode("utf-8"))
+
+
+def _fit_length(y, n):
+    y = np.asarray(y, dtype=np.float64)
+    return y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
+
+
+def griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_iter=32):
+    """Griffin-Lim resynthesis from the magnitude spectrogram (see module docstring)."""
+    import librosa
+    x = np.asarray(signal, dtype=np.float64) / 32768.0
+    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop))
+    y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=x.size, init="random",
+                           random_state=np.random.RandomState(seed % 2 ** 32))
+    return (_fit_length(y, x.size) * 32768.0).astype(np.float32)
+
+
+def mel_griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_mels=80, n_iter=32):
+    """Griffin-Lim from an ``n_mels``-band mel spectrogram (the output of a mel-domain TTS acoustic
+    model): mel power -> linear magnitude by non-negative least squares
+    (``librosa.feature.inverse.mel_to_stft``) -> ``n_iter`` Griffin-Lim iterations from a seeded phase."""
+    import librosa
+    x = np.asarray(signal, dtype=np.float64) / 32768.0
+    mel = librosa.feature.melspectrogram(y=x, sr=rate, n_fft=n_fft, hop_length=hop, n_mels=n_mels, power=1.0)
+    mag = librosa.feature.inverse.mel_to_stft(mel, sr=rate, n_fft=n_fft, power=1.0)
+    y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=x.size, init="random",
+                           random_state=np.random.RandomState(seed % 2 ** 32))
+    y = _fit_length(y, x.size)
+    y *= np.sqrt(np.mean(x ** 2) / (np.mean(y ** 2) + 1e-20))
+    return (y * 32768.0).astype(np.float32)
+
+
+def world(signal, rate, seed=0, frame_period_ms=5.0):
+    """WORLD vocoder copy-synthesis (see module docstring); ``seed`` is unused (WORLD is deterministic)."""
+    pyworld = _require("pyworld")
+    x = np.ascontiguousarray(signal, dtype=np.float64)
+    f0, t = pyworld.dio(x, rate, frame_period=frame_period_ms)
+    f0 = pyworld.stonemask(x, f0, t, rate)
+    sp = pyworld.cheaptrick(x, f0, t, rate)
+    ap = pyworld.d4c(x, f0, t, rate)
+    y = pyworld.synthesize(f0, sp, ap, rate, frame_period_ms)
+    return _fit_length(y, x.size).astype(np.float32)
+
+
+def replay(signal, rate, seed=0, band=(200.0, 5000.0), snr_db=30.0):
+    """Replay through a loudspeaker in a simulated room, re-recorded with noise (see module docstring)."""
+    import scipy.signal
+    pra = _require("pyroomacoustics")
+    rng = np.random.default_rng(seed)
+    x = np.asarray(signal, dtype=np.float64)
+    rms = np.sqrt(np.mean(x ** 2)) + 1e-9
+    high = min(band[1], 0.45 * rate)
+    sos = scipy.signal.butter(4, [band[0], high], btype="bandpass", fs=rate, output="sos")
+    y = np.tanh(x / (4 * rms))  # amplifier soft clipping, then the loudspeaker's band
+    y = scipy.signal.sosfilt(sos, y)
+    dims = np.array([rng.uniform(3, 6), rng.uniform(3, 5), rng.uniform(2.4, 3.0)])
+    room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(float(rng.uniform(0.2, 0.5))), max_order=10)
+    src = rng.uniform([0.5, 0.5, 1.0], dims - [0.5, 0.5, 0.8])
+    for _ in range(100):  # microphone 0.5-1.5 m from the loudspeaker, inside the room
+        direction = rng.normal(size=3)
+        mic = src + rng.uniform(0.5, 1.5) * direction / np.linalg.norm(direction)
+        if np.all(mic > 0.3) and np.all(mic < dims - 0.3):
+            break
+    else:
+        mic = dims / 2
+    room.add_source(src)
+    room.add_microphone(mic)
+    room.compute_rir()
+    rir = np.asarray(room.rir[0][0], dtype=np.float64)
+    y = scipy.signal.fftconvolve(y, rir)[: x.size]
+    y = _fit_length(y, x.size)
+    y *= rms / (np.sqrt(np.mean(y ** 2)) + 1e-12)
+    y += rng.normal(0.0, rms * 10 ** (-snr_db / 20.0), x.size)
+    return np.clip(y, -32768, 32767).astype(np.float32)
+
+
+ATTACKS = {"griffin_lim": griffin_lim, "mel_griffin_lim": mel_griffin_lim, "replay": replay, "world": world}
+
+
+def _require(module):
+    import importlib
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise SpkrecError(f"this attack needs {module} ({err}); pip install 'spkrec[spoof]' or leave the "
+                          "attack out") from None
+
+
+def attack_function(name):
+    """The attack ``f(signal, rate, seed)`` called ``name`` (a key of :data:`ATTACKS`)."""
+    if name not in ATTACKS:
+        raise SpkrecError(f"unknown attack {name!r}; use one of {', '.join(ATTACKS)}")
+    return ATTACKS[name]
+
+
+def parse_attacks(text):
+    """``"griffin_lim,replay"`` -> ``["griffin_lim", "replay"]`` (checked, no duplicates)."""
+    names = [a.strip() for a in str(text).split(",") if a.strip()]
+    if not names:
+        raise SpkrecError("no attacks given; use e.g. --attacks griffin_lim,replay,world")
+    for name in names:
+        attack_function(name)
+    if len(set(names)) != len(names):
+        raise SpkrecError(f"attack listed twice in {text!r}")
+    return names
+
+
+def _write_wav(path, signal, rate):
+    import scipy.io.wavfile
+    from spkrec.io.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        scipy.io.wavfile.write(tmp, int(rate), np.clip(np.round(signal), -32768, 32767).astype(np.int16))
+
+
+def _simulate_utt(item, data_dir, out_dir, attacks, seed, include_bonafide):
+    import os
+
+    from spkrec.io.datadir import DataDir
+    utt = item
+    signal, rate = DataDir(data_dir).load_audio(utt)
+    rows = []
+    for attack in ([BONAFIDE] if include_bonafide else []) + list(attacks):
+        new = utt if attack == BONAFIDE else f"{utt}-{attack}"
+        path = os.path.join(os.path.abspath(out_dir), "wav", attack, f"{new}.wav")
+        if not os.path.exists(path):
+            y = signal if attack == BONAFIDE else attack_function(attack)(signal, rate,
+                                                                        utterance_seed(seed, attack, utt))
+            if y.shape != signal.shape or not np.all(np.isfinite(y)):
+                raise SpkrecError(f"attack {attack} gave {y.shape} samples for {utt!r} ({signal.shape} in)")
+            _write_wav(path, y, rate)
+        rows.append((new, attack, path))
+    return utt, rows
+
+
+def simulate_data_dir(data_dir, out_dir, attacks, seed=0, include_bonafide=True, parallel=None):
+    """Write the attacks of every utterance of ``data_dir`` as 16-bit wavs under ``OUT/wav/<attack>/``
+    and a Kaldi data dir ``OUT`` (``wav.scp``, ``utt2spk``, ``spk2utt``, ``utt2attack``; spoofed
+    utterances are ``<utt>-<attack>``, bona fide ones keep their id and the attack ``bonafide``).
+
+    Wavs already written are reused (a killed run resumes). Returns ``{attack: number of utterances}``.
+    """
+    import collections
+    import os
+
+    from spkrec.io.datadir import DataDir, write_data_dir, write_table
+    from spkrec.parallel import SERIAL, map_items
+    attacks = parse_attacks(",".join(attacks) if not isinstance(attacks, str) else attacks)
+    for name in attacks:  # fail before any work when an optional dependency is missing
+        if name in ("world", "replay"):
+            _require({"world": "pyworld", "replay": "pyroomacoustics"}[name])
+    data = DataDir(data_dir)
+    utts = data.utts
+    if not utts:
+        raise SpkrecError(f"{data.file('utt2spk')}: no utterances to spoof; prepare the data dir first")
+    results = map_items(_simulate_utt, utts, parallel or SERIAL, desc="simulate-spoofs",
+                        data_dir=os.fspath(data_dir), out_dir=os.fspath(out_dir), attacks=attacks, seed=seed,
+                        include_bonafide=include_bonafide)
+    utt2spk, wav_scp, utt2attack = {}, {}, {}
+    for utt, rows in results:
+        for new, attack, path in rows:
+            utt2spk[new], wav_scp[new], utt2attack[new] = data.utt2spk[utt], path, attack
+    spk2gender = data.spk2gender if data.has("spk2gender") else None
+    write_data_dir(out_dir, wav_scp, utt2spk, spk2gender)
+    write_table(os.path.join(out_dir, "utt2attack"), utt2attack)
+    return dict(collections.Counter(utt2attack.values()))
+
+
+def read_utt2attack(data_dir):
+    """``{utt: attack}`` of ``DATA/utt2attack`` (one line error when missing or malformed)."""
+    import os
+
+    from spkrec.io.datadir import read_table
+    path = os.path.join(data_dir, "utt2attack")
+    if not os.path.exists(path):
+        raise SpkrecError(f"{path}: file not found; make the data dir with `spkrec simulate-spoofs` or write "
+                          "<utt> <attack> lines (bonafide for bona fide speech)")
+    return read_table(path, 2, 2, "utt2attack")
