@@ -19,7 +19,6 @@
 #      exp/plots/<conversation>.png: reference vs hypothesis timelines
 #  20  exp/results.md
 set -euo pipefail
-here=$(pwd)
 cd "$(dirname "$0")"
 
 stage=0                        # first stage to run (see Stages above)
@@ -60,16 +59,15 @@ stage_opts[2]="ivector_num_gauss ubm_iters tv_dim ivector_iters plda_chain seed"
 stage_opts[4]="num_dev num_test min_speakers max_speakers turns_per_speaker overlap_prob babble seed"
 stage_opts[5]="scoring window shift thresholds collar"
 stage_opts[6]="collar"
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log"
 sys=$exp/systems/diarization
 
 if run_stage 0 "prepare data" "$data/eval_all/spk2utt"; then
   for i in "${!train[@]}"; do
-    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "$(abspath "${train[$i]}")" "$data/train$i"
+    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "${train[$i]}" "$data/train$i"
   done
-  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$(abspath "$eval")" "$data/eval_all"
+  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$eval" "$data/eval_all"
 fi
 
 if run_stage 1 "background set, MFCC and VAD" "$data/train/vad.scp"; then

@@ -19,27 +19,26 @@
 #   20 results: exp/results.md (CM EER per attack, seen/unseen, min t-DCF, SASV EERs, tandem rates),
 #      exp/det_cm_{lfcc,cqcc}.png (DET curves per attack)
 set -euo pipefail
-here=$(pwd)
 cd "$(dirname "$0")"
 
-stage=0
-stop_stage=100
-force=false
-train=()
-eval=
-data=data
-exp=exp
+stage=0                        # first stage to run (see Stages above)
+stop_stage=100                 # last stage to run (100: through the last one)
+force=false                    # true: redo the stages run even when their outputs exist
+train=()                       # (path) a background corpus in the so762 layout (repeat --train for more)
+eval=                          # (path) the evaluation corpus in the so762 layout (required)
+data=data                      # (path) where the Kaldi data dirs and the simulated spoofs are written
+exp=exp                        # (path) where the models, scores, logs and results are written
 num_enroll=3                   # enrolment utterances per evaluation speaker (the rest are test utterances)
 max_test_per_spk=2             # test utterances per evaluation speaker (each also spoofed by every attack)
 cm_utts_per_spk=2              # bona fide utterances per training speaker for the CM (each spoofed too)
-train_attacks=griffin_lim,replay
-eval_attacks=griffin_lim,replay,world
-cm_num_gauss=64                # the ASVspoof baseline uses 512 (far more training data)
-cm_iters=5
-num_gauss=64                   # ASV UBM
-ubm_iters=4
-relevance=16
-seed=0
+train_attacks=griffin_lim,replay       # attacks the countermeasures are trained on
+eval_attacks=griffin_lim,replay,world  # attacks of the evaluation (world: unseen in training)
+cm_num_gauss=64                # Gaussians of each CM GMM (the ASVspoof baseline uses 512, on far more data)
+cm_iters=5                     # EM iterations of the CM GMMs after each doubling
+num_gauss=64                   # Gaussians of the ASV system's UBM (GMM-UBM)
+ubm_iters=4                    # EM iterations of the ASV UBM after each doubling
+relevance=16                   # MAP relevance of the ASV system
+seed=0                         # random seed of every step (spoof simulation, dither, EM)
 
 . ./cmd.sh
 . ./path.sh
@@ -51,18 +50,17 @@ stage_opts[0]="train eval num_enroll max_test_per_spk cm_utts_per_spk"
 stage_opts[1]="train_attacks eval_attacks seed"
 stage_opts[3]="cm_num_gauss cm_iters seed"
 stage_opts[5]="num_gauss ubm_iters relevance seed"
-abspath() { case "$1" in /*) echo "$1" ;; *) echo "$here/$1" ;; esac; }
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log" "$exp/scores"
 
 if run_stage 0 "prepare data, enrolment/test split" "$data/test_bona/spk2utt" "$data/train_cm_bona/spk2utt"; then
   sources=()
   for i in "${!train[@]}"; do
-    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "$(abspath "${train[$i]}")" "$data/train$i"
+    run "$exp/log/prepare_train$i.log" spkrec prepare-data so762 "${train[$i]}" "$data/train$i"
     sources+=("$data/train$i")
   done
   run "$exp/log/combine.log" spkrec combine-data-dirs "$data/train" "${sources[@]}"
-  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$(abspath "$eval")" "$data/eval_all"
+  run "$exp/log/prepare_eval.log" spkrec prepare-data so762 "$eval" "$data/eval_all"
   run "$exp/log/subset_enroll.log" spkrec subset-data-dir --first-utts-per-spk "$num_enroll" \
     "$data/eval_all" "$data/enroll"
   cut -d' ' -f1 "$data/enroll/utt2spk" > "$data/enroll.utts"

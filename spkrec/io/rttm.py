@@ -8,7 +8,7 @@ In memory: ``{file: [Turn(start, end, speaker), ...]}`` sorted by start, and ``{
 import collections
 import math
 
-from spkrec.errors import SpkrecError, where
+from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
 Turn = collections.namedtuple("Turn", "start end speaker")
@@ -35,7 +35,7 @@ def _seconds(value, path, lineno, what):
     except ValueError:
         x = math.nan
     if not math.isfinite(x) or x < 0:
-        raise SpkrecError(f"{where(path, lineno)}: {what} {value!r} is not a non-negative number of seconds; "
+        raise SpkrecError(f"{path}:{lineno}: {what} {value!r} is not a non-negative number of seconds; "
                           "fix the line")
     return x
 
@@ -47,10 +47,10 @@ def read_rttm(path):
         if f[0] != "SPEAKER":
             if f[0] in _SKIP_TYPES:
                 continue
-            raise SpkrecError(f"{where(path, lineno)}: unknown RTTM line type {f[0]!r}; expected 'SPEAKER <file> "
+            raise SpkrecError(f"{path}:{lineno}: unknown RTTM line type {f[0]!r}; expected 'SPEAKER <file> "
                               "<channel> <onset> <duration> <NA> <NA> <speaker> <NA> <NA>'")
         if len(f) < 8:
-            raise SpkrecError(f"{where(path, lineno)}: {len(f)} fields, an RTTM SPEAKER line needs at least 8 "
+            raise SpkrecError(f"{path}:{lineno}: {len(f)} fields, an RTTM SPEAKER line needs at least 8 "
                               "('SPEAKER <file> <channel> <onset> <duration> <NA> <NA> <speaker> ...'); fix the line")
         start = _seconds(f[3], path, lineno, "onset")
         dur = _seconds(f[4], path, lineno, "duration")
@@ -76,12 +76,12 @@ def read_uem(path):
     out = {}
     for lineno, f in _lines(path):
         if len(f) != 4:
-            raise SpkrecError(f"{where(path, lineno)}: {len(f)} fields, a UEM line has 4 ('<file> <channel> "
+            raise SpkrecError(f"{path}:{lineno}: {len(f)} fields, a UEM line has 4 ('<file> <channel> "
                               "<onset> <offset>'); fix the line")
         start = _seconds(f[2], path, lineno, "onset")
         end = _seconds(f[3], path, lineno, "offset")
         if end < start:
-            raise SpkrecError(f"{where(path, lineno)}: offset {f[3]} is before onset {f[2]}; fix the line")
+            raise SpkrecError(f"{path}:{lineno}: offset {f[3]} is before onset {f[2]}; fix the line")
         out.setdefault(f[0], []).append((start, end))
     return {k: sorted(v) for k, v in out.items()}
 
