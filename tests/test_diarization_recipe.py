@@ -3,6 +3,7 @@
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -31,7 +32,7 @@ def test_diarization_recipe_on_so762_mini(tmp_path):
     shutil.copytree(os.path.join(ROOT, "recipes", "so762_diarization"), recipe, symlinks=True)
     os.remove(recipe / "utils")
     os.symlink(os.path.join(ROOT, "recipes", "utils"), recipe / "utils")
-    env = dict(os.environ, PATH=os.path.dirname(shutil.which("spkrec")) + os.pathsep + os.environ["PATH"])
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     p = subprocess.run(["bash", str(recipe / "run.sh"), "--train", train, "--eval", evl, "--nj", "1",
                         "--num-dev", "4", "--num-test", "4"], capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
