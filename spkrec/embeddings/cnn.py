@@ -105,6 +105,30 @@ class CNNEmbedder(EmbedderBase):
         encoder.load_state_dict(state["encoder"])
         log.info("encoder weights from %s", self.warm_start)
 
+    def _end_epoch(self, encoder, mats, spk_utts, n_batches, epoch, device):
+        """Re-estimate every batch-norm layer's running statistics with the epoch's final weights.
+
+        A forward pass (no gradients) over an epoch of fresh crops (seeded by ``(random_state, epoch, 1)``)
+        with cumulative averaging ("precise BN"): with a few batches per epoch the default running
+        averages (momentum 0.1) lag far behind the weights, and inference in eval mode then gives
+        embeddings that all point one way.
+        """
+        from spkrec.embeddings.sampling import nm_batches
+        torch = __import__("torch")
+        bns = [m for m in encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None
+        rng = np.random.default_rng([int(self.random_state), epoch, 1])
+        encoder.train()
+        with torch.no_grad():
+            for utt_idx, _ in nm_batches(spk_utts, self.batch_speakers, self.batch_utts, n_batches, rng):
+                batch, lengths = self._batch(mats, utt_idx, rng)
+                encoder.embed_raw(torch.from_numpy(batch).to(device), torch.from_numpy(lengths))
+        for m, mom in zip(bns, momenta):
+            m.momentum = mom
+
     def _batch(self, mats, utt_idx, rng):
         """``(B, crop_frames, D)`` crops with the optional speed perturbation and babble; lengths all equal."""
         n = int(self.crop_frames)

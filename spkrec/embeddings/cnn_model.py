@@ -3,7 +3,7 @@
 Frames ``(B, T, D)`` (``D`` filter-bank bins) are standardised, seen as a one-channel image ``(B, 1, D, T)``,
 passed through 2-D convolutions that downsample both axes by ``time_stride`` in all, flattened to frame
 features ``(B, C * D', T')`` and pooled over time (average, statistics or multi-head self-attention), then
-an embedding layer (``projection``) gives the raw embedding; :meth:`CNNEncoder.forward` normalises it.
+an embedding layer (``projection``, then batch normalisation) gives the raw embedding; :meth:`CNNEncoder.forward` normalises it.
 
 Importing this module imports PyTorch (:class:`~spkrec.errors.SpkrecError` with the install hint without).
 """
@@ -144,7 +144,8 @@ class CNNEncoder(nn.Module):
     channels : channels of the first stage (8 or 16 for a thin ResNet; 32 or 64 for a full-size one).
     pooling : ``"avg"`` (temporal average), ``"stats"`` (mean and standard deviation) or ``"attention"``
         (multi-head self-attentive pooling with ``heads`` heads).
-    embed_dim : embedding dimension (the ``projection`` layer).
+    embed_dim : embedding dimension (the ``projection`` layer, followed by ``embed_norm``, a BatchNorm1d:
+        without it the embeddings of an AAM-trained CNN share one dominant direction, cosine ~0.9999).
     cmn : subtract each utterance's (window's) mean of every bin first (cepstral-mean normalisation of the
         log-mel features), then divide by the training data's ``input_std``; without, standardise with the
         ``input_mean``/``input_std`` buffers (set by the trainer).
@@ -167,6 +168,7 @@ class CNNEncoder(nn.Module):
         self.attention = SelfAttentivePooling(frame_dim, heads, attention_dim) if pooling == "attention" else None
         pooled = {"avg": frame_dim, "stats": 2 * frame_dim, "attention": int(heads) * frame_dim}[pooling]
         self.projection = nn.Linear(pooled, int(embed_dim))
+        self.embed_norm = nn.BatchNorm1d(int(embed_dim))   # centres the embeddings (ReLU features share a mean)
         self.register_buffer("input_mean", torch.zeros(int(input_dim)))
         self.register_buffer("input_std", torch.ones(int(input_dim)))
 
@@ -209,7 +211,7 @@ class CNNEncoder(nn.Module):
             pooled = stats_pooling(h, mask)
         else:
             pooled = self.attention(h, mask)
-        return self.projection(pooled)
+        return self.embed_norm(self.projection(pooled))
 
     def forward(self, x, lengths=None):
         """L2-normalised embeddings ``(B, embed_dim)``."""

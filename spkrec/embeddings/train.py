@@ -151,6 +151,9 @@ class EmbedderBase(BaseEstimator):
     def _init_weights(self, encoder):
         """Hook: change the freshly built encoder before training (the CNN's warm start)."""
 
+    def _end_epoch(self, encoder, mats, spk_utts, n_batches, epoch, device):
+        """Hook after each epoch's updates, before validation and the checkpoint (the CNN's BN statistics)."""
+
     def _batch(self, mats, utt_idx, rng):
         """Training batch ``(B, T, D)`` float32 and lengths ``(B,)``: one random crop per utterance."""
         return pad_batch([random_crop(mats[i], int(self.crop_frames), rng) for i in utt_idx])
@@ -208,6 +211,7 @@ class EmbedderBase(BaseEstimator):
                 total += float(loss.detach())
             if not math.isfinite(total):
                 raise SpkrecError(f"training diverged at epoch {epoch + 1} (loss {total}); lower --lr")
+            self._end_epoch(encoder, mats, spk_utts, n_batches, epoch, device)
             val_eer = (self._validation_eer([mats[i] for i in val_idx], [y[i] for i in val_idx])
                        if val_idx else None)
             self.history_.append({"epoch": epoch + 1, "loss": total / n_batches, "val_eer": val_eer,
