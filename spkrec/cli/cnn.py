@@ -64,10 +64,13 @@ def _model_args(p, for_classifier=False):
     t.add_argument("--shift", type=positive_int, default=300, help="extraction window shift in frames (default 300)")
 
 
-def _params(args, for_classifier=False):
+def _warm_path(args):
     warm = args.warm_start
-    if warm and os.path.isdir(warm):
-        warm = os.path.join(warm, MODEL_FILE)
+    return os.path.join(warm, MODEL_FILE) if warm and os.path.isdir(warm) else warm
+
+
+def _params(args, for_classifier=False):
+    warm = _warm_path(args)
     params = dict(arch=args.arch, channels=args.channels, pooling=args.pooling, heads=args.heads,
                   embed_dim=args.embed_dim, cmn=not args.no_cmn, loss=args.loss, margin=args.margin,
                   epochs=args.epochs, crop_frames=args.crop_frames, batch_speakers=args.batch_speakers,
@@ -85,8 +88,7 @@ def _feature_opts(args):
     stored = CNN_FEATURES
     if args.warm_start:                      # the warm-start model's features, unless given
         from spkrec.embeddings.cnn import CNNEmbedder
-        warm = _params(args)["warm_start"]
-        stored = CNNEmbedder.load(warm).meta_.get("features", CNN_FEATURES)
+        stored = CNNEmbedder.load(_warm_path(args)).meta_.get("features", CNN_FEATURES)
     return feature_options(args, stored)
 
 

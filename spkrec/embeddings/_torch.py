@@ -13,7 +13,7 @@ def require_torch():
     try:
         return importlib.import_module("torch")
     except ImportError:
-        raise SpkrecError(f"RNN speaker embeddings need PyTorch: {INSTALL_HINT}") from None
+        raise SpkrecError(f"RNN and CNN speaker embeddings need PyTorch: {INSTALL_HINT}") from None
 
 
 def seed_everything(seed):

@@ -20,7 +20,7 @@ def classify_closed_set(enroll_utts, enroll_labels, test_utts, enroll_loader=Non
     (speaker, test utterance) pair, speakers in ``model.classes_`` order within each test utterance.
     """
     from spkrec.embeddings.train import RNNEmbedder
-    params = dict({"loss": "softmax"}, **params, val_fraction=0.0)
+    params = {"loss": "softmax", **params, "val_fraction": 0.0}
     if params["loss"] not in ("softmax", "aam"):
         raise SpkrecError(f"closed-set identification needs a classifier loss (softmax or aam), not {params['loss']}")
     if len(set(enroll_labels)) < 2:

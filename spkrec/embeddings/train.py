@@ -240,7 +240,8 @@ class EmbedderBase(BaseEstimator):
                  "input_dim": int(self.encoder_.input_dim), "classes": list(self.classes_),
                  "val_speakers": list(self.val_speakers_), "encoder": self.encoder_.state_dict(),
                  "loss": self.loss_module_.state_dict(), "history": list(self.history_),
-                 "window": int(self.window), "shift": int(self.shift), "meta": dict(getattr(self, "meta_", {}))}
+                 "window": int(self.window), "shift": int(self.shift), "meta": dict(getattr(self, "meta_", {})),
+                 "params": self.get_params()}
         if optimizer is not None:
             state["optimizer"] = optimizer.state_dict()
             state["epoch"] = int(epoch)
@@ -322,8 +323,8 @@ class EmbedderBase(BaseEstimator):
                               f"final.pt written by `spkrec {cls.TRAIN_VERB}`")
         if state.get("format_version", 0) > FORMAT_VERSION:
             raise SpkrecError(f"{path}: written by a newer spkrec; upgrade spkrec")
-        cfg = dict(state["config"])
-        model = cls(**cfg, window=state["window"], shift=state["shift"])
+        params = state.get("params") or dict(state["config"], window=state["window"], shift=state["shift"])
+        model = cls(**params)
         model.classes_ = list(state["classes"])
         model.val_speakers_ = list(state["val_speakers"])
         model.encoder_, model.loss_module_ = model._build(state["input_dim"], len(model.classes_))
