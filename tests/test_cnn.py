@@ -305,3 +305,49 @@ def test_sklearn_clone_and_get_params():
     c = clone(fitted)
     assert hasattr(fitted, "encoder_") and not hasattr(c, "encoder_") and c.get_params() == fitted.get_params()
     assert all(not k.endswith("_") for k in fitted.get_params())
+
+
+def test_results_table_has_auc_column(tmp_path, capsys):
+    from spkrec.cli.main import main
+    from spkrec.eval.metrics import roc_auc
+    rng = np.random.default_rng(7)
+    trials, scores, s, lab = [], [], [], []
+    for m in range(3):
+        for t in range(6):
+            tar = t // 2 == m
+            v = float(rng.normal(2.0 if tar else 0.0))
+            trials.append(f"m{m} t{t} {'target' if tar else 'nontarget'}\n")
+            scores.append(f"m{m} t{t} {v}\n")
+            s.append(v)
+            lab.append(tar)
+    (tmp_path / "trials").write_text("".join(trials))
+    (tmp_path / "s.txt").write_text("".join(scores))
+    assert main(["results-table", "--trials", str(tmp_path / "trials"), f"{tmp_path / 's.txt'}:sys"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr | AUC |"
+    assert lines[2].endswith(f"| {roc_auc(np.array(s), np.array(lab)):.4f} |")
+    # the AUC by its definition: P(target score > non-target score)
+    tar, non = np.array(s)[np.array(lab)], np.array(s)[~np.array(lab)]
+    assert roc_auc(np.array(s), np.array(lab)) == pytest.approx(np.mean(tar[:, None] > non[None, :]))
+
+
+def test_cnn_verbs_without_torch(tmp_path):
+    import subprocess
+    import sys
+    no_torch = ("import sys, importlib.abc\n"
+                "class _NoTorch(importlib.abc.MetaPathFinder):\n"
+                "    def find_spec(self, name, path, target=None):\n"
+                "        if name.split('.')[0] == 'torch':\n"
+                "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+                "sys.meta_path.insert(0, _NoTorch())\n"
+                "from spkrec.cli.main import main\n")
+    for verb in (["train-cnn", str(tmp_path), str(tmp_path / "out")],
+                 ["classify-cnn", str(tmp_path), str(tmp_path), str(tmp_path / "scores")]):
+        r = subprocess.run([sys.executable, "-c", no_torch + f"sys.exit(main({verb!r}))"], capture_output=True,
+                           text=True, timeout=120)
+        lines = [line for line in r.stderr.splitlines() if line.strip()]
+        assert r.returncode == 1 and len(lines) == 1 and "pip install 'spkrec[rnn]'" in lines[0], r.stderr
+    r = subprocess.run([sys.executable, "-c", no_torch + "from spkrec.embeddings import knn_identify; "
+                        "import numpy as np; print(knn_identify(np.eye(3), ['a', 'b', 'b'], np.eye(3), 1)[1])"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "['a', 'b']" in r.stdout, r.stderr
