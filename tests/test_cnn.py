@@ -22,7 +22,7 @@ def _brute_vote(E, labels, X, k, weights):
         for j in order:
             votes[labels[j]] += 1.0 if weights == "majority" else 1.0 / (1.0 - cos[j] + 1e-6)
         best = {s: max(cos[j] for j in range(len(E)) if labels[j] == s) for s in speakers}
-        out.append([votes[s] + 1e-6 * best[s] for s in speakers])
+        out.append([votes[s] + 1e-3 * best[s] for s in speakers])
     return np.array(out), speakers
 
 

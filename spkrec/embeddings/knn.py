@@ -9,7 +9,8 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 
-TIE = 1e-6                   # weight of the best cosine similarity in a speaker's score (breaks vote ties)
+TIE = 1e-3                   # weight of the best cosine similarity in a speaker's score (breaks vote ties;
+                             # score files keep 6 decimals)
 
 
 def _unit(x):
@@ -62,7 +63,7 @@ def knn_identify(enroll, enroll_labels, test, k=5, weights="majority", index="sk
     """Speaker scores ``(n_test, n_speakers)`` and the speakers (sorted) from a ``k``-NN vote.
 
     A speaker's score is its vote (count of its utterances among the ``k`` neighbours, or their summed
-    ``1 / (1 - cos + 1e-6)`` weights) plus ``1e-6`` times its best cosine similarity over all its enrolled
+    ``1 / (1 - cos + 1e-6)`` weights) plus ``1e-3`` times its best cosine similarity over all its enrolled
     utterances (a brute-force pass in chunks of ``chunk`` test rows), so votes rank first and the rest of
     the speakers are ranked by their nearest utterance (top-k accuracy beyond the voters). The predicted
     speaker is the row's argmax; with ``k=1`` that is the speaker of the enrolled utterance of highest cosine.
