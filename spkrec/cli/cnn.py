@@ -84,6 +84,15 @@ def _params(args, for_classifier=False):
     return params
 
 
+def _add_feature_args(p):
+    add_feature_args(p)
+    for action in p._actions:                 # the CNN's own defaults, in the help
+        if action.dest == "deltas_order":
+            action.help = "delta order (default: the --warm-start model's, else 0)"
+        elif action.dest == "cmvn":
+            action.help = "feature normalisation (default: the --warm-start model's, else none: the encoder removes the mean)"
+
+
 def _feature_opts(args):
     stored = CNN_FEATURES
     if args.warm_start:                      # the warm-start model's features, unless given
@@ -96,7 +105,7 @@ def _feature_opts(args):
 
 def add_train(p):
     _model_args(p)
-    add_feature_args(p, "a CNN: deltas 0, cmvn none")
+    _add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("--no-resume", action="store_true", help="start again even if OUT_DIR has a checkpoint")
     p.add_argument("data", metavar="DATA", help="training data dir with fbank feats.scp [vad.scp] utt2spk")
@@ -130,7 +139,7 @@ def run_train(args):
 
 def add_classify(p):
     _model_args(p, for_classifier=True)
-    add_feature_args(p, "a CNN: deltas 0, cmvn none")
+    _add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("--top-k", type=positive_int, default=5, help="also report top-k accuracy (default 5)")
     p.add_argument("--model-dir", default=None, help="keep the classifier, its checkpoint and loss curve here")
