@@ -108,11 +108,11 @@ def test_results_table_with_identification(files, capsys, caplog):
     printed = capsys.readouterr().out
     assert out.read_text() == printed
     lines = printed.splitlines()
-    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr | top-1 % | top-5 % |"
+    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr | AUC | top-1 % | top-5 % |"
     assert lines[2].startswith("| GMM-UBM | ") and lines[3].startswith("| i-vector | ")
     s, lab = arrays(files["gmm_rows"])
     assert (f"| {100 * M.eer(s, lab)[0]:.2f} | {M.min_dcf(s, lab)[0]:.4f} | {M.act_dcf(s, lab):.4f} | "
-            f"{M.cllr(s, lab):.3f} | {M.min_cllr(s, lab):.3f} |") in lines[2]
+            f"{M.cllr(s, lab):.3f} | {M.min_cllr(s, lab):.3f} | {M.roc_auc(s, lab):.4f} |") in lines[2]
     # trials (and scores) without one non-target pair: no identification for that system, shown as "–"
     sub_trials, partial = files["dir"] / "sub_trials", files["dir"] / "partial.txt"
     sub_trials.write_text("".join(ln for ln in open(files["trials"]) if not ln.startswith("spk3 spk1-t2 ")))
@@ -126,7 +126,7 @@ def test_results_table_with_identification(files, capsys, caplog):
     assert "no identification columns for partial" in caplog.text
     assert main(["results-table", "--trials", files["trials"], files["gmm"]]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr |" and lines[2].startswith("| gmm | ")
+    assert lines[0] == "| system | EER % | minDCF | actDCF | Cllr | minCllr | AUC |" and lines[2].startswith("| gmm | ")
 
 
 def test_malformed_files_give_one_line_errors(files, capsys):

@@ -52,7 +52,7 @@ def _number(cell):
 def mini(tmp_path_factory):
     work = tmp_path_factory.mktemp("mini")
     # fewer RNN epochs than the recipe's default keep the suite short; the stage is skipped without torch
-    _run_recipe("mini", "--exp", work / "exp", "--data", work / "data", "--nj", 2, "--rnn-epochs", 2)
+    _run_recipe("mini", "--exp", work / "exp", "--data", work / "data", "--nj", 2, "--rnn-epochs", 2, "--cnn-epochs", 1)
     return work
 
 
@@ -85,6 +85,7 @@ def test_mini_recipe_outputs_and_accuracy(mini):
     try:
         import torch  # noqa: F401
         assert {"rnn_cosine (raw)", "rnn_plda (raw)", "rnn_softmax_id (raw)"} <= set(rows)
+        assert {"cnn_cosine (raw)", "cnn_plda (raw)", "cnn_softmax_id (raw)", "cnn_knn (raw)"} <= set(rows)
     except ImportError:
         assert "rnn_cosine (raw)" not in rows
     assert not list(exp.rglob("*.tmp"))
@@ -165,7 +166,7 @@ def test_mini_recipe_changed_options_rerun_the_stage_and_its_dependants(mini, tm
     assert (exp / "scores" / "gmm_ubm.txt").read_bytes() != before
     again = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 4, "--num-gauss", 64)
     assert again.stderr.count("skipping") == 2
-    for bad, message in (("12", "no stage 12"), ("foo", "not a number")):
+    for bad, message in (("13", "no stage 13"), ("foo", "not a number")):
         proc = _run_recipe("mini", *common, "--stage", bad, check=False)
         assert proc.returncode != 0 and message in proc.stderr and "done" not in proc.stderr
 

@@ -9,7 +9,14 @@ import pytest
 from spkrec.cli.main import main
 
 MINI = os.path.join(os.path.dirname(__file__), "..", "data", "so762-mini")
-NO_TORCH = "import sys; sys.modules['torch'] = None; "
+# torch made unimportable as when it is not installed (sys.modules['torch'] = None would also break
+# scikit-learn's import, which looks torch up in sys.modules)
+NO_TORCH = ("import sys, importlib.abc\n"
+            "class _NoTorch(importlib.abc.MetaPathFinder):\n"
+            "    def find_spec(self, name, path, target=None):\n"
+            "        if name.split('.')[0] == 'torch':\n"
+            "            raise ModuleNotFoundError(\"No module named 'torch'\", name='torch')\n"
+            "sys.meta_path.insert(0, _NoTorch())\n")
 
 
 def _run_without_torch(code):

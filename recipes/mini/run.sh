@@ -49,20 +49,23 @@ target_prior=0.01              # target prior of the calibration (and of minDCF)
 fused="gmm_ubm_snorm ivec_plda_twocov"  # the systems fused in stage 10 (measured: adding GSV-SVM,
                                         # miscalibrated on the folds, hurts)
 rnn_epochs=10                  # training epochs of the RNN encoder and classifier (stage 9)
+cnn_epochs=10                  # training epochs of the CNN speaker encoder (stage 12, utils/stage_cnn.sh)
+cnn_arch=resnet18              # vgg, resnet18, resnet34 or resnet50 (thin: 8 channels in the first stage)
 lda_dim=20                     # LDA dimension of the LDA back ends (below the number of background speakers)
 seed=0                         # random seed (dither, UBM initialisation, T matrix, RNN)
 
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 5 6 7 8 9 10 11 20"
+stages="0 1 2 3 4 5 6 7 8 9 10 11 12 20"
 . utils/stages.sh
 . utils/systems.sh
+. utils/stage_cnn.sh
 stage_opts[0]="corpus"
 stage_opts[2]="num_bg_per_gender num_enroll num_folds"
 . utils/stage_options.sh        # what each of stages 1 and 3-11 depends on
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
-all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id"
+all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id cnn_cosine cnn_plda cnn_softmax_id cnn_knn"
 mkdir -p "$exp/log" "$exp/scores"
 
 if run_stage 0 "prepare data from $corpus" "$data/all/spk2utt"; then

@@ -66,6 +66,8 @@ if run_stage 11 "system bundles for your own recordings (spkrec enroll / verify 
   export_bundles "$data/train" "$data/test" "$exp"
 fi
 
+declare -F run_cnn_stage >/dev/null && run_cnn_stage   # stage 12, when run.sh sourced utils/stage_cnn.sh
+
 if run_stage 20 "results table and DET plot" "$exp/results.md" "$exp/det.png"; then
   results "$data/test" "$exp" $all_systems
   cat "$exp/results.md"  # the results table on stdout (everything else goes to stderr and the logs)

@@ -144,7 +144,7 @@ def add_results_table_args(parser):
 
 
 def run_results_table(args):
-    from spkrec.eval.metrics import act_dcf, cllr, eer, min_cllr, min_dcf
+    from spkrec.eval.metrics import act_dcf, cllr, eer, min_cllr, min_dcf, roc_auc
     from spkrec.eval.report import results_table
     from spkrec.io.scores import read_scores, scores_for_trials
     utt2spk = _read_utt2spk(args.utt2spk) if args.utt2spk else None
@@ -155,7 +155,7 @@ def run_results_table(args):
         row = {"system": label, "eer": eer(scores, labels)[0],
                "min_dcf": min_dcf(scores, labels, args.p_target, args.c_miss, args.c_fa)[0],
                "act_dcf": act_dcf(scores, labels, None, args.p_target, args.c_miss, args.c_fa),
-               "cllr": cllr(scores, labels), "min_cllr": min_cllr(scores, labels)}
+               "cllr": cllr(scores, labels), "min_cllr": min_cllr(scores, labels), "auc": roc_auc(scores, labels)}
         if utt2spk is not None:
             from spkrec.eval.identification import identification_scores, top_k_accuracy
             try:

@@ -1,4 +1,4 @@
-"""``spkrec train-rnn``, ``spkrec extract-embeddings`` and ``spkrec classify-rnn`` (need the [rnn] extra).
+"""``spkrec train-rnn``, ``spkrec extract-embeddings`` (RNN and CNN models) and ``spkrec classify-rnn`` (need the [rnn] extra).
 
 PyTorch is imported only when a verb runs; without it the verb exits with status 1 and the install hint.
 """
@@ -111,7 +111,7 @@ def add_extract(p):
     p.add_argument("--shift", type=positive_int, default=None, help="window shift in frames (default: the model's, 100)")
     add_feature_args(p, "the model")
     add_parallel_args(p)
-    p.add_argument("model", metavar="MODEL_DIR", help="train-rnn output dir (or its final.pt)")
+    p.add_argument("model", metavar="MODEL_DIR", help="train-rnn or train-cnn output dir (or its final.pt)")
     p.add_argument("data", metavar="DATA", help="data dir with feats.scp [vad.scp] [utt2spk]")
     p.add_argument("out_dir", metavar="OUT_DIR",
                    help="writes embedding.ark/.scp, spk_embedding.ark/.scp, num_utts.ark")
@@ -120,11 +120,11 @@ def add_extract(p):
 def run_extract(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
+    from spkrec.embeddings.cnn import load_embedder
     from spkrec.embeddings.extract import extract_embeddings
-    from spkrec.embeddings.train import RNNEmbedder
     from spkrec.io.datadir import DataDir
     path = os.path.join(args.model, MODEL_FILE) if os.path.isdir(args.model) else args.model
-    model = RNNEmbedder.load(path)
+    model = load_embedder(path)
     loader = feature_loader(args.data, feature_options(args, model.meta_.get("features")), command_options(args))
     if loader.dim != model.encoder_.input_dim:
         raise SpkrecError(f"{loader.feats_scp}: features have {loader.dim} dimensions (after deltas) but the model "

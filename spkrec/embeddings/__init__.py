@@ -8,6 +8,10 @@ PyTorch raises :class:`~spkrec.errors.SpkrecError` with the install hint on firs
 - :class:`SpeakerEncoder` (``model``): LSTM/GRU -> masked pooling -> projection -> unit vector.
 - ``SoftmaxLoss``, ``TripletLoss``, ``ContrastiveLoss``, ``GE2ELoss``, ``ge2e_similarity`` (``losses``).
 - ``embed_utterances``, ``extract_embeddings`` (``extract``); ``classify_closed_set`` (``classify``).
+- :class:`CNNEmbedder` (``cnn``): VGG / thin ResNet-18/34 / ResNet-50 over log-mel filter banks
+  (:class:`CNNEncoder`, ``SelfAttentivePooling``, ``stats_pooling`` in ``cnn_model``), AAM-softmax
+  (``AAMSoftmaxLoss``), the same trainer; ``load_embedder`` reads either kind of model.
+- ``knn_identify``, ``nearest`` (``knn``, no PyTorch): k-NN identification over embeddings.
 """
 import importlib
 
@@ -20,6 +24,8 @@ _EXPORTS = {
     "ge2e_similarity": "losses", "make_loss": "losses",
     "embed_utterances": "extract", "extract_embeddings": "extract",
     "classify_closed_set": "classify",
+    "CNNEmbedder": "cnn", "load_embedder": "cnn", "CNNEncoder": "cnn_model", "SelfAttentivePooling": "cnn_model",
+    "stats_pooling": "cnn_model", "AAMSoftmaxLoss": "losses", "knn_identify": "knn", "nearest": "knn",
 }
 __all__ = sorted(_EXPORTS) + ["require_torch", "INSTALL_HINT"]
 

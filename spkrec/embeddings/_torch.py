@@ -13,7 +13,7 @@ def require_torch():
     try:
         return importlib.import_module("torch")
     except ImportError:
-        raise SpkrecError(f"RNN speaker embeddings need PyTorch: {INSTALL_HINT}") from None
+        raise SpkrecError(f"RNN and CNN speaker embeddings need PyTorch: {INSTALL_HINT}") from None
 
 
 def seed_everything(seed):
@@ -24,15 +24,19 @@ def seed_everything(seed):
 
 
 @contextlib.contextmanager
-def deterministic():
-    """Run the block with ``torch.use_deterministic_algorithms(True)``, then restore the previous setting."""
+def deterministic(warn_only=False):
+    """Run the block with ``torch.use_deterministic_algorithms(True)``, then restore the previous setting.
+
+    ``warn_only`` (used on GPUs, where some kernels have no deterministic version): warn instead of failing.
+    """
     torch = require_torch()
     before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(True)
+    before_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=warn_only)
     try:
         yield
     finally:
-        torch.use_deterministic_algorithms(before)
+        torch.use_deterministic_algorithms(before, warn_only=before_warn)
 
 
 @contextlib.contextmanager
@@ -66,10 +70,10 @@ def load_torch(path, what="model"):
     torch = require_torch()
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise SpkrecError(f"{path}: {what} file not found; run `spkrec train-rnn` first")
+        raise SpkrecError(f"{path}: {what} file not found; run `spkrec train-rnn` (or train-cnn) first")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # corrupt zip, unexpected types ...
         first = str(exc).splitlines()[0] if str(exc) else ""
-        raise SpkrecError(f"{path}: not a readable spkrec RNN {what} ({type(exc).__name__}: {first}); "
+        raise SpkrecError(f"{path}: not a readable spkrec {what} ({type(exc).__name__}: {first}); "
                           "delete it and re-run training") from None

@@ -24,22 +24,34 @@ def embed_utterances(encoder, mats, window=200, shift=100, raw=False, batch_wind
     Each utterance is cut into windows of ``window`` frames every ``shift`` frames (the last aligned with
     the end; a shorter utterance is one window). With ``raw=False`` the unit window embeddings are averaged
     and re-normalised; with ``raw=True`` the raw projections are averaged (the softmax classifier's input).
-    Windows of all utterances are batched together, full-length windows without padding.
+    Windows of all utterances are batched together, full-length windows without padding. For an encoder
+    with ``exact_lengths`` (the CNN: padding would change its convolutions) short windows are batched only
+    with windows of the same length, and windows shorter than its ``min_frames`` are repeated up to it.
     """
     torch = require_torch()
     if not len(mats):
         return np.zeros((0, encoder.projection.out_features), dtype=np.float32)
     full, short = [], []                       # (utt index, window matrix)
+    exact = bool(getattr(encoder, "exact_lengths", False))
+    min_frames = int(getattr(encoder, "min_frames", 1))
+    n_padded = 0
     for i, x in enumerate(mats):
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 2 or x.shape[0] == 0:
             raise SpkrecError(f"utterance number {i + 1} has features of shape {x.shape}; need (frames, dim)")
+        if x.shape[0] < min_frames:
+            x = np.concatenate([x] * (min_frames // x.shape[0] + 1))[:min_frames]
+            n_padded += 1
         if x.shape[0] < window:
             short.append((i, x))
         else:
             for s in sliding_windows(x.shape[0], window, shift):
                 full.append((i, x[s:s + window]))
+    if n_padded:
+        log.warning("%d utterance(s) shorter than the encoder's %d frames were repeated up to %d frames",
+                    n_padded, min_frames, min_frames)
     dim = encoder.projection.out_features
+    device = next(encoder.parameters()).device
     sums = np.zeros((len(mats), dim), dtype=np.float64)
     counts = np.zeros(len(mats), dtype=np.int64)
     was_training = encoder.training
@@ -49,13 +61,13 @@ def embed_utterances(encoder, mats, window=200, shift=100, raw=False, batch_wind
             for group in (full, short):
                 if group is short:                     # similar lengths together: less padding
                     group = sorted(group, key=lambda item: item[1].shape[0])
-                for b in range(0, len(group), batch_windows):
-                    items = group[b:b + batch_windows]
+                for items in _batches(group, batch_windows, exact):
                     batch, lengths = pad_batch([m for _, m in items])
-                    xb = torch.from_numpy(batch)
+                    xb = torch.from_numpy(batch).to(device)
                     out = encoder.embed_raw(xb, torch.from_numpy(lengths))
                     if not raw:
                         out = torch.nn.functional.normalize(out, dim=1)
+                    out = out.cpu()
                     idx = np.array([i for i, _ in items])
                     np.add.at(sums, idx, out.numpy().astype(np.float64))
                     np.add.at(counts, idx, 1)
@@ -65,6 +77,18 @@ def embed_utterances(encoder, mats, window=200, shift=100, raw=False, batch_wind
     if not raw:
         mean /= np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
     return mean.astype(np.float32)
+
+
+def _batches(group, size, exact):
+    """Consecutive runs of at most ``size`` items; with ``exact`` a run never mixes window lengths."""
+    b = 0
+    while b < len(group):
+        e = min(b + size, len(group))
+        if exact:
+            T = group[b][1].shape[0]
+            e = b + next((k for k, (_, m) in enumerate(group[b:e]) if m.shape[0] != T), e - b)
+        yield group[b:e]
+        b = e
 
 
 def _embed_chunk(utts, model, loader, window, shift, raw):

@@ -5,7 +5,11 @@
 * ``triplet``: FaceNet's triplet loss on unit vectors with online semi-hard mining.
 * ``contrastive``: Hadsell et al.'s contrastive loss on all pairs of the batch.
 * ``ge2e``: generalised end-to-end softmax loss (Wan et al. 2018) on an N speakers x M utterances batch.
+* ``aam``: additive angular margin softmax (ArcFace, Deng et al. 2019): cross-entropy of
+  ``s * cos(theta_y + m)`` for the true speaker and ``s * cos(theta_j)`` for the others.
 """
+import math
+
 from spkrec.embeddings._torch import require_torch
 from spkrec.errors import SpkrecError
 
@@ -13,7 +17,7 @@ torch = require_torch()
 nn = torch.nn
 F = torch.nn.functional
 
-LOSSES = ("softmax", "triplet", "contrastive", "ge2e")
+LOSSES = ("softmax", "triplet", "contrastive", "ge2e", "aam")
 
 
 def squared_distances(e):
@@ -135,8 +139,43 @@ class GE2ELoss(nn.Module):
         return F.cross_entropy(S.reshape(N * M, N), target)
 
 
+class AAMSoftmaxLoss(nn.Module):
+    """Additive angular margin softmax over the training speakers.
+
+    ``cos(theta_j) = <raw / |raw|, w_j / |w_j|>`` for the class weights ``w_j``; the logits are
+    ``s * cos(theta_j)`` except the true class, ``s * cos(theta_y + m)``. Where ``theta_y + m > pi``
+    (``cos(theta_y) < cos(pi - m)``) the target logit is ``s * (cos(theta_y) - m sin(m))`` instead, which
+    keeps it monotonic in ``theta_y`` (the usual ArcFace guard). ``logits`` (no margin) scores test data.
+    """
+
+    def __init__(self, embed_dim, num_classes, margin=0.2, scale=30.0):
+        super().__init__()
+        if int(num_classes) < 2:
+            raise SpkrecError(f"the AAM-softmax loss needs at least 2 training speakers, got {num_classes}")
+        if not 0.0 <= float(margin) < math.pi / 2 or float(scale) <= 0:
+            raise SpkrecError(f"AAM-softmax needs 0 <= margin < pi/2 and scale > 0, got {margin} and {scale}")
+        self.margin, self.scale = float(margin), float(scale)
+        self.weight = nn.Parameter(torch.empty(int(num_classes), int(embed_dim)))
+        nn.init.xavier_uniform_(self.weight)
+
+    def cosine(self, raw):
+        return F.normalize(raw, dim=1) @ F.normalize(self.weight, dim=1).T
+
+    def logits(self, raw):
+        return self.scale * self.cosine(raw)
+
+    def forward(self, raw, labels):
+        cos = self.cosine(raw)
+        sin = torch.sqrt((1.0 - cos * cos).clamp(min=1e-7))
+        m = self.margin
+        phi = cos * math.cos(m) - sin * math.sin(m)                         # cos(theta + m)
+        phi = torch.where(cos > math.cos(math.pi - m), phi, cos - m * math.sin(m))
+        onehot = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
+        return F.cross_entropy(self.scale * (onehot * phi + (1.0 - onehot) * cos), labels)
+
+
 def make_loss(name, embed_dim, num_classes=None, margin=None):
-    """Build a loss module by name (``margin`` defaults: triplet 0.2, contrastive 1.0)."""
+    """Build a loss module by name (``margin`` defaults: triplet 0.2, contrastive 1.0, aam 0.2)."""
     if name == "softmax":
         return SoftmaxLoss(embed_dim, num_classes)
     if name == "triplet":
@@ -145,4 +184,6 @@ def make_loss(name, embed_dim, num_classes=None, margin=None):
         return ContrastiveLoss(1.0 if margin is None else margin)
     if name == "ge2e":
         return GE2ELoss()
+    if name == "aam":
+        return AAMSoftmaxLoss(embed_dim, num_classes, 0.2 if margin is None else margin)
     raise SpkrecError(f"unknown loss {name!r}; use one of {', '.join(LOSSES)}")
