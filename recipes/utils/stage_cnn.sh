@@ -15,9 +15,8 @@ cnn_fbank() {
   done_already "$dst/feats.scp" && return 0
   mkdir -p "$dst"
   for f in wav.scp utt2spk spk2utt spk2gender segments vad.scp; do [ -f "$src/$f" ] && cp "$src/$f" "$dst/$f"; done
-  run "$exp/cnn/log/fbank_$(basename "$dst").log" spkrec compute-feats --feat-type fbank --sample-frequency=16000 \
-    --frame-length-ms=25 --frame-shift-ms=10 --low-freq=20 --high-freq=7600 --num-mel-bins=40 --snip-edges=false \
-    --dither=1.0 --seed="${seed:-0}" $par "$dst" "$exp/cnn/fbank"
+  run "$exp/cnn/log/fbank_$(basename "$dst").log" spkrec compute-feats --feat-type fbank --config conf/fbank.conf \
+    --seed="${seed:-0}" $par "$dst" "$exp/cnn/fbank"
 }
 
 # cnn_systems TRAIN ENROLL TEST EXP LDA_DIM EPOCHS ARCH -> EXP/scores/cnn_{cosine,plda,softmax_id,knn}.txt
@@ -55,9 +54,26 @@ cnn_systems() {
       --seed "${seed:-0}" --model-dir "$exp/cnn_classifier" "$c/data/enroll" "$c/data/test" "$sc/cnn_softmax_id.txt"
 }
 
+# cnn_bundles TEST EXP -> EXP/systems/cnn_{cosine,plda}/: system bundles of the CNN verification systems
+# (log-mel banks as conf/fbank.conf, VAD decided on the MFCC front end's log energy as in stage 1)
+cnn_bundles() {
+  local test=$1 exp=$2 s
+  local common=(--kind cnn --rnn "$exp/cnn" --feat-type fbank --feat-config conf/fbank.conf --vad-config conf/vad.conf
+                --vad-feat-config conf/mfcc.conf "--seed=${seed:-0}")
+  for s in cnn_cosine cnn_plda; do
+    [ -f "$exp/scores/$s.txt" ] || continue
+    done_already "$exp/systems/$s/system.json" && continue
+    local opts=(--scoring cosine); [ $s = cnn_plda ] && opts=(--scoring plda --backend "$exp/cnn/plda.npz")
+    run "$exp/systems/log/$s.log" spkrec export-system "${common[@]}" "${opts[@]}" \
+      --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
+  done
+}
+
 # run_cnn_stage: stage 12 (called by utils/stages_classical.sh after stage 11)
 run_cnn_stage() {
-  if run_stage 12 "CNN speaker embeddings ($cnn_arch, when PyTorch is installed)" "$exp/scores/cnn_softmax_id.txt"; then
+  if run_stage 12 "CNN speaker embeddings ($cnn_arch, when PyTorch is installed) and their bundles" \
+      "$exp/scores/cnn_softmax_id.txt"; then
     cnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$cnn_epochs" "$cnn_arch"
+    have_torch && cnn_bundles "$data/test" "$exp"
   fi
 }

@@ -11,7 +11,7 @@ log = logging.getLogger("spkrec")
 
 # ------------------------------------------------------------------------------------ export-system
 def add_export(p):
-    p.add_argument("--kind", required=True, choices=["gmm_ubm", "gsv_svm", "ivector", "rnn", "fusion"],
+    p.add_argument("--kind", required=True, choices=["gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn", "fusion"],
                    help="kind of system")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if it exists)")
     p.add_argument("--name", default=None, help="system name shown in outputs (default: the --out folder's name)")
@@ -23,6 +23,10 @@ def add_export(p):
     v = g.add_mutually_exclusive_group()
     v.add_argument("--vad-config", default=None, metavar="CONF", help="compute-vad --config file, e.g. conf/vad.conf")
     v.add_argument("--no-vad", action="store_true", help="the models were trained without vad.scp")
+    g.add_argument("--vad-feat-config", default=None, metavar="CONF",
+                   help="when the VAD decided on other features than the model's (the recipes' CNN: log-mel banks "
+                        "with the MFCC front end's VAD): the compute-feats --config of those, e.g. conf/mfcc.conf")
+    g.add_argument("--vad-feat-type", default="mfcc", help="their --feat-type (default mfcc)")
     g = p.add_argument_group("gmm_ubm")
     g.add_argument("--ubm", default=None, help="diagonal UBM file, or a dir with final.ubm.npz (train-ubm)")
     g.add_argument("--relevance-factor", type=float, default=16.0, help="MAP relevance factor (default 16)")
@@ -34,10 +38,11 @@ def add_export(p):
     g.add_argument("--svm-C", type=float, default=1.0, help="SVM soft-margin cost (train-svm --C; default 1)")
     g.add_argument("--svm-class-weight", choices=["balanced", "none"], default="balanced",
                    help="train-svm --class-weight (default balanced)")
-    g = p.add_argument_group("ivector and rnn")
+    g = p.add_argument_group("ivector, rnn and cnn")
     g.add_argument("--extractor", default=None,
                    help="ivector: train-ivector-extractor dir (extractor.npz and final.ubm.npz)")
-    g.add_argument("--rnn", default=None, help="rnn: train-rnn dir (final.pt) or the .pt file (needs PyTorch)")
+    g.add_argument("--rnn", default=None,
+                   help="rnn / cnn: train-rnn or train-cnn dir (final.pt) or the .pt file (needs PyTorch)")
     g.add_argument("--scoring", choices=["plda", "cosine"], default=None,
                    help="back-end scoring (default: plda with --backend, else cosine)")
     g.add_argument("--backend", default=None, metavar="BACKEND.npz",
@@ -79,6 +84,11 @@ def run_export(args):
         feat = resolve_options(args.feat_config, args.extra_options)
         if args.vad_config:
             vad = resolve_options(args.vad_config)  # Kaldi names (--vad-energy-threshold) mapped by read_config
+    vad_features = None
+    if args.vad_feat_config:
+        # the dither seed of the command line applies to them too (compute-feats --seed of both front ends)
+        seed = {k: v for k, v in args.extra_options.items() if k == "seed"}
+        vad_features = (args.vad_feat_type, resolve_options(args.vad_feat_config, seed))
     system = export_system(args.out, args.kind, ubm=args.ubm, extractor=args.extractor, rnn=args.rnn, backend=args.backend,
                            scoring=args.scoring, feat_type=args.feat_type, feat_options=feat, vad_options=vad,
                            relevance_factor=args.relevance_factor, adapt=args.adapt,
@@ -88,7 +98,7 @@ def run_export(args):
                            components=args.component, fusion=args.fusion, snorm_cohort=args.snorm_cohort,
                            snorm_method=args.snorm_method, snorm_top_n=args.snorm_top_n,
                            calibration=args.calibration, target_prior=args.target_prior,
-                           eer_from=args.eer_threshold_from, name=args.name)
+                           eer_from=args.eer_threshold_from, name=args.name, vad_features=vad_features)
     log.info("wrote %s (%s, %s, default threshold %.4f)", args.out, system.kind,
              "calibrated" if system.calibrated else "uncalibrated", system.threshold)
 

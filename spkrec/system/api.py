@@ -63,7 +63,8 @@ class System:
         self.threshold = float(th["eer"]["llr"] if default == "eer" and th.get("eer") else th["bayes"])
         vad = config["vad"]
         self.frontend = FrontEnd(self.sample_rate, config["features"]["type"], config["features"]["options"],
-                                 None if vad is None else vad["options"], config["postprocess"])
+                                 None if vad is None else vad["options"], config["postprocess"],
+                                 None if vad is None else vad.get("features"))
         self.engine, self.components, self.norm = None, [], None
         if self.kind == "fusion":
             from spkrec.system.bundle import load_system

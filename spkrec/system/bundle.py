@@ -40,9 +40,9 @@ ORDER = ["read audio, average channels, resample to sample_rate", "features", "V
          "deltas", "CMVN", "keep voiced frames"]
 # what each kind's enrolment depends on (besides the front end): these enter the fingerprint
 _ENROL_MODELS = {"gmm_ubm": ("ubm",), "gsv_svm": ("ubm", "background"), "ivector": ("ubm", "extractor"),
-                 "rnn": ("encoder",), "fusion": ()}
+                 "rnn": ("encoder",), "cnn": ("encoder",), "fusion": ()}
 _ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "gsv_svm": ("relevance_factor", "C", "class_weight"),
-                  "ivector": ("stats",), "rnn": (), "fusion": ()}
+                  "ivector": ("stats",), "rnn": (), "cnn": (), "fusion": ()}
 KINDS = tuple(_ENROL_MODELS)
 FRONT_END = ("sample_rate", "features", "vad", "postprocess")
 
@@ -133,7 +133,7 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
                   feat_options=None, sample_rate=16000, vad_options=None, relevance_factor=16.0, adapt="m",
                   top_c=5, background=None, svm_C=1.0, svm_class_weight="balanced", components=None,
                   fusion=None, snorm_cohort=None, snorm_method="s", snorm_top_n=200, calibration=None,
-                  target_prior=None, eer_from=None, name=None):
+                  target_prior=None, eer_from=None, name=None, vad_features=None):
     """Write a system bundle to directory ``out`` (replacing one there); returns the loaded :class:`System`.
 
     kind : ``"gmm_ubm"`` (``ubm``: the diagonal UBM file or dir; ``relevance_factor``, ``adapt``, ``top_c``),
@@ -141,12 +141,14 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
         ``extract-supervectors``; ``relevance_factor``, ``svm_C``, ``svm_class_weight`` as ``train-svm``),
         ``"ivector"`` (``extractor``: the train-ivector-extractor dir, or extractor.npz beside its
         final.ubm.npz; ``scoring`` ``"plda"`` with a PLDA ``backend`` .npz, or ``"cosine"`` with an optional
-        ``backend`` whose transforms are applied first), ``"rnn"`` (``rnn``: the train-rnn dir or its
-        final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors) or ``"fusion"``
+        ``backend`` whose transforms are applied first), ``"rnn"`` / ``"cnn"`` (``rnn``: the train-rnn or
+        train-cnn dir or its final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors) or ``"fusion"``
         (``components``: bundle dirs with one front end; ``fusion``: the ``fuse --model-out`` .npz, its
         weights in the order of ``components``; the fused score is the LLR).
     feat_type, feat_options : the ``compute-feats`` feature type and options (``sample_frequency`` among
         them sets ``sample_rate``). vad_options : the ``compute-vad`` options, or None for no VAD.
+    vad_features : ``(feat_type, options)`` of the features the VAD decided on when not the model's (the
+        recipes' CNN on log-mel banks uses the MFCC front end's VAD).
         Deltas and CMVN are those stored with the models.
     snorm_cohort : a data dir with features (feats.scp, vad.scp) of cohort speakers: scores are then
         normalised (``snorm_method`` z, t, s or as with ``snorm_top_n``, as ``spkrec score-norm``) with the
@@ -164,6 +166,8 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
         feat_type, feat_options, sample_rate = front["features"]["type"], front["features"]["options"], \
             front["sample_rate"]
         vad_options = None if front["vad"] is None else front["vad"]["options"]
+        vf = None if front["vad"] is None else front["vad"].get("features")
+        vad_features = None if vf is None else (vf["type"], vf["options"])
         post, want_dim = front["postprocess"], None
         calibration, cal_prior = None, fused.target_prior
     else:
@@ -209,6 +213,11 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
                            "source": os.fspath(fusion if kind == "fusion" else calibration)
                            if calibrated else None},
            "thresholds": thresholds}
+    if vad_features is not None and cfg["vad"] is not None:
+        vad_type, vad_feat_options = vad_features
+        vad_feat_options = dict(vad_feat_options)
+        vad_feat_options.pop("sample_frequency", None)
+        cfg["vad"]["features"] = {"type": vad_type, "options": vad_feat_options}
     from spkrec import __version__
     cfg["created_by"] = f"spkrec {__version__}"
     if want_dim is not None:
@@ -280,11 +289,14 @@ def _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring, relev
         meta = _model_meta(files["extractor"], "IvectorExtractor")
         want_dim = load_ubm(files["ubm"]).means_.shape[1]
     else:
-        files["encoder"] = _model_path(rnn, "final.pt", "--kind rnn", "--rnn")
+        files["encoder"] = _model_path(rnn, "final.pt", f"--kind {kind}", "--rnn")
         from spkrec.embeddings._torch import require_torch
         require_torch()
-        from spkrec.embeddings.train import RNNEmbedder
-        model = RNNEmbedder.load(files["encoder"])
+        from spkrec.embeddings.cnn import CNNEmbedder, load_embedder
+        model = load_embedder(files["encoder"])
+        if isinstance(model, CNNEmbedder) != (kind == "cnn"):
+            raise SpkrecError(f"{files['encoder']}: a {'CNN' if isinstance(model, CNNEmbedder) else 'RNN'} "
+                              f"model; export it with --kind {'cnn' if isinstance(model, CNNEmbedder) else 'rnn'}")
         meta, want_dim = model.meta_, int(model.encoder_.input_dim)
     scoring = scoring or ("plda" if backend else "cosine")
     if scoring not in ("plda", "cosine"):
@@ -393,6 +405,9 @@ def _check_front_end(cfg, want):
     from spkrec.system.frontend import FrontEnd
     feat = cfg["features"]
     check_options(feature_function(feat["type"]), feat["options"], f"--feat-type {feat['type']}")
+    if cfg["vad"] is not None and cfg["vad"].get("features"):
+        vf = cfg["vad"]["features"]
+        check_options(feature_function(vf["type"]), vf["options"], f"--vad-feat-type {vf['type']}")
     if cfg["vad"] is not None:
         import inspect
 

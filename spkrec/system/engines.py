@@ -19,7 +19,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 
-KINDS = ("gmm_ubm", "gsv_svm", "ivector", "rnn")
+KINDS = ("gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn")
 _log = logging.getLogger("spkrec")
 
 
@@ -217,7 +217,8 @@ class IvectorEngine(_VectorEngine):
 
 
 class RnnEngine(_VectorEngine):
-    """RNN speaker embeddings (:class:`spkrec.embeddings.train.RNNEmbedder`, needs PyTorch)."""
+    """Neural speaker embeddings: RNN (:class:`spkrec.embeddings.train.RNNEmbedder`) or CNN
+    (:class:`spkrec.embeddings.cnn.CNNEmbedder`) encoders; needs PyTorch."""
 
     kind = "rnn"
 
@@ -229,8 +230,8 @@ class RnnEngine(_VectorEngine):
     def from_bundle(cls, path, cfg):
         from spkrec.embeddings._torch import require_torch
         require_torch()
-        from spkrec.embeddings.train import RNNEmbedder
-        return cls(RNNEmbedder.load(os.path.join(path, cfg["models"]["encoder"])), _vector_pipeline(path, cfg))
+        from spkrec.embeddings.cnn import load_embedder
+        return cls(load_embedder(os.path.join(path, cfg["models"]["encoder"])), _vector_pipeline(path, cfg))
 
     @property
     def dim(self):
@@ -254,4 +255,5 @@ def load_ubm(path):
     raise SpkrecError(f"{path}: holds a {kind} model, not a UBM")
 
 
-ENGINES = {"gmm_ubm": GmmUbmEngine, "gsv_svm": GsvSvmEngine, "ivector": IvectorEngine, "rnn": RnnEngine}
+ENGINES = {"gmm_ubm": GmmUbmEngine, "gsv_svm": GsvSvmEngine, "ivector": IvectorEngine, "rnn": RnnEngine,
+           "cnn": RnnEngine}

@@ -22,9 +22,11 @@ class FrontEnd:
     feat_options : keywords of the feature function (as ``compute-feats`` passed them).
     vad_options : keywords of :func:`spkrec.features.vad_energy`, or None (no VAD: all frames).
     post : ``deltas_order``, ``cmvn``, ``cmvn_window`` (stored with the models by ``train-ubm``).
+    vad_features : ``{"type", "options"}`` of the raw features the VAD decides on when they are not the
+        model's (the recipes' CNN: log-mel banks, VAD on the MFCC front end's log energy); None: the model's.
     """
 
-    def __init__(self, sample_rate, feat_type, feat_options, vad_options, post):
+    def __init__(self, sample_rate, feat_type, feat_options, vad_options, post, vad_features=None):
         from spkrec.features.config import feature_function
         from spkrec.features.pipeline import FeatureLoader
         self.sample_rate = int(sample_rate)
@@ -33,6 +35,8 @@ class FrontEnd:
         self.vad_options = None if vad_options is None else dict(vad_options)
         self.post = dict(post)
         self._func = feature_function(feat_type)
+        self.vad_features = None if vad_features is None else dict(vad_features)
+        self._vad_func = None if vad_features is None else feature_function(vad_features["type"])
         # only its normalise() (deltas then CMVN) is used: no scp file is ever read
         self._norm = FeatureLoader(os.devnull, None, **self.post)
         self.frame_length_s = float(self.feat_options.get("frame_length_ms", 25.0)) / 1000.0
@@ -75,7 +79,14 @@ class FrontEnd:
         if self.vad_options is None:
             return x
         from spkrec.features.vad import vad_energy
-        voiced = vad_energy(raw, **self.vad_options) > 0.5
+        vad_raw = raw
+        if self._vad_func is not None:
+            vad_raw = np.asarray(self._vad_func(signal, self.sample_rate, **self.vad_features["options"]),
+                                 dtype=np.float32)
+            if len(vad_raw) != len(raw):
+                raise SpkrecError(f"{name}: the VAD features have {len(vad_raw)} frames, the model's {len(raw)}; "
+                                  "export the system with a VAD feature config of the same framing")
+        voiced = vad_energy(vad_raw, **self.vad_options) > 0.5
         if not voiced.any():
             raise SpkrecError(f"{name}: no voiced frames in {seconds:.2f} s (silent or too quiet for the energy "
                               "VAD); use a recording with speech")
