@@ -40,7 +40,7 @@ ivector_num_gauss=32           # the i-vector front end's own UBM (a 128-Gaussia
 ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=50                      # total-variability dimension (small: 30 background speakers)
 ivector_iters=5                # EM iterations of the total-variability matrix
-pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
+pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, docs/baselines.md)
 plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnorm)
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
 snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)

@@ -6,7 +6,7 @@
 #
 # Usage: recipes/so762/run.sh --train DIR [--train DIR ...] --eval DIR [--stage N] [--stop-stage M]
 #        [--nj J] [--exp DIR] [--data DIR]
-# The development benchmark of the README:
+# The development benchmark (docs/running-recipes.md):
 #   recipes/so762/run.sh --train ../../data/so762-mini --eval ../shared/corpora/so762-dev
 # (relative paths are taken from the directory you run it in)
 # Stages:
@@ -35,7 +35,7 @@ ivector_num_gauss=32           # the i-vector front end's own UBM (measured: 32 
 ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=100                     # total-variability dimension
 ivector_iters=5                # EM iterations of the total-variability matrix
-pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, see README)
+pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, docs/baselines.md)
 plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:40,wccn,lnorm)
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
 snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)

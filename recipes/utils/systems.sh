@@ -82,7 +82,7 @@ cohort_trials() {
 
 # ivector_backends TRAIN ENROLL TEST EXP LDA_DIM -> EXP/scores/ivec_{cosine,lda_cosine,plda_twocov,plda_simplified,plda_twocov_snorm}.txt
 # PLDA systems use the chain $plda_chain (default center,lnorm: LDA and WCCN trained on in-sample
-# i-vectors hurt on small background sets, see the README). S-norm: both sides are scored the same way,
+# i-vectors hurt on small background sets, docs/baselines.md). S-norm: both sides are scored the same way,
 # models against the cohort speakers' single utterances and the cohort speakers' models (all their
 # utterances, multi-enrolment PLDA) against the test utterances; --snorm-method as = adaptive S-norm.
 ivector_backends() {
