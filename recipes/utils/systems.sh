@@ -74,12 +74,6 @@ ivectors() {
   done
 }
 
-# cohort_trials ENROLL_IDS COHORT_IDS OUT: every enrolment id against every cohort id (2-column key list)
-cohort_trials() {
-  awk 'NR == FNR {c[++n] = $1; next} {for (i = 1; i <= n; i++) print $1, c[i]}' "$2" "$1" > "$3.tmp"
-  mv "$3.tmp" "$3"
-}
-
 # ivector_backends TRAIN ENROLL TEST EXP LDA_DIM -> EXP/scores/ivec_{cosine,lda_cosine,plda_twocov,plda_simplified,plda_twocov_snorm}.txt
 # PLDA systems use the chain $plda_chain (default center,lnorm: LDA and WCCN trained on in-sample
 # i-vectors hurt on small background sets, docs/baselines.md). S-norm: both sides are scored the same way,
@@ -109,12 +103,8 @@ ivector_backends() {
         "${iv}_enroll/ivector.scp" "${iv}_test/ivector.scp" "$test/trials" "$sc/ivec_$name.txt"
   done
   if ! done_already "$sc/ivec_plda_twocov_snorm.txt"; then
-    cut -d' ' -f1 "$enroll/spk2utt" > "$b/enroll.ids"
-    cut -d' ' -f1 "$train/spk2utt" > "$b/cohort.ids"
-    cut -d' ' -f1 "$train/utt2spk" > "$b/cohort_utts.ids"
-    cut -d' ' -f1 "$test/utt2spk" > "$b/test.ids"
-    cohort_trials "$b/enroll.ids" "$b/cohort_utts.ids" "$b/enroll_cohort.trials"
-    cohort_trials "$b/cohort.ids" "$b/test.ids" "$b/cohort_test.trials"
+    run "$b/log/cohort_trials_enroll.log" spkrec make-cohort-trials "$enroll" "$train" "$b/enroll_cohort.trials"
+    run "$b/log/cohort_trials_test.log" spkrec make-cohort-trials "$train" "$test" "$b/cohort_test.trials"
     run "$b/log/snorm_enroll.log" spkrec score-plda --enroll-spk2utt "$enroll/spk2utt" "$b/plda_twocov.npz" \
       "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$b/enroll_cohort.trials" "$b/enroll_cohort.scores"
     run "$b/log/snorm_test.log" spkrec score-plda --enroll-spk2utt "$train/spk2utt" "$b/plda_twocov.npz" \
@@ -132,13 +122,9 @@ gmm_ubm_snorm() {
   done_already "$exp/scores/gmm_ubm_snorm.txt" && return 0
   run "$g/log/cohort_enroll.log" spkrec enroll-gmm --relevance-factor "$relevance" $par \
     "$exp/ubm/final.ubm.npz" "$train" "$g/cohort.npz"
-  cut -d' ' -f1 "$enroll/spk2utt" > "$g/enroll.ids"
-  cut -d' ' -f1 "$train/spk2utt" > "$g/cohort.ids"
-  cut -d' ' -f1 "$train/utt2spk" > "$g/cohort_utts.ids"
-  cut -d' ' -f1 "$test/utt2spk" > "$g/test.ids"
   # enrolment models against the cohort speakers' utterances, cohort models against the test utterances
-  cohort_trials "$g/enroll.ids" "$g/cohort_utts.ids" "$g/enroll_cohort.trials"
-  cohort_trials "$g/cohort.ids" "$g/test.ids" "$g/cohort_test.trials"
+  run "$g/log/cohort_trials_enroll.log" spkrec make-cohort-trials "$enroll" "$train" "$g/enroll_cohort.trials"
+  run "$g/log/cohort_trials_test.log" spkrec make-cohort-trials "$train" "$test" "$g/cohort_test.trials"
   run "$g/log/cohort_score_enroll.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/speakers.npz" \
     "$train" "$g/enroll_cohort.trials" "$g/enroll_cohort.scores"
   run "$g/log/cohort_score_test.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$g/cohort.npz" \
