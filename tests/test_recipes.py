@@ -115,8 +115,9 @@ def test_mini_recipe_bundles_reproduce_the_recipe_scores(mini):
         db = system.enroll(speakers)
         got = np.array([system.scores(db, wav[t]) for t in tests])
         want = np.array([[ref[(s, t)] for s in db.names] for t in tests])
-        spread = np.std(list(ref.values()))
-        assert np.abs(got - want).max() <= 1e-4 * spread + 1e-6, name
+        # float32 frames/embeddings: the error scales with the scores (the RNN PLDA's run to -600)
+        scale = max(np.std(list(ref.values())), np.abs(want).max())
+        assert np.abs(got - want).max() <= 1e-4 * scale + 1e-6, name
 
 
 def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini, tmp_path):

@@ -98,10 +98,14 @@ def run_score(args):
 def add_simulate_args(parser):
     parser.add_argument("data", help="data dir of single-speaker utterances (wav.scp, utt2spk)")
     parser.add_argument("out", help="output dir: wav/, wav.scp, ref.rttm, uem, reco2num_spk, README")
-    parser.add_argument("--num-conversations", type=positive_int, default=10)
-    parser.add_argument("--min-speakers", type=positive_int, default=2)
-    parser.add_argument("--max-speakers", type=positive_int, default=4)
-    parser.add_argument("--turns-per-speaker", type=positive_int, default=3)
+    parser.add_argument("--num-conversations", type=positive_int, default=10,
+                        help="conversations to build (default %(default)s)")
+    parser.add_argument("--min-speakers", type=positive_int, default=2,
+                        help="fewest speakers in a conversation (default %(default)s)")
+    parser.add_argument("--max-speakers", type=positive_int, default=4,
+                        help="most speakers in a conversation (default %(default)s)")
+    parser.add_argument("--turns-per-speaker", type=positive_int, default=3,
+                        help="turns (utterances) of each speaker (default %(default)s)")
     parser.add_argument("--min-pause", type=nonneg_float, default=0.2, help="seconds (default 0.2)")
     parser.add_argument("--max-pause", type=nonneg_float, default=1.0, help="seconds (default 1.0)")
     parser.add_argument("--overlap-prob", type=fraction, default=0.0,
@@ -110,7 +114,8 @@ def add_simulate_args(parser):
     parser.add_argument("--babble", type=nonneg_int, default=0, help="number of babble speakers (default 0: none)")
     parser.add_argument("--babble-snr", type=finite_float, default=15.0, help="dB (default 15)")
     parser.add_argument("--rate", type=positive_int, default=16000, help="output sample rate (default 16000)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed: speakers, utterances, pauses, overlaps, babble (default %(default)s)")
     parser.add_argument("--prefix", default="conv", help="recording id prefix (default conv)")
 
 
