@@ -32,7 +32,7 @@ def test_cm_score_is_average_llr_and_separates():
     utts = {f"b{i}": rng.normal(0.0, 1.0, (200, 4)) for i in range(12)}
     utts.update({f"s{i}": rng.normal(0.8, 1.3, (200, 4)) for i in range(12)})
     loader = DictLoader({k: v.astype(np.float32) for k, v in utts.items()})
-    cm = GMMCountermeasure(num_gauss=4, num_iters=5).fit(loader, [f"b{i}" for i in range(8)],
+    cm = GMMCountermeasure(n_components=4, n_iter=5).fit(loader, [f"b{i}" for i in range(8)],
                                                           [f"s{i}" for i in range(8)])
     held = [f"b{i}" for i in range(8, 12)] + [f"s{i}" for i in range(8, 12)]
     scores = cm.score_utterances(loader, held)
@@ -47,7 +47,7 @@ def test_cm_save_load(tmp_path):
     rng = np.random.default_rng(1)
     loader = DictLoader({"b": rng.normal(0, 1, (300, 3)).astype(np.float32),
                          "s": rng.normal(1, 1, (300, 3)).astype(np.float32)})
-    cm = GMMCountermeasure(num_gauss=2, num_iters=2).fit(loader, ["b"], ["s"], meta={"feat_type": "lfcc"})
+    cm = GMMCountermeasure(n_components=2, n_iter=2).fit(loader, ["b"], ["s"], meta={"feat_type": "lfcc"})
     cm.save(tmp_path / "cm")
     back = GMMCountermeasure.load(tmp_path / "cm")
     assert back.meta_["feat_type"] == "lfcc" and back.meta_["num_bonafide"] == 1

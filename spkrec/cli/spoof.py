@@ -68,7 +68,7 @@ def run_train_cm(args):
     loader = feature_loader(args.data, opts, command_options(args))
     bona, spoof, _ = _attack_split(args.data, loader, args.attacks)
     feat_type = feature_type_of(os.path.join(args.data, "feats.scp"))
-    cm = GMMCountermeasure(num_gauss=args.num_gauss, num_iters=args.num_iters, var_floor=args.var_floor,
+    cm = GMMCountermeasure(n_components=args.num_gauss, n_iter=args.num_iters, var_floor=args.var_floor,
                            subsample=args.subsample, random_state=args.seed)
     cm.fit(loader, bona, spoof, parallel_config(args),
            meta={"features": opts, "feat_type": feat_type, "attacks": args.attacks})

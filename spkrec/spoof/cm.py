@@ -46,34 +46,34 @@ class GMMCountermeasure:
 
     Parameters
     ----------
-    num_gauss : Gaussians of each GMM (ASVspoof baseline: 512)
-    num_iters, init, var_floor, subsample, random_state : as :class:`spkrec.gmm.DiagGMM`
+    n_components : Gaussians of each GMM (ASVspoof baseline: 512)
+    n_iter, init, var_floor, subsample, random_state : as :class:`spkrec.gmm.DiagGMM`
 
     Fitted attributes: ``bonafide_`` and ``spoof_`` (:class:`~spkrec.gmm.DiagGMM`), ``meta_`` (dict:
     feature type and options, numbers of training utterances).
     """
 
-    def __init__(self, num_gauss=512, num_iters=10, init="split", var_floor=1e-3, subsample=1, random_state=0):
-        self.num_gauss = num_gauss
-        self.num_iters = num_iters
+    def __init__(self, n_components=512, n_iter=10, init="split", var_floor=1e-3, subsample=1, random_state=0):
+        self.n_components = n_components
+        self.n_iter = n_iter
         self.init = init
         self.var_floor = var_floor
         self.subsample = subsample
         self.random_state = random_state
 
-    def _gmm(self):
+    def _gmm(self, config):
         from spkrec.gmm import DiagGMM
-        return DiagGMM(num_gauss=self.num_gauss, num_iters=self.num_iters, init=self.init,
+        return DiagGMM(n_components=self.n_components, n_iter=self.n_iter, init=self.init,
                        var_floor=self.var_floor, subsample=self.subsample, random_state=self.random_state,
-                       verbose=True)
+                       verbose=True, parallel=config)
 
     def fit(self, loader, bonafide_utts, spoof_utts, config=SERIAL, meta=None):
         """Train on ``loader(utt) -> (T, D)`` frames of the bona fide and the spoofed utterances."""
         if not bonafide_utts or not spoof_utts:
             raise SpkrecError(f"a countermeasure needs bona fide and spoofed training utterances "
                               f"(got {len(bonafide_utts)} bona fide, {len(spoof_utts)} spoofed); check utt2attack")
-        self.bonafide_ = self._gmm().fit_utterances(loader, list(bonafide_utts), config)
-        self.spoof_ = self._gmm().fit_utterances(loader, list(spoof_utts), config)
+        self.bonafide_ = self._gmm(config).fit(loader, utt_ids=list(bonafide_utts))
+        self.spoof_ = self._gmm(config).fit(loader, utt_ids=list(spoof_utts))
         self.meta_ = dict(meta or {}, num_bonafide=len(bonafide_utts), num_spoof=len(spoof_utts))
         return self
 
@@ -107,7 +107,7 @@ class GMMCountermeasure:
         cm = cls()
         cm.bonafide_, cm.spoof_ = (DiagGMM.load(p) for p in paths)
         cm.meta_ = cm.bonafide_.meta_.get("cm", {})
-        cm.num_gauss = cm.bonafide_.num_gauss_
+        cm.n_components = cm.bonafide_.n_components_
         if cm.spoof_.dim_ != cm.bonafide_.dim_:
             raise SpkrecError(f"{model_dir}: bona fide and spoof GMMs differ in dimension; retrain the CM")
         return cm
