@@ -222,3 +222,13 @@ def test_gmm_ubm_bundle_is_refused_in_one_line(bundle, tmp_path, capsys):
                  "--out", str(tmp_path / "gmm")]) == 0
     wav = r / "conv" / "wav" / "conv001.wav"
     assert "i-vector or RNN" in _one_error(capsys, "diarize", tmp_path / "gmm", wav, "--rttm", tmp_path / "x.rttm")
+
+
+def test_resegmentation_ubm_without_a_system_ubm():
+    """Without a UBM in the system, resegmentation trains a small DiagGMM on the recording's frames."""
+    import numpy as np
+    from spkrec.diarization.resegment import train_ubm
+    X = np.random.default_rng(0).normal(size=(800, 5)).astype(np.float32)
+    ubm = train_ubm(X, num_gauss=16)
+    assert ubm.means_.shape == (16, 5) and np.isfinite(ubm.score(X))
+    assert train_ubm(X[:120], num_gauss=16).means_.shape == (2, 5)   # at most one Gaussian per 50 frames

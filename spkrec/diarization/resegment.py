@@ -17,7 +17,7 @@ def train_ubm(X, num_gauss=16, random_state=0):
     """A small DiagGMM on the recording's own frames (when the system has no UBM)."""
     from spkrec.gmm import DiagGMM
     g = max(1, min(int(num_gauss), len(X) // 50))
-    return DiagGMM(num_gauss=g, num_iters=5, random_state=random_state).fit(np.asarray(X, np.float32))
+    return DiagGMM(n_components=g, n_iter=5, random_state=random_state).fit(np.asarray(X, np.float32))
 
 
 def viterbi(loglik, penalty):
