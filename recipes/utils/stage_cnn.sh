@@ -74,6 +74,6 @@ run_cnn_stage() {
   if run_stage 12 "CNN speaker embeddings ($cnn_arch, when PyTorch is installed) and their bundles" \
       "$exp/scores/cnn_softmax_id.txt"; then
     cnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$cnn_epochs" "$cnn_arch"
-    have_torch && cnn_bundles "$data/test" "$exp"
+    if have_torch; then cnn_bundles "$data/test" "$exp"; fi
   fi
 }
