@@ -11,7 +11,7 @@ import os
 from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
                                feature_options, finite_float, fraction, parallel_config, positive_float,
                                positive_int, probability)
-from spkrec.cli.rnn import MODEL_FILE, _labels
+from spkrec.cli.rnn import MODEL_FILE, _labels, train_embedder
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
@@ -117,22 +117,7 @@ def run_train(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
     from spkrec.embeddings.cnn import CNNEmbedder
-    from spkrec.io.atomic import write_text_atomic
-    opts = _feature_opts(args)
-    loader = feature_loader(args.data, opts, command_options(args))
-    utts = loader.utt_ids
-    model = CNNEmbedder(**_params(args))
-    model.meta_ = {"features": opts}
-    model.fit(utts, _labels(args.data, utts), loader=loader, checkpoint_dir=args.out_dir,
-              resume=not args.no_resume, config=parallel_config(args))
-    model.save(os.path.join(args.out_dir, MODEL_FILE))
-    write_text_atomic(os.path.join(args.out_dir, "history.json"), json.dumps(model.history_, indent=1) + "\n")
-    last = model.history_[-1] if model.history_ else None
-    if last:
-        log.info("trained %d epochs: final loss %.4f%s; model in %s", last["epoch"], last["loss"],
-                 "" if last["val_eer"] is None else f", validation EER {100 * last['val_eer']:.2f} %",
-                 os.path.join(args.out_dir, MODEL_FILE))
-    return 0
+    return train_embedder(CNNEmbedder(**_params(args)), args, _feature_opts(args))
 
 
 # ---------------------------------------------------------------------------------------------- classify-cnn

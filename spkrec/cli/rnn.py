@@ -86,10 +86,14 @@ def run_train(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
     from spkrec.embeddings.train import RNNEmbedder
-    opts = feature_options(args)
+    return train_embedder(RNNEmbedder(**_params(args)), args, feature_options(args))
+
+
+def train_embedder(model, args, opts):
+    """train-rnn / train-cnn: fit ``model`` on ``args.data`` (features ``opts``) with checkpoints in
+    ``args.out_dir``, then write final.pt and history.json there."""
     loader = feature_loader(args.data, opts, command_options(args))
     utts = loader.utt_ids
-    model = RNNEmbedder(**_params(args))
     model.meta_ = {"features": opts}
     model.fit(utts, _labels(args.data, utts), loader=loader, checkpoint_dir=args.out_dir,
               resume=not args.no_resume, config=parallel_config(args))
