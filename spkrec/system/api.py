@@ -130,17 +130,10 @@ class System:
         raw = self.engine.score_many(arrays, owners, [rep])
         if self.norm is None:
             return raw[:, 0]
-        from spkrec.backend.score_norm import METHODS
+        from spkrec.backend.score_norm import normalise
         test_cohort = self.engine.score_many(*self.norm["models"], [rep]).T      # (1, C')
-        method, top_n = self.norm["method"], self.norm.get("top_n")
-        ec = arrays["norm.enroll_cohort"]
-        if method == "z":
-            return METHODS["z"](raw, ec)[:, 0]
-        if method == "t":
-            return METHODS["t"](raw, test_cohort)[:, 0]
-        if method == "as":
-            return METHODS["as"](raw, ec, test_cohort, top_n=top_n)[:, 0]
-        return METHODS["s"](raw, ec, test_cohort)[:, 0]
+        return normalise(self.norm["method"], raw, arrays["norm.enroll_cohort"], test_cohort,
+                         top_n=self.norm.get("top_n"))[:, 0]
 
     # ----------------------------------------------------------------------------- databases
     def new_db(self):
