@@ -74,10 +74,11 @@ def add_identify_args(parser):
 
 def run_identify(args):
     from spkrec.eval.identification import confusion_matrix, identification_scores, top_k_accuracy
+    from spkrec.io.datadir import c_sorted
     from spkrec.io.scores import read_scores
     utt2spk = _read_utt2spk(args.utt2spk)
     rows = read_scores(args.scores)
-    models = sorted({r[0] for r in rows}, key=lambda m: m.encode("utf-8"))
+    models = c_sorted({r[0] for r in rows})
     matrix, true_idx = identification_scores(rows, utt2spk, models, what=args.scores)
     result = {"top1": top_k_accuracy(matrix, true_idx, 1), "top_k": args.top_k,
               "topk": top_k_accuracy(matrix, true_idx, args.top_k),

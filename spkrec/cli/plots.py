@@ -112,13 +112,14 @@ def run_confusion(args):
     from spkrec.cli.eval import _read_utt2spk
     from spkrec.eval.identification import confusion_matrix, identification_scores, top_k_accuracy
     from spkrec.eval.plots import plot_confusion
+    from spkrec.io.datadir import c_sorted
     from spkrec.io.scores import read_scores
     utt2spk = _read_utt2spk(args.utt2spk)
     best = None
     for arg in args.systems:
         path, label = _split_label(arg)
         rows = read_scores(path)
-        models = sorted({r[0] for r in rows}, key=lambda m: m.encode("utf-8"))
+        models = c_sorted({r[0] for r in rows})
         try:
             matrix, true_idx = identification_scores(rows, utt2spk, models, what=path)
         except SpkrecError as err:

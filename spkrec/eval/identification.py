@@ -6,6 +6,7 @@ with the highest score. Model ids are speaker ids (the enrolment ids of the scor
 import numpy as np
 
 from spkrec.errors import SpkrecError
+from spkrec.io.datadir import c_sorted
 
 
 def identification_scores(rows, test_utt2spk, models=None, what="scores"):
@@ -33,7 +34,7 @@ def identification_scores(rows, test_utt2spk, models=None, what="scores"):
     """
     rows = list(rows)
     if models is None:
-        models = sorted({r[0] for r in rows}, key=lambda m: m.encode("utf-8"))
+        models = c_sorted({r[0] for r in rows})
     models = list(models)
     tests = list(test_utt2spk)
     if not models or not tests:

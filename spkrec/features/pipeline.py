@@ -15,16 +15,13 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic, write_text_atomic
+from spkrec.io.datadir import c_sorted
 from spkrec.io.kaldi_io import load_matrix, matrix_shape, read_scp, write_matrices, write_vectors
 from spkrec.parallel import SERIAL, chunk, map_items
 
 log = logging.getLogger("spkrec")
 
 CMVN_TYPES = ("sliding", "utterance", "none", "warp")
-
-
-def _c_sorted(keys):
-    return sorted(keys, key=lambda k: k.encode("utf-8"))
 
 
 class FeatureLoader:
@@ -297,7 +294,7 @@ def compute_features(data_dir, feat_dir, feat_type="mfcc", options=None, config=
     for n, frames, _ in results:
         scp_lines.update(read_scp(os.path.join(feat_dir, f"{prefix}.{n}.scp")))
         num_frames.update(frames)
-    keys = _c_sorted(scp_lines)
+    keys = c_sorted(scp_lines)
     write_lines_atomic(data.file("feats.scp"), [f"{k} {scp_lines[k]}" for k in keys])
     write_lines_atomic(data.file("utt2num_frames"), [f"{k} {num_frames[k]}" for k in keys])
     log.info("wrote %s and utt2num_frames (%d utterances, %d frames)", data.file("feats.scp"), len(keys),
@@ -372,7 +369,7 @@ def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERI
         raise SpkrecError(f"{data.file('feats.scp')}: empty; run `spkrec compute-feats` first")
     os.makedirs(vad_dir, exist_ok=True)
     prefix = f"vad_{data_name(data_dir)}"
-    items = [(u, feats[u], lines[u]) for u in _c_sorted(feats)]
+    items = [(u, feats[u], lines[u]) for u in c_sorted(feats)]
     jobs = list(enumerate(chunk(items, -(-len(items) // max(1, int(utts_per_chunk)))), 1))
     results = map_items(_compute_vad_chunk, jobs, parallel, desc=f"compute-vad {data_name(data_dir)}",
                         feats_scp=data.file("feats.scp"), vad_dir=vad_dir, prefix=prefix, options=opts,
@@ -385,7 +382,7 @@ def compute_vad(data_dir, vad_dir=None, options=None, config=None, parallel=SERI
             if voiced == 0:
                 log.warning("utterance %s has no voiced frames (of %d); it will be unusable for training "
                             "and scoring unless --vad-energy-threshold is lowered", utt, total)
-    keys = _c_sorted(scp_lines)
+    keys = c_sorted(scp_lines)
     voiced = sum(v for v, _ in stats.values())
     total = sum(t for _, t in stats.values())
     if stats and voiced == 0:

@@ -15,7 +15,7 @@ import os
 import re
 
 from spkrec.errors import SpkrecError
-from spkrec.io.datadir import read_table, write_data_dir, write_table
+from spkrec.io.datadir import c_sorted, read_table, write_data_dir, write_table
 from spkrec.io.trials import write_trials
 
 log = logging.getLogger("spkrec")
@@ -413,7 +413,7 @@ def _phrase_groups(data):
                           "every utterance (`<utt> <phrase>`, e.g. from `spkrec prepare-data fsdd`)")
     text = read_table(data.file("text"), 2, None, "text")
     groups = {}
-    for utt in sorted(data.utt2spk, key=lambda k: k.encode("utf-8")):
+    for utt in c_sorted(data.utt2spk):
         if utt not in text:
             raise SpkrecError(f"{data.file('text')}: no phrase for utterance {utt!r}; add a '<utt> <phrase>' line")
         groups.setdefault((data.utt2spk[utt], text[utt]), []).append(utt)
