@@ -258,6 +258,22 @@ def test_latin1_path_is_reported(tmp_path, capsys):
     assert "wav.scp:1: byte 0xe9 at column 17 is not UTF-8" in capsys.readouterr().out
 
 
+
+def test_non_utf8_trials_scores_and_config_name_the_file_and_line(tmp_path, capsys):
+    trials, scores, conf = tmp_path / "trials", tmp_path / "scores", tmp_path / "mfcc.conf"
+    trials.write_bytes(b"spk1 utt1 target\nspk\xe9 utt2 nontarget\n")
+    scores.write_bytes(b"spk1 utt1 0.5\nspk\xe9 utt2 0.1\n")
+    good_trials = tmp_path / "good_trials"
+    good_trials.write_text("spk1 utt1 target\n")
+    fails(capsys, ["evaluate", scores, good_trials], f"{scores}:2: byte 0xe9 at column 4 is not UTF-8")
+    good_scores = tmp_path / "good_scores"
+    good_scores.write_text("spk1 utt1 0.5\n")
+    fails(capsys, ["evaluate", good_scores, trials], f"{trials}:2: byte 0xe9 at column 4 is not UTF-8")
+    conf.write_bytes(b"--num-ceps=13\n# r\xe9glage\n")
+    data = write_data(tmp_path / "d", {"r1": flac("0001", "000010011")})
+    fails(capsys, ["compute-feats", "--config", conf, data, tmp_path / "f"], f"{conf}:2: byte 0xe9")
+
+
 def test_segment_ending_in_inf(tmp_path, capsys):
     data = write_data(tmp_path / "d", {"r1": flac("0001", "000010011")})
     (data / "utt2spk").write_text("0001-a 0001\n")

@@ -10,6 +10,7 @@ import inspect
 import os
 
 from spkrec.errors import SpkrecError
+from spkrec.io.text import utf8_lines
 
 # feature type (CLI name) -> function name in spkrec.features
 FEATURE_TYPES = {"mfcc": "mfcc", "fbank": "fbank", "plp": "plp", "rasta-plp": "rasta_plp",
@@ -60,13 +61,12 @@ def read_config(path):
     if not os.path.isfile(path):
         raise SpkrecError(f"{path}: config file not found; check the --config path")
     options = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
-                continue
-            key, value = parse_option(text, f"{path}:{lineno}")
-            options[key] = value
+    for lineno, line in utf8_lines(path):
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        key, value = parse_option(text, f"{path}:{lineno}")
+        options[key] = value
     return options
 
 

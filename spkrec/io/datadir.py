@@ -17,6 +17,7 @@ import os
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
+from spkrec.io.text import not_utf8_message
 
 log = logging.getLogger("spkrec")
 
@@ -64,12 +65,9 @@ def _parse_table(path, min_fields, max_fields, what, problems=None, check_sorted
     with open(path, encoding="utf-8", errors="surrogateescape") as f:
         for lineno, line in enumerate(f, 1):
             line = line.rstrip("\n").rstrip("\r")
-            bad = next((i for i, c in enumerate(line) if "\udc80" <= c <= "\udcff"), None)
-            if bad is not None:
-                raw = line.encode("utf-8", "surrogateescape")
-                problem(f"{path}:{lineno}: byte 0x{ord(line[bad]) - 0xDC00:02x} at column {bad + 1} is not UTF-8 "
-                        f"({raw[:80]!r}); spkrec reads tables as UTF-8: convert the file (e.g. `iconv -f latin1 "
-                        "-t utf-8`) and rename the files it names to UTF-8 names")
+            msg = not_utf8_message(path, lineno, line, names_files=True)
+            if msg is not None:
+                problem(msg)
                 continue
             fields = line.split()
             if not fields:

@@ -16,6 +16,7 @@ import re
 
 from spkrec.errors import SpkrecError
 from spkrec.io.datadir import c_sorted, read_table, write_data_dir, write_table
+from spkrec.io.text import utf8_lines
 from spkrec.io.trials import write_trials
 
 log = logging.getLogger("spkrec")
@@ -341,16 +342,15 @@ def convert_voxceleb_trials(path, known_utts):
     if not os.path.exists(path):
         raise SpkrecError(f"{path}: trial list not found; give the official list (e.g. veri_test2.txt)")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                raise SpkrecError(f"{path}:{lineno}: blank line in the trial list; remove it")
-            if len(fields) != 3 or fields[0] not in ("0", "1"):
-                raise SpkrecError(f"{path}:{lineno}: expected '<1|0> <id>/<video>/<n>.wav "
-                                  f"<id>/<video>/<n>.wav', got {line.strip()[:80]!r}; fix this line")
-            rows.append((_voxceleb_utt(fields[1], path, lineno, known_utts),
-                         _voxceleb_utt(fields[2], path, lineno, known_utts), fields[0] == "1"))
+    for lineno, line in utf8_lines(path):
+        fields = line.split()
+        if not fields:
+            raise SpkrecError(f"{path}:{lineno}: blank line in the trial list; remove it")
+        if len(fields) != 3 or fields[0] not in ("0", "1"):
+            raise SpkrecError(f"{path}:{lineno}: expected '<1|0> <id>/<video>/<n>.wav "
+                              f"<id>/<video>/<n>.wav', got {line.strip()[:80]!r}; fix this line")
+        rows.append((_voxceleb_utt(fields[1], path, lineno, known_utts),
+                     _voxceleb_utt(fields[2], path, lineno, known_utts), fields[0] == "1"))
     return rows
 
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
+from spkrec.io.text import utf8_lines
 from spkrec.io.trials import read_trials_with_lines
 
 
@@ -19,30 +20,29 @@ def read_scores_with_lines(path):
     if not os.path.exists(path):
         raise SpkrecError(f"{path}: score file not found; run the scoring stage first")
     rows, lines, seen = [], [], {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                raise SpkrecError(f"{path}:{lineno}: blank line in score file; remove it")
-            if len(fields) != 3:
-                raise SpkrecError(f"{path}:{lineno}: expected 3 fields (<enroll-id> <test-id> <score>), got "
-                                  f"{len(fields)} ({line.strip()[:60]!r}); fix this line")
-            try:
-                score = float(fields[2])
-            except ValueError:
-                raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; "
-                                  "fix this line") from None
-            if not math.isfinite(score):
-                raise SpkrecError(f"{path}:{lineno}: score is {_show(score)}; re-run the scoring stage "
-                                  "(a model or vector is probably degenerate; metrics such as Cllr would be "
-                                  "infinite or undefined)")
-            pair = (fields[0], fields[1])
-            if pair in seen:
-                raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
-                                  "score each trial once")
-            seen[pair] = lineno
-            rows.append((fields[0], fields[1], score))
-            lines.append(lineno)
+    for lineno, line in utf8_lines(path):
+        fields = line.split()
+        if not fields:
+            raise SpkrecError(f"{path}:{lineno}: blank line in score file; remove it")
+        if len(fields) != 3:
+            raise SpkrecError(f"{path}:{lineno}: expected 3 fields (<enroll-id> <test-id> <score>), got "
+                              f"{len(fields)} ({line.strip()[:60]!r}); fix this line")
+        try:
+            score = float(fields[2])
+        except ValueError:
+            raise SpkrecError(f"{path}:{lineno}: score {fields[2]!r} is not a number; "
+                              "fix this line") from None
+        if not math.isfinite(score):
+            raise SpkrecError(f"{path}:{lineno}: score is {_show(score)}; re-run the scoring stage "
+                              "(a model or vector is probably degenerate; metrics such as Cllr would be "
+                              "infinite or undefined)")
+        pair = (fields[0], fields[1])
+        if pair in seen:
+            raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
+                              "score each trial once")
+        seen[pair] = lineno
+        rows.append((fields[0], fields[1], score))
+        lines.append(lineno)
     return rows, lines
 
 

@@ -9,6 +9,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
+from spkrec.io.text import utf8_lines
 
 LABELS = {"target": True, "nontarget": False}
 
@@ -21,29 +22,28 @@ def read_trials_with_lines(path, require_labels=True):
                           "`spkrec prepare-data voxceleb1 ... --trials FILE`")
     rows, lines, seen = [], [], {}
     min_fields = 3 if require_labels else 2
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                raise SpkrecError(f"{path}:{lineno}: blank line in trials; remove it")
-            if not min_fields <= len(fields) <= 3:
-                expect = "3 fields (<enroll-id> <test-id> target|nontarget)" if require_labels else \
-                    "2 or 3 fields (<enroll-id> <test-id> [target|nontarget])"
-                raise SpkrecError(f"{path}:{lineno}: expected {expect}, got {len(fields)} "
-                                  f"({line.strip()[:60]!r}); fix this line")
-            label = None
-            if len(fields) == 3:
-                if fields[2] not in LABELS:
-                    raise SpkrecError(f"{path}:{lineno}: trial label {fields[2]!r} is not 'target' or "
-                                      "'nontarget'; fix this line")
-                label = LABELS[fields[2]]
-            pair = (fields[0], fields[1])
-            if pair in seen:
-                raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
-                                  "list each trial once")
-            seen[pair] = lineno
-            rows.append((fields[0], fields[1], label))
-            lines.append(lineno)
+    for lineno, line in utf8_lines(path):
+        fields = line.split()
+        if not fields:
+            raise SpkrecError(f"{path}:{lineno}: blank line in trials; remove it")
+        if not min_fields <= len(fields) <= 3:
+            expect = "3 fields (<enroll-id> <test-id> target|nontarget)" if require_labels else \
+                "2 or 3 fields (<enroll-id> <test-id> [target|nontarget])"
+            raise SpkrecError(f"{path}:{lineno}: expected {expect}, got {len(fields)} "
+                              f"({line.strip()[:60]!r}); fix this line")
+        label = None
+        if len(fields) == 3:
+            if fields[2] not in LABELS:
+                raise SpkrecError(f"{path}:{lineno}: trial label {fields[2]!r} is not 'target' or "
+                                  "'nontarget'; fix this line")
+            label = LABELS[fields[2]]
+        pair = (fields[0], fields[1])
+        if pair in seen:
+            raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
+                              "list each trial once")
+        seen[pair] = lineno
+        rows.append((fields[0], fields[1], label))
+        lines.append(lineno)
     return rows, lines
 
 
