@@ -119,3 +119,21 @@ def test_classify_rnn_scores_every_pair(dirs, capsys):
     np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)
     assert (root / "conf.png").stat().st_size > 0
     assert main(["identify", str(scores), os.path.join(dirs["test"], "utt2spk")]) == 0
+
+
+def test_classify_cnn_shares_the_classifier_report(dirs, capsys):
+    """classify-cnn goes through the same closed-set path as classify-rnn: every pair scored, posteriors
+    summing to one, the top-k line and the confusion image."""
+    root = dirs["root"]
+    scores = root / "classify_cnn.txt"
+    assert main(["classify-cnn", "--arch", "vgg", "--channels", "2", "--embed-dim", "16", "--epochs", "1",
+                 "--crop-frames", "40", "--batch-speakers", "4", "--batch-utts", "2", "--window", "100",
+                 "--shift", "100", "--confusion", str(root / "conf_cnn.png"),
+                 dirs["enroll"], dirs["test"], str(scores)]) == 0
+    out = capsys.readouterr().out
+    assert "classify-cnn: 24 test utterances, 12 speakers: top-1" in out
+    rows = [line.split() for line in scores.read_text().splitlines()]
+    assert len(rows) == 12 * 24 and {r[0] for r in rows} == set(dirs["spks"])
+    logp = np.array([float(r[2]) for r in rows]).reshape(24, 12)
+    np.testing.assert_allclose(np.exp(logp).sum(1), 1.0, atol=1e-4)
+    assert (root / "conf_cnn.png").stat().st_size > 0

@@ -11,7 +11,7 @@ import os
 from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
                                feature_options, finite_float, fraction, parallel_config, positive_float,
                                positive_int, probability)
-from spkrec.cli.rnn import MODEL_FILE, _labels, train_embedder
+from spkrec.cli.rnn import MODEL_FILE, classify_embedder, train_embedder
 from spkrec.errors import SpkrecError
 
 log = logging.getLogger("spkrec")
@@ -127,6 +127,7 @@ def add_classify(p):
     _add_feature_args(p)
     add_parallel_args(p)
     p.add_argument("--top-k", type=positive_int, default=5, help="also report top-k accuracy (default 5)")
+    p.add_argument("--confusion", metavar="PNG", default=None, help="write the confusion-matrix image here")
     p.add_argument("--model-dir", default=None, help="keep the classifier, its checkpoint and loss curve here")
     p.add_argument("enroll", metavar="ENROLL_DATA", help="enrolment data dir (feats.scp [vad.scp] utt2spk)")
     p.add_argument("test", metavar="TEST_DATA", help="test data dir (feats.scp [vad.scp] [utt2spk])")
@@ -136,31 +137,9 @@ def add_classify(p):
 def run_classify(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
-    from spkrec.embeddings.classify import classify_closed_set, identification_report
     from spkrec.embeddings.cnn import CNNEmbedder
-    from spkrec.io.datadir import DataDir
-    from spkrec.io.scores import write_scores
-    opts = _feature_opts(args)
-    commands = command_options(args)
-    enroll_loader, test_loader = feature_loader(args.enroll, opts, commands), feature_loader(args.test, opts, commands)
-    enroll_utts = enroll_loader.utt_ids
-    model, rows = classify_closed_set(enroll_utts, _labels(args.enroll, enroll_utts), test_loader.utt_ids,
-                                      enroll_loader=enroll_loader, test_loader=test_loader,
-                                      config=parallel_config(args), checkpoint_dir=args.model_dir,
-                                      embedder=CNNEmbedder, **_params(args, for_classifier=True))
-    write_scores(args.scores, rows)
-    if args.model_dir:
-        model.meta_ = {"features": opts}
-        model.save(os.path.join(args.model_dir, MODEL_FILE))
-    test = DataDir(args.test)
-    if test.has("utt2spk"):
-        utt2spk = {u: test.utt2spk[u] for u in test_loader.utt_ids if u in test.utt2spk}
-        if set(utt2spk.values()) <= set(model.classes_) and len(utt2spk) == len(test_loader.utt_ids):
-            top1, topk, k = identification_report(rows, utt2spk, args.top_k, what=args.scores)
-            print(f"classify-cnn: {len(utt2spk)} test utterances, {len(model.classes_)} speakers: "
-                  f"top-1 {100 * top1:.2f} %, top-{k} {100 * topk:.2f} %")
-    log.info("wrote %s (%d scores)", args.scores, len(rows))
-    return 0
+    return classify_embedder(args, _feature_opts(args), _params(args, for_classifier=True), "classify-cnn",
+                             embedder=CNNEmbedder)
 
 
 # ---------------------------------------------------------------------------------------------- identify-knn

@@ -156,17 +156,21 @@ def add_classify(p):
 def run_classify(args):
     from spkrec.embeddings._torch import require_torch
     require_torch()
+    return classify_embedder(args, feature_options(args), _params(args, for_classifier=True), "classify-rnn")
+
+
+def classify_embedder(args, opts, params, verb, embedder=None):
+    """classify-rnn / classify-cnn: train the closed-set classifier on ENROLL, score TEST, report top-k."""
     from spkrec.embeddings.classify import classify_closed_set, identification_report
     from spkrec.io.datadir import DataDir
     from spkrec.io.scores import write_scores
-    opts = feature_options(args)
     commands = command_options(args)
     enroll_loader, test_loader = feature_loader(args.enroll, opts, commands), feature_loader(args.test, opts, commands)
     enroll_utts = enroll_loader.utt_ids
     model, rows = classify_closed_set(enroll_utts, _labels(args.enroll, enroll_utts), test_loader.utt_ids,
                                       enroll_loader=enroll_loader, test_loader=test_loader,
                                       config=parallel_config(args), checkpoint_dir=args.model_dir,
-                                      **_params(args, for_classifier=True))
+                                      embedder=embedder, **params)
     write_scores(args.scores, rows)
     if args.model_dir:
         model.meta_ = {"features": opts}
@@ -176,7 +180,7 @@ def run_classify(args):
         utt2spk = {u: test.utt2spk[u] for u in test_loader.utt_ids if u in test.utt2spk}
         if set(utt2spk.values()) <= set(model.classes_) and len(utt2spk) == len(test_loader.utt_ids):
             top1, topk, k = identification_report(rows, utt2spk, args.top_k, what=args.scores)
-            print(f"classify-rnn: {len(utt2spk)} test utterances, {len(model.classes_)} speakers: "
+            print(f"{verb}: {len(utt2spk)} test utterances, {len(model.classes_)} speakers: "
                   f"top-1 {100 * top1:.2f} %, top-{k} {100 * topk:.2f} %")
             if args.confusion:
                 from spkrec.eval.identification import confusion_matrix, identification_scores
