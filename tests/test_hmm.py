@@ -116,10 +116,10 @@ def phrase_data(n=20, seed=0, shift=0.0):
 
 def test_em_log_likelihood_never_decreases():
     utts = phrase_data()
-    hmm = PhraseHMM(num_states=3, num_mix=2, num_iters=12, num_iters_per_split=3, var_floor=1e-4).fit(utts)
+    hmm = PhraseHMM(n_states=3, n_components=2, n_iter=12, n_iter_per_split=3, var_floor=1e-4).fit(utts)
     hist = np.array(hmm.loglik_history_)
     assert len(hist) == 12 and np.all(np.diff(hist) >= -1e-6)
-    one = PhraseHMM(num_states=3, num_mix=1, num_iters=8, num_iters_per_split=0, var_floor=1e-4).fit(utts)
+    one = PhraseHMM(n_states=3, n_components=1, n_iter=8, n_iter_per_split=0, var_floor=1e-4).fit(utts)
     assert np.all(np.diff(one.loglik_history_) >= -1e-6)
     # the trained model finds the three segments in order
     np.testing.assert_allclose(one.means_[:, 0], [[0, 0], [3, 1], [1, 4]], atol=0.5)
@@ -127,7 +127,7 @@ def test_em_log_likelihood_never_decreases():
 
 
 def test_map_limits_and_closed_form():
-    si = PhraseHMM(num_states=3, num_mix=2, num_iters=3, num_iters_per_split=2).fit(phrase_data())
+    si = PhraseHMM(n_states=3, n_components=2, n_iter=3, n_iter_per_split=2).fit(phrase_data())
     enrol = phrase_data(3, seed=5, shift=0.7)
     same = si.map_adapt(enrol, relevance_factor=1e12)
     np.testing.assert_allclose(same.means_, si.means_, atol=1e-9)
@@ -227,3 +227,24 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "s9_alpha_0 has 2 frames, fewer than the HMM's 3 states" in err[0]
     assert not (root / "short.npz").exists()
+
+
+def test_scikit_learn_params_clone_and_old_files(tmp_path):
+    from sklearn.base import clone
+    from spkrec.hmm import PhraseHMMSet
+    from spkrec.io.atomic import load_npz, save_npz
+    hmm = PhraseHMM(n_states=3, n_components=2, n_iter=2, n_iter_per_split=1)
+    assert hmm.get_params()["n_components"] == 2 and "num_mix" not in hmm.get_params()
+    fitted = hmm.fit(phrase_data())
+    twin = clone(fitted)
+    assert twin.get_params() == fitted.get_params() and not hasattr(twin, "means_")
+    np.testing.assert_allclose(twin.fit(phrase_data()).means_, fitted.means_)
+    assert hmm.set_params(n_states=4).n_states == 4 and "n_states=4" in repr(hmm)
+    # a model file written with the old names (num_states, num_mix, num_iters) still loads
+    PhraseHMMSet({"a": fitted}).save(tmp_path / "new.npz")
+    arrays, meta = load_npz(tmp_path / "new.npz", "PhraseHMMSet")
+    meta["hyper"] = {"num_states": 3, "num_mix": 2, "num_iters": 7, "num_iters_per_split": 1}
+    save_npz(tmp_path / "old.npz", "PhraseHMMSet", arrays, meta)
+    old = PhraseHMMSet.load(tmp_path / "old.npz")["a"]
+    assert (old.n_states, old.n_components, old.n_iter) == (3, 2, 7)
+    np.testing.assert_array_equal(old.means_, fitted.means_)

@@ -90,9 +90,9 @@ def run_train_hmm(args):
     for (_, phrase), utts in _groups(args.data, loader).items():
         phrase2utt.setdefault(phrase, []).extend(utts)
     start = time.time()
-    si = train_phrase_hmms(loader, phrase2utt, parallel_config(args), num_states=args.num_states,
-                           num_mix=args.num_mix, num_iters=args.num_iters,
-                           num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
+    si = train_phrase_hmms(loader, phrase2utt, parallel_config(args), n_states=args.num_states,
+                           n_components=args.num_mix, n_iter=args.num_iters,
+                           n_iter_per_split=args.num_iters_per_split, var_floor=args.var_floor,
                            random_state=args.seed)
     si.meta["features"] = opts
     si.save(os.path.join(args.out_dir, SI_FILE))

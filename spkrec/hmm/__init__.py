@@ -2,7 +2,7 @@
 
 Public API::
 
-    PhraseHMM(num_states=5, num_mix=2, ...)  .fit(utterances) / .map_adapt(utterances, relevance_factor)
+    PhraseHMM(n_states=5, n_components=2, ...)  .fit(utterances) / .map_adapt(utterances, relevance_factor)
                                              .score_utterance(X, method) / .decode(X) / .posteriors(X)
     PhraseHMMSet({phrase: PhraseHMM})        speaker-independent models of all phrases in one .npz
     SpeakerHMMs(speakers, phrases, means)    MAP-adapted speaker x phrase models in one .npz

@@ -23,12 +23,12 @@ BACKGROUNDS = ("claimed", "all")
 METHODS = ("forward", "viterbi")
 
 
-def _load(loader, utts, num_states, what):
+def _load(loader, utts, n_states, what):
     xs = []
     for u in utts:
         X = np.asarray(loader(u), dtype=np.float64)
-        if len(X) < num_states:
-            raise SpkrecError(f"{what} utterance {u} has {len(X)} frames, fewer than the HMM's {num_states} "
+        if len(X) < n_states:
+            raise SpkrecError(f"{what} utterance {u} has {len(X)} frames, fewer than the HMM's {n_states} "
                               "states; remove it from the data dir or use fewer --num-states")
         xs.append(X)
     return xs
@@ -38,7 +38,7 @@ def _train_chunk(items, loader, hyper):
     out = []
     for phrase, utts in items:
         hmm = PhraseHMM(**hyper)
-        out.append((phrase, hmm.fit(_load(loader, utts, hmm.num_states, f"training (phrase {phrase!r})"))))
+        out.append((phrase, hmm.fit(_load(loader, utts, hmm.n_states, f"training (phrase {phrase!r})"))))
     return out
 
 
@@ -55,7 +55,7 @@ def _enroll_chunk(items, loader, si, relevance):
     out = []
     for (spk, phrase), utts in items:
         hmm = si[phrase]
-        xs = _load(loader, utts, hmm.num_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
+        xs = _load(loader, utts, hmm.n_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
         adapted = hmm.map_adapt(xs, relevance)
         out.append((spk, phrase, adapted.means_, sum(len(x) for x in xs)))
     return out

@@ -15,8 +15,11 @@ from spkrec.hmm.model import PhraseHMM
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.prepare import td_model_id
 
-HYPER = ("num_states", "num_mix", "num_iters", "num_iters_per_split", "var_floor", "self_loop",
+HYPER = ("n_states", "n_components", "n_iter", "n_iter_per_split", "var_floor", "self_loop",
          "end_in_last", "random_state")
+
+OLD_NAMES = {"num_states": "n_states", "num_mix": "n_components", "num_iters": "n_iter",
+             "num_iters_per_split": "n_iter_per_split"}   # files written before the scikit-learn names
 
 
 model_id = td_model_id
@@ -60,12 +63,12 @@ class PhraseHMMSet:
     @classmethod
     def load(cls, path):
         a, meta = load_npz(path, "PhraseHMMSet")
-        hyper = meta.pop("hyper", {})
+        hyper = {OLD_NAMES.get(k, k): v for k, v in meta.pop("hyper", {}).items()}
         models = {}
         for i, phrase in enumerate(a["phrases"].tolist()):
             m = PhraseHMM.from_params(a["startprob"][i], a["transmat"][i], a["weights"][i], a["means"][i],
                                       a["variances"][i], **{k: v for k, v in hyper.items()
-                                                             if k not in ("num_states", "num_mix")})
+                                                             if k not in ("n_states", "n_components")})
             m.var_floor_ = a["var_floor"][i]
             models[phrase] = m
         return cls(models, meta)
