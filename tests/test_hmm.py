@@ -149,6 +149,31 @@ def test_map_limits_and_closed_form():
     assert all(adapted.score(X) > si.score(X) for X in test)
 
 
+def test_map_weights_and_variances_closed_form():
+    """adapt="mwv": weights renormalised within each state, variances by Reynolds' formula, on the SI
+    alignment (sums over the posteriors written out here); relevance -> infinity keeps the SI model."""
+    si = PhraseHMM(n_states=3, n_components=2, n_iter=3, n_iter_per_split=2).fit(phrase_data())
+    enrol = phrase_data(3, seed=5, shift=0.7)
+    same = si.map_adapt(enrol, 1e12, adapt="mwv")
+    for name in ("means_", "weights_", "variances_"):
+        np.testing.assert_allclose(getattr(same, name), getattr(si, name), atol=1e-9)
+    r = 3.0
+    N = F = S2 = 0
+    for X in enrol:
+        comp = si.posteriors(X)[2]
+        N, F, S2 = N + comp.sum(0), F + np.einsum("tsm,td->smd", comp, X), S2 + np.einsum("tsm,td->smd", comp, X * X)
+    alpha = N / (N + r)
+    w = alpha * N / N.sum(1, keepdims=True) + (1 - alpha) * si.weights_
+    mu = alpha[..., None] * F / N[..., None] + (1 - alpha[..., None]) * si.means_
+    var = alpha[..., None] * S2 / N[..., None] + (1 - alpha[..., None]) * (si.variances_ + si.means_ ** 2) - mu ** 2
+    got = si.map_adapt(enrol, r, adapt="mwv")
+    np.testing.assert_allclose(got.weights_, w / w.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(got.means_, mu, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got.variances_, np.maximum(var, si.var_floor_), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(si.map_adapt(enrol, r, adapt="mw").variances_, si.variances_)
+    np.testing.assert_allclose(si.map_adapt(enrol, r, adapt="mw").weights_, got.weights_)
+
+
 # ---------------------------------------------------------------------- data dirs, trials and the CLI
 def _data_dir(path, feats, utt2spk, text):
     os.makedirs(path, exist_ok=True)
@@ -203,7 +228,7 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
         assert main(["make-td-trials", "--num-folds", "2", "--num-enroll", "1", data, str(root / "folds")]) == 0
     feat = ["--deltas-order", "0", "--cmvn", "none"]
     assert main(["train-hmm", "--num-states", "3", "--num-mix", "2", *feat, str(fold / "train"), str(root / "si")]) == 0
-    assert main(["enroll-hmm", "--relevance-factor", "2", str(root / "si"), str(fold / "enroll"),
+    assert main(["enroll-hmm", "--relevance-factor", "2", "--adapt", "mwv", str(root / "si"), str(fold / "enroll"),
                  str(root / "spk")]) == 0
     assert main(["score-hmm", str(root / "si"), str(root / "spk"), str(fold / "test"), str(fold / "test" / "trials"),
                  str(root / "scores.txt")]) == 0

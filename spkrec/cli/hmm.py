@@ -106,7 +106,9 @@ def run_train_hmm(args):
 # ---------------------------------------------------------------------- enroll-hmm
 def add_enroll_hmm(p):
     p.add_argument("--relevance-factor", type=positive_float, default=16.0,
-                   help="MAP relevance factor r of the state means (default 16)")
+                   help="MAP relevance factor r (default 16)")
+    p.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m",
+                   help="adapt the state means (m), also the weights (mw), also the variances (mwv) (default m)")
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
@@ -121,7 +123,7 @@ def run_enroll_hmm(args):
     loader = feature_loader(args.enroll_data, opts, command_options(args))
     _check_dim(si, args.si, loader)
     models = enroll_speaker_hmms(si, loader, _groups(args.enroll_data, loader), args.relevance_factor,
-                                 parallel_config(args))
+                                 parallel_config(args), args.adapt)
     out = model_file(args.out_models, MODELS_FILE)
     models.save(out)
     log.info("wrote %d speaker x phrase models to %s", len(models), out)

@@ -266,21 +266,26 @@ class PhraseHMM(BaseEstimator):
         return self.baum_welch(utterances, self.n_iter)
 
     # ------------------------------------------------------------------ MAP adaptation
-    def map_stats(self, utterances):
-        """Zeroth/first-order statistics of the S*M Gaussians: ``N (S*M,), F (S*M, D)`` (state posteriors
-        from forward-backward times the state's component posteriors)."""
+    def map_adapt(self, utterances, relevance_factor=16.0, adapt="m"):
+        """A copy MAP-adapted to ``utterances`` (Reynolds et al. 2000, per Gaussian, relevance r): the state
+        means (``adapt="m"``), also the weights within each state (``"mw"``), also the variances (``"mwv"``).
+        The alignment is this (speaker-independent) model's forward-backward; transitions are kept."""
+        from types import SimpleNamespace
         acc = self.accumulate(utterances)
-        S, M, D = self.means_.shape
-        return acc["N"].reshape(S * M), acc["F"].reshape(S * M, D)
-
-    def map_adapt(self, utterances, relevance_factor=16.0):
-        """A copy with MAP-adapted state means (Reynolds et al. 2000, per Gaussian, relevance r); the
-        alignment is this (speaker-independent) model's; weights, variances, transitions are kept."""
-        N, F = self.map_stats(utterances)
-        means = map_adapt_stats(self.flat_gmm(), N[None], F[None], relevance_factor=relevance_factor)["means"][0]
-        return self.with_means(means.reshape(self.means_.shape))
+        # states as the batch axis of the mixture core's MAP: weights are renormalised within each state
+        prior = SimpleNamespace(weights_=self.weights_, means_=self.means_, variances_=self.variances_,
+                                var_floor_=getattr(self, "var_floor_", 0.0))
+        p = map_adapt_stats(prior, acc["N"], acc["F"], acc["S2"], relevance_factor=relevance_factor, adapt=adapt)
+        return self.with_params(p["means"], p.get("weights"), p.get("variances"))
 
     def with_means(self, means):
         """A copy of this model with other means (S, M, D)."""
-        return PhraseHMM.from_params(self.startprob_, self.transmat_, self.weights_, means, self.variances_,
-                                     **self.get_params())
+        return self.with_params(means)
+
+    def with_params(self, means, weights=None, variances=None):
+        """A copy with other means (S, M, D), and weights (S, M) / variances (S, M, D) unless None (kept)."""
+        hmm = PhraseHMM.from_params(self.startprob_, self.transmat_,
+                                    self.weights_ if weights is None else weights, means,
+                                    self.variances_ if variances is None else variances, **self.get_params())
+        hmm.var_floor_ = getattr(self, "var_floor_", hmm.var_floor_)
+        return hmm

@@ -51,28 +51,32 @@ def train_phrase_hmms(loader, phrase2utt, config=SERIAL, **hyper):
     return PhraseHMMSet([r for part in parts for r in part])
 
 
-def _enroll_chunk(items, loader, si, relevance):
+def _enroll_chunk(items, loader, si, relevance, adapt):
     out = []
     for (spk, phrase), utts in items:
         hmm = si[phrase]
         xs = _load(loader, utts, hmm.n_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
-        adapted = hmm.map_adapt(xs, relevance)
-        out.append((spk, phrase, adapted.means_, sum(len(x) for x in xs)))
+        adapted = hmm.map_adapt(xs, relevance, adapt)
+        out.append((spk, phrase, adapted, sum(len(x) for x in xs)))
     return out
 
 
-def enroll_speaker_hmms(si, loader, groups, relevance_factor=16.0, config=SERIAL):
-    """MAP-adapt the SI model of each ``(speaker, phrase): [utt, ...]`` group; returns :class:`SpeakerHMMs`."""
+def enroll_speaker_hmms(si, loader, groups, relevance_factor=16.0, config=SERIAL, adapt="m"):
+    """MAP-adapt the SI model of each ``(speaker, phrase): [utt, ...]`` group (``adapt``: ``m``, ``mw``,
+    ``mwv``: means, also weights, also variances); returns :class:`SpeakerHMMs`."""
     items = sorted(groups.items())
     for (spk, phrase), _ in items:
         if phrase not in si:
             raise SpkrecError(f"enrolment of speaker {spk}: phrase {phrase!r} has no HMM (phrases: "
                               f"{', '.join(si.phrases)}); train it or leave those utterances out")
     parts = map_chunks(_enroll_chunk, items, config, desc="enroll-hmm", loader=loader, si=si,
-                       relevance=float(relevance_factor))
+                       relevance=float(relevance_factor), adapt=adapt)
     res = [r for part in parts for r in part]
-    return SpeakerHMMs([r[0] for r in res], [r[1] for r in res], np.stack([r[2] for r in res]),
-                       [r[3] for r in res], relevance_factor)
+    ms = [r[2] for r in res]
+    return SpeakerHMMs([r[0] for r in res], [r[1] for r in res], np.stack([m.means_ for m in ms]),
+                       [r[3] for r in res], relevance_factor,
+                       np.stack([m.weights_ for m in ms]) if "w" in adapt else None,
+                       np.stack([m.variances_ for m in ms]) if "v" in adapt else None)
 
 
 def _utt_loglik(hmm, lf, method):
@@ -105,7 +109,7 @@ def _score_chunk(items, loader, si, speakers, method, background):
                             .astype(np.float64).reshape(len(allX), len(phrases), S, M))
     needed = sorted({speakers.index[m] for _, mids in items for m in mids})
     col = {i: k for k, i in enumerate(needed)}
-    spk_models = [si[speakers.phrases[i]].with_means(speakers.means[i]) for i in needed]
+    spk_models = [speakers.model_at(i, si) for i in needed]
     lf_spk = _logsumexp_last(_stacked(spk_models, D).component_loglik(allX)
                              .astype(np.float64).reshape(len(allX), len(needed), S, M))
     out, start = [], 0
