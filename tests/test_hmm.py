@@ -236,6 +236,15 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
     scores = np.array([float(line.split()[2]) for line in (root / "scores.txt").read_text().splitlines()])
     assert scores[kinds == "target"].mean() > scores[kinds == "impostor_correct"].mean()
     assert scores[kinds == "target"].min() > scores[kinds == "target_wrong"].max()   # reversed segments
+    # one pass, both backgrounds: the same scores as two runs
+    trials = str(fold / "test" / "trials")
+    assert main(["score-hmm", "--other-background-scores", str(root / "claimed_too.txt"), str(root / "si"),
+                 str(root / "spk"), str(fold / "test"), trials, str(root / "both.txt")]) == 0
+    assert main(["score-hmm", "--background", "claimed", str(root / "si"), str(root / "spk"), str(fold / "test"),
+                 trials, str(root / "claimed.txt")]) == 0
+    assert (root / "both.txt").read_text() == (root / "scores.txt").read_text()
+    assert (root / "claimed_too.txt").read_text() == (root / "claimed.txt").read_text()
+    assert (root / "claimed.txt").read_text() != (root / "scores.txt").read_text()
     capsys.readouterr()
     # a trial whose phrase has no model
     bad = root / "bad_trials"

@@ -136,6 +136,9 @@ def add_score_hmm(p):
     p.add_argument("--background", choices=["all", "claimed"], default="all",
                    help="denominator: the best SI model of all phrases (all) or the claimed phrase's SI model "
                         "(claimed) (default all)")
+    p.add_argument("--other-background-scores", default=None, metavar="FILE",
+                   help="also write the scores against the other background (claimed if --background all, and "
+                        "the reverse) to FILE, from the same pass")
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
@@ -173,9 +176,13 @@ def run_score_hmm(args):
         if test not in known:
             raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
                               f"{os.path.join(args.test_data, 'feats.scp')}; compute its features or remove the trial")
-    scores = score_trials(si, models, loader, trials, args.method, args.background, parallel_config(args))
-    write_scores(args.scores, [(e, t, s) for (e, t, _), s in zip(trials, scores)])
-    log.info("wrote %d scores to %s", len(trials), args.scores)
+    backgrounds = [args.background]
+    if args.other_background_scores:
+        backgrounds.append("claimed" if args.background == "all" else "all")
+    scores = score_trials(si, models, loader, trials, args.method, backgrounds, parallel_config(args))
+    for k, out in enumerate([args.scores, args.other_background_scores][:len(backgrounds)]):
+        write_scores(out, [(e, t, s) for (e, t, _), s in zip(trials, scores[:, k])])
+        log.info("wrote %d scores (background %s) to %s", len(trials), backgrounds[k], out)
 
 
 COMMANDS = {

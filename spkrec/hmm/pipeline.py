@@ -92,7 +92,7 @@ def _stacked(hmms, D):
                      np.concatenate([h.variances_.reshape(-1, D) for h in hmms]))
 
 
-def _score_chunk(items, loader, si, speakers, method, background):
+def _score_chunk(items, loader, si, speakers, method, backgrounds):
     """Scores of ``[(test_utt, [model_id, ...]), ...]``: the emissions of all utterances of the chunk under
     all SI models, and under all speaker models it needs, are two matrix products."""
     phrases = si.phrases
@@ -124,30 +124,33 @@ def _score_chunk(items, loader, si, speakers, method, background):
                 si_ll[q] = _utt_loglik(si[q], lf_si[seg, phrases.index(q)], method)
             return si_ll[q]
 
-        best = max(si_loglik(q) for q in phrases) if background == "all" else None
+        best = max(si_loglik(q) for q in phrases) if "all" in backgrounds else None
         scores = []
         for m in mids:
             i = speakers.index[m]
             ll = _utt_loglik(spk_models[col[i]], lf_spk[seg, col[i]], method)
-            ref = best if background == "all" else si_loglik(speakers.phrases[i])
-            scores.append((ll - ref) / T)
+            scores.append([(ll - (best if bg == "all" else si_loglik(speakers.phrases[i]))) / T
+                           for bg in backgrounds])
         out.append(scores)
     return out
 
 
 def score_trials(si, speakers, loader, trials, method="forward", background="all", config=SERIAL):
-    """Scores (n,) float64 of ``trials`` (``(model_id, test_utt, ...)`` rows; see the module docstring)."""
+    """Scores (n,) float64 of ``trials`` (``(model_id, test_utt, ...)`` rows; see the module docstring);
+    ``background`` a list of backgrounds: (n, len(background)) from one pass (the likelihoods are shared)."""
     if method not in METHODS:
         raise SpkrecError(f"score: unknown method {method!r}; use forward or viterbi")
-    if background not in BACKGROUNDS:
-        raise SpkrecError(f"score: unknown background {background!r}; use claimed or all")
+    backgrounds = [background] if isinstance(background, str) else list(background)
+    for bg in backgrounds:
+        if bg not in BACKGROUNDS:
+            raise SpkrecError(f"score: unknown background {bg!r}; use claimed or all")
     by_utt = {}
     for n, row in enumerate(trials):
         by_utt.setdefault(row[1], []).append(n)
     items = [(u, [trials[n][0] for n in ns]) for u, ns in by_utt.items()]
     parts = map_chunks(_score_chunk, items, config, desc="score-hmm", loader=loader, si=si, speakers=speakers,
-                       method=method, background=background)
-    scores = np.empty(len(trials))
+                       method=method, backgrounds=backgrounds)
+    scores = np.empty((len(trials), len(backgrounds)))
     for ns, s in zip(by_utt.values(), (s for part in parts for s in part)):
         scores[ns] = s
-    return scores
+    return scores[:, 0] if isinstance(background, str) else scores
