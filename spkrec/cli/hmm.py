@@ -9,9 +9,9 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
-                               feature_options, model_file, nonneg_int, positive_float, positive_int,
-                               parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, add_scoring_io_args, command_options,
+                               feature_loader, feature_options, model_file, nonneg_int, parallel_config,
+                               positive_float, positive_int, read_checked_trials)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -142,16 +142,12 @@ def add_score_hmm(p):
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
-    p.add_argument("models", metavar="MODELS", help="speaker models from enroll-hmm (file or dir)")
-    p.add_argument("test_data", metavar="TEST_DATA", help="data dir with the test utterances' feats.scp")
-    p.add_argument("trials", metavar="TRIALS", help="trials: <model-id> <test-id> [target|nontarget]")
-    p.add_argument("scores", metavar="SCORES", help="output score file: <model-id> <test-id> <score>")
+    add_scoring_io_args(p, "model-id", "speaker models from enroll-hmm (file or dir)")
 
 
 def run_score_hmm(args):
     from spkrec.hmm import SpeakerHMMs, score_trials
     from spkrec.io.scores import write_scores
-    from spkrec.io.trials import read_trials_with_lines
     si, stored = _load_si(args.si)
     models_path = model_file(args.models, MODELS_FILE)
     models = SpeakerHMMs.load(models_path)
@@ -162,20 +158,16 @@ def run_score_hmm(args):
     opts = feature_options(args, stored)
     loader = feature_loader(args.test_data, opts, command_options(args))
     _check_dim(si, args.si, loader)
-    trials, lines = read_trials_with_lines(args.trials, require_labels=False)
-    known = set(loader.utt_ids)
-    for (mid, test, _), lineno in zip(trials, lines):
-        if mid not in models.index:
-            phrase = mid.rsplit("-", 1)[-1] if "-" in mid else None
-            if phrase is not None and phrase not in si:
-                raise SpkrecError(f"{args.trials}:{lineno}: the phrase {phrase!r} of model {mid!r} has no HMM in "
-                                  f"{model_file(args.si, SI_FILE)} (phrases: {', '.join(si.phrases)}); train one "
-                                  "or remove the trial")
-            raise SpkrecError(f"{args.trials}:{lineno}: no model {mid!r} (<speaker>-<phrase>) in {models_path}; "
-                              "enrol that speaker and phrase or remove the trial")
-        if test not in known:
-            raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
-                              f"{os.path.join(args.test_data, 'feats.scp')}; compute its features or remove the trial")
+
+    def missing_model(where, mid):
+        phrase = mid.rsplit("-", 1)[-1] if "-" in mid else None
+        if phrase is not None and phrase not in si:
+            return (f"{where}: the phrase {phrase!r} of model {mid!r} has no HMM in {model_file(args.si, SI_FILE)} "
+                    f"(phrases: {', '.join(si.phrases)}); train one or remove the trial")
+        return f"{where}: no model {mid!r} (<speaker>-<phrase>) in {models_path}; enrol that speaker and phrase " \
+               "or remove the trial"
+
+    trials = read_checked_trials(args, models.index, loader, missing_model)
     backgrounds = [args.background]
     if args.other_background_scores:
         backgrounds.append("claimed" if args.background == "all" else "all")
