@@ -39,6 +39,7 @@ ubm_iters=4                    # EM iterations after each doubling of the UBM's 
 gmm_relevance=16               # MAP relevance of the GMM-UBM system
 gmm_adapt=m                    # MAP-adapted GMM-UBM parameters: m (Reynolds' means only), mw, mwv
 cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
+fold_jobs=2                    # folds processed at once in stages 3-5 (1: one after the other, commands with --nj)
 seed=0                         # random seed of every step (a seed makes a rerun bit-identical)
 
 . ./cmd.sh
@@ -78,47 +79,66 @@ fi
 declare folds; folds=$(folds "$data/folds")
 fold_outputs() { local f; for f in $folds; do echo "$exp/$f/$1"; done; }
 
+# for_folds FUNC: FUNC FOLD for every fold, $fold_jobs at a time (each command single-process then: on jobs
+# this small, worker processes cost more CPU, mostly their start-up, than they save); a failed fold stops.
+fpar=$par; [ "$fold_jobs" -gt 1 ] && fpar="--nj 1"
+for_folds() {
+  local fn=$1 f running=0 failed=0
+  for f in $folds; do
+    if [ "$fold_jobs" -le 1 ]; then "$fn" "$f"; continue; fi
+    "$fn" "$f" &
+    running=$((running + 1))
+    if [ "$running" -ge "$fold_jobs" ]; then wait -n || failed=1; running=$((running - 1)); fi
+  done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  [ "$failed" = 0 ] || { echo "$0: a fold failed (its log is shown above)" >&2; exit 1; }
+}
+
+train_fold() {
+  local f=$1
+  done_already "$exp/$f/hmm/hmms.npz" || \
+    run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
+      --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $fpar "$data/folds/$f/train" "$exp/$f/hmm"
+  # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
+  done_already "$exp/$f/ubm/final.ubm.npz" || \
+    run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
+      --cmvn "$cmvn" --seed "$seed" $fpar "$data/folds/$f/train" "$exp/$f/ubm"
+}
 if run_stage 3 "SI HMMs ($num_states states x $num_mix Gaussians) and UBM ($num_gauss Gaussians)" \
     $(fold_outputs hmm/hmms.npz) $(fold_outputs ubm/final.ubm.npz); then
-  for f in $folds; do
-    done_already "$exp/$f/hmm/hmms.npz" || \
-      run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
-        --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/hmm"
-    # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
-    done_already "$exp/$f/ubm/final.ubm.npz" || \
-      run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
-        --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/ubm"
-  done
+  for_folds train_fold
 fi
 
+hmm_fold() {
+  local f=$1 e=$exp/$1 d=$data/folds/$1
+  done_already "$e/hmm/speakers.npz" || \
+    run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" --adapt "$hmm_adapt" $fpar \
+      "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
+  # one pass, both backgrounds: hmm (best SI digit) and hmm_claimed (the claimed digit's SI model)
+  done_already "$e/scores/hmm_claimed.txt" || \
+    run "$e/hmm/log/score.log" spkrec score-hmm --background all --other-background-scores "$e/scores/hmm_claimed.txt" \
+      $fpar "$e/hmm" "$e/hmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/hmm.txt"
+}
 if run_stage 4 "HMM: MAP enrolment (relevance $relevance) and scoring" $(fold_outputs scores/hmm_claimed.txt); then
-  for f in $folds; do
-    e=$exp/$f; d=$data/folds/$f
-    done_already "$e/hmm/speakers.npz" || \
-      run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" --adapt "$hmm_adapt" $par \
-        "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
-    # one pass, both backgrounds: hmm (best SI digit) and hmm_claimed (the claimed digit's SI model)
-    done_already "$e/scores/hmm_claimed.txt" || \
-      run "$e/hmm/log/score.log" spkrec score-hmm --background all --other-background-scores "$e/scores/hmm_claimed.txt" \
-        $par "$e/hmm" "$e/hmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/hmm.txt"
-  done
+  for_folds hmm_fold
 fi
 
+gmm_fold() {
+  local f=$1 e=$exp/$1 d=$data/folds/$1
+  done_already "$e/scores/gmm_ubm.txt" && return 0
+  # (gmm_ubm of utils/systems.sh, with the MAP-adapted parameters as an option)
+  run "$e/gmm/log/enroll.log" spkrec enroll-gmm --relevance-factor "$gmm_relevance" --adapt "$gmm_adapt" $fpar \
+    "$e/ubm/final.ubm.npz" "$d/enroll_models" "$e/gmm/speakers.npz"
+  run "$e/gmm/log/score.log" spkrec score-gmm --top-c 5 $fpar \
+    "$e/ubm/final.ubm.npz" "$e/gmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/gmm_ubm.txt"
+}
 if run_stage 5 "GMM-UBM: MAP per speaker x digit (relevance $gmm_relevance), scoring" $(fold_outputs scores/gmm_ubm.txt); then
-  for f in $folds; do
-    e=$exp/$f; d=$data/folds/$f
-    done_already "$e/scores/gmm_ubm.txt" && continue
-    # (gmm_ubm of utils/systems.sh, with the MAP-adapted parameters as an option)
-    run "$e/gmm/log/enroll.log" spkrec enroll-gmm --relevance-factor "$gmm_relevance" --adapt "$gmm_adapt" $par \
-      "$e/ubm/final.ubm.npz" "$d/enroll_models" "$e/gmm/speakers.npz"
-    run "$e/gmm/log/score.log" spkrec score-gmm --top-c 5 $par \
-      "$e/ubm/final.ubm.npz" "$e/gmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/gmm_ubm.txt"
-  done
+  for_folds gmm_fold
 fi
 
 if run_stage 6 "system bundle exp/systems/hmm (fold 0's SI HMMs; spkrec enroll --phrase / verify)" \
     "$exp/systems/hmm/system.json"; then
-  f=${folds%% *}
+  for f in $folds; do break; done    # the first fold
   run "$exp/systems/log/hmm.log" spkrec export-system --kind hmm --hmm "$exp/$f/hmm" --relevance-factor "$relevance" \
     --adapt "$hmm_adapt" --feat-config conf/mfcc.conf --no-vad --seed="$seed" --out "$exp/systems/hmm"
 fi
