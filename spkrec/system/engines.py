@@ -194,12 +194,9 @@ class HmmEngine:
         with _quiet():
             models = enroll_speaker_hmms(self.si, dict(zip(keys, frames)).__getitem__, {("speaker", phrase): keys},
                                          self.relevance_factor, adapt=self.adapt)
-        out = {"means": models.means, "phrase": np.array([self.si.phrases.index(phrase)], dtype=np.int64)}
-        if models.weights is not None:
-            out["weights"] = models.weights
-        if models.variances is not None:
-            out["variances"] = models.variances
-        return out
+        adapted = {"weights": models.weights, "variances": models.variances}
+        return {"means": models.means, "phrase": np.array([self.si.phrases.index(phrase)], dtype=np.int64),
+                **{k: v for k, v in adapted.items() if v is not None}}
 
     def represent(self, X):
         return np.asarray(X)
