@@ -5,7 +5,7 @@ per state; arrays ``phrases (P,)``, ``startprob (P, S)``, ``transmat (P, S, S)``
 ``means``/``variances (P, S, M, D)``, ``var_floor (P, D)``; meta: hyper-parameters, feature options.
 
 ``SpeakerHMMs`` (kind ``SpeakerHMMs``): n models, each a speaker saying a phrase, that share the SI
-model's weights, variances and transitions: ``ids (n,)`` (model ids, ``<speaker>-<phrase>``),
+model's transitions: ``ids (n,)`` (model ids, ``<speaker>-<phrase>``),
 ``speakers (n,)``, ``phrases (n,)``, ``means (n, S, M, D)``, ``frames (n,)`` (enrolment frames), and with
 ``adapt`` ``mw``/``mwv`` also ``weights (n, S, M)`` / ``variances (n, S, M, D)`` (else the SI model's).
 """
@@ -76,7 +76,8 @@ class PhraseHMMSet:
 
 
 class SpeakerHMMs:
-    """MAP-adapted models (adapted means) of speakers saying phrases; see the module docstring."""
+    """MAP-adapted models (means, and weights/variances when adapted) of speakers saying phrases; see the
+    module docstring."""
 
     def __init__(self, speakers, phrases, means, frames=None, relevance_factor=16.0, weights=None, variances=None):
         self.speakers = [str(s) for s in speakers]

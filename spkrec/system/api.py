@@ -113,8 +113,9 @@ class System:
         system normalises scores, and each component's under ``c<i>.`` for a fusion. ``phrase``: the
         pass-phrase the recordings say (text-dependent systems, kind ``hmm``)."""
         if self.components:
-            return {f"c{i}.{k}": v for i, c in enumerate(self.components)
-                    for k, v in c.speaker_arrays(frames, phrase).items()}
+            return {f"c{i}.{k}": v for i, c in enumerate(self.components)   # the phrase to text-dependent ones
+                    for k, v in c.speaker_arrays(frames, phrase if getattr(c.engine, "text_dependent", False)
+                                                 else None).items()}
         if phrase is None:
             arrays = self.engine.enroll(frames)
         elif getattr(self.engine, "text_dependent", False):
