@@ -116,10 +116,10 @@ def phrase_data(n=20, seed=0, shift=0.0):
 
 def test_em_log_likelihood_never_decreases():
     utts = phrase_data()
-    hmm = PhraseHMM(num_states=3, num_mix=2, num_iters=12, num_iters_per_split=3, var_floor=1e-4).fit(utts)
+    hmm = PhraseHMM(n_states=3, n_components=2, n_iter=12, n_iter_per_split=3, var_floor=1e-4).fit(utts)
     hist = np.array(hmm.loglik_history_)
     assert len(hist) == 12 and np.all(np.diff(hist) >= -1e-6)
-    one = PhraseHMM(num_states=3, num_mix=1, num_iters=8, num_iters_per_split=0, var_floor=1e-4).fit(utts)
+    one = PhraseHMM(n_states=3, n_components=1, n_iter=8, n_iter_per_split=0, var_floor=1e-4).fit(utts)
     assert np.all(np.diff(one.loglik_history_) >= -1e-6)
     # the trained model finds the three segments in order
     np.testing.assert_allclose(one.means_[:, 0], [[0, 0], [3, 1], [1, 4]], atol=0.5)
@@ -127,7 +127,7 @@ def test_em_log_likelihood_never_decreases():
 
 
 def test_map_limits_and_closed_form():
-    si = PhraseHMM(num_states=3, num_mix=2, num_iters=3, num_iters_per_split=2).fit(phrase_data())
+    si = PhraseHMM(n_states=3, n_components=2, n_iter=3, n_iter_per_split=2).fit(phrase_data())
     enrol = phrase_data(3, seed=5, shift=0.7)
     same = si.map_adapt(enrol, relevance_factor=1e12)
     np.testing.assert_allclose(same.means_, si.means_, atol=1e-9)
@@ -147,6 +147,31 @@ def test_map_limits_and_closed_form():
     np.testing.assert_allclose(adapted.means_, F / N[..., None], rtol=1e-5)
     test = phrase_data(5, seed=9, shift=0.7)
     assert all(adapted.score(X) > si.score(X) for X in test)
+
+
+def test_map_weights_and_variances_closed_form():
+    """adapt="mwv": weights renormalised within each state, variances by Reynolds' formula, on the SI
+    alignment (sums over the posteriors written out here); relevance -> infinity keeps the SI model."""
+    si = PhraseHMM(n_states=3, n_components=2, n_iter=3, n_iter_per_split=2).fit(phrase_data())
+    enrol = phrase_data(3, seed=5, shift=0.7)
+    same = si.map_adapt(enrol, 1e12, adapt="mwv")
+    for name in ("means_", "weights_", "variances_"):
+        np.testing.assert_allclose(getattr(same, name), getattr(si, name), atol=1e-9)
+    r = 3.0
+    N = F = S2 = 0
+    for X in enrol:
+        comp = si.posteriors(X)[2]
+        N, F, S2 = N + comp.sum(0), F + np.einsum("tsm,td->smd", comp, X), S2 + np.einsum("tsm,td->smd", comp, X * X)
+    alpha = N / (N + r)
+    w = alpha * N / N.sum(1, keepdims=True) + (1 - alpha) * si.weights_
+    mu = alpha[..., None] * F / N[..., None] + (1 - alpha[..., None]) * si.means_
+    var = alpha[..., None] * S2 / N[..., None] + (1 - alpha[..., None]) * (si.variances_ + si.means_ ** 2) - mu ** 2
+    got = si.map_adapt(enrol, r, adapt="mwv")
+    np.testing.assert_allclose(got.weights_, w / w.sum(1, keepdims=True), rtol=1e-6)
+    np.testing.assert_allclose(got.means_, mu, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(got.variances_, np.maximum(var, si.var_floor_), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(si.map_adapt(enrol, r, adapt="mw").variances_, si.variances_)
+    np.testing.assert_allclose(si.map_adapt(enrol, r, adapt="mw").weights_, got.weights_)
 
 
 # ---------------------------------------------------------------------- data dirs, trials and the CLI
@@ -203,7 +228,7 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
         assert main(["make-td-trials", "--num-folds", "2", "--num-enroll", "1", data, str(root / "folds")]) == 0
     feat = ["--deltas-order", "0", "--cmvn", "none"]
     assert main(["train-hmm", "--num-states", "3", "--num-mix", "2", *feat, str(fold / "train"), str(root / "si")]) == 0
-    assert main(["enroll-hmm", "--relevance-factor", "2", str(root / "si"), str(fold / "enroll"),
+    assert main(["enroll-hmm", "--relevance-factor", "2", "--adapt", "mwv", str(root / "si"), str(fold / "enroll"),
                  str(root / "spk")]) == 0
     assert main(["score-hmm", str(root / "si"), str(root / "spk"), str(fold / "test"), str(fold / "test" / "trials"),
                  str(root / "scores.txt")]) == 0
@@ -211,6 +236,15 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
     scores = np.array([float(line.split()[2]) for line in (root / "scores.txt").read_text().splitlines()])
     assert scores[kinds == "target"].mean() > scores[kinds == "impostor_correct"].mean()
     assert scores[kinds == "target"].min() > scores[kinds == "target_wrong"].max()   # reversed segments
+    # one pass, both backgrounds: the same scores as two runs
+    trials = str(fold / "test" / "trials")
+    assert main(["score-hmm", "--other-background-scores", str(root / "claimed_too.txt"), str(root / "si"),
+                 str(root / "spk"), str(fold / "test"), trials, str(root / "both.txt")]) == 0
+    assert main(["score-hmm", "--background", "claimed", str(root / "si"), str(root / "spk"), str(fold / "test"),
+                 trials, str(root / "claimed.txt")]) == 0
+    assert (root / "both.txt").read_text() == (root / "scores.txt").read_text()
+    assert (root / "claimed_too.txt").read_text() == (root / "claimed.txt").read_text()
+    assert (root / "claimed.txt").read_text() != (root / "scores.txt").read_text()
     capsys.readouterr()
     # a trial whose phrase has no model
     bad = root / "bad_trials"
@@ -227,3 +261,24 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "s9_alpha_0 has 2 frames, fewer than the HMM's 3 states" in err[0]
     assert not (root / "short.npz").exists()
+
+
+def test_scikit_learn_params_clone_and_old_files(tmp_path):
+    from sklearn.base import clone
+    from spkrec.hmm import PhraseHMMSet
+    from spkrec.io.atomic import load_npz, save_npz
+    hmm = PhraseHMM(n_states=3, n_components=2, n_iter=2, n_iter_per_split=1)
+    assert hmm.get_params()["n_components"] == 2 and "num_mix" not in hmm.get_params()
+    fitted = hmm.fit(phrase_data())
+    twin = clone(fitted)
+    assert twin.get_params() == fitted.get_params() and not hasattr(twin, "means_")
+    np.testing.assert_allclose(twin.fit(phrase_data()).means_, fitted.means_)
+    assert hmm.set_params(n_states=4).n_states == 4 and "n_states=4" in repr(hmm)
+    # a model file written with the old names (num_states, num_mix, num_iters) still loads
+    PhraseHMMSet({"a": fitted}).save(tmp_path / "new.npz")
+    arrays, meta = load_npz(tmp_path / "new.npz", "PhraseHMMSet")
+    meta["hyper"] = {"num_states": 3, "num_mix": 2, "num_iters": 7, "num_iters_per_split": 1}
+    save_npz(tmp_path / "old.npz", "PhraseHMMSet", arrays, meta)
+    old = PhraseHMMSet.load(tmp_path / "old.npz")["a"]
+    assert (old.n_states, old.n_components, old.n_iter) == (3, 2, 7)
+    np.testing.assert_array_equal(old.means_, fitted.means_)

@@ -12,9 +12,10 @@
 #   1  MFCC features for 8 kHz speech (no VAD: the corpus is trimmed to the spoken word)
 #   2  folds, enrolment/test sets and text-dependent trials (spkrec make-td-trials)
 #   3  per fold: speaker-independent HMM per digit (train-hmm) and a diagonal UBM (train-ubm)
-#   4  per fold: HMM system: MAP state means per speaker x digit (enroll-hmm), LLR scoring (score-hmm)
+#   4  per fold: HMM system: MAP states per speaker x digit (enroll-hmm), LLR scoring (score-hmm)
 #      against the best SI digit model (hmm) and against the claimed digit's SI model (hmm_claimed)
 #   5  per fold: GMM-UBM (text-independent modelling): MAP per speaker x digit model, top-5 LLR scoring
+#   6  the HMM system bundle exp/systems/hmm (spkrec export-system --kind hmm; enrol a digit, verify a file)
 #   20 results: pooled folds; exp/results.md (all trials, and EER per non-target kind), exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -31,25 +32,28 @@ num_test=0                     # test repetitions per speaker and digit (0: all 
 num_states=8                   # HMM states per digit (measured: 8 x 4 beat 5 x 4, 3 x 8 and 5 x 8)
 num_mix=4                      # Gaussians per state
 hmm_iters=5                    # Baum-Welch iterations after each doubling of the Gaussians per state
-relevance=2                    # MAP relevance of the HMM state means (measured: 2 beat 4 and 8)
+relevance=2                    # MAP relevance of the HMM states (measured: 2 beat 1, 4 and 8)
+hmm_adapt=mwv                  # MAP-adapted HMM state parameters: m (means), mw (+weights), mwv (+variances)
 num_gauss=64                   # Gaussians of the GMM-UBM system's UBM
 ubm_iters=4                    # EM iterations after each doubling of the UBM's Gaussians
 gmm_relevance=16               # MAP relevance of the GMM-UBM system
+gmm_adapt=m                    # MAP-adapted GMM-UBM parameters: m (Reynolds' means only), mw, mwv
 cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
+fold_jobs=2                    # folds processed at once in stages 3-5 (1: one after the other, commands with --nj)
 seed=0                         # random seed of every step (a seed makes a rerun bit-identical)
 
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 5 20"
+stages="0 1 2 3 4 5 6 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="corpus"
 stage_opts[1]="seed"
 stage_opts[2]="num_folds num_enroll num_test"
 stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters cmvn seed"
-stage_opts[4]="relevance"
-stage_opts[5]="gmm_relevance"
+stage_opts[4]="relevance hmm_adapt"
+stage_opts[5]="gmm_relevance gmm_adapt"
 all_systems="hmm hmm_claimed gmm_ubm"
 declare kinds="impostor_correct target_wrong impostor_wrong"   # (declare: not an option)
 mkdir -p "$exp/log" "$exp/scores"
@@ -75,35 +79,68 @@ fi
 declare folds; folds=$(folds "$data/folds")
 fold_outputs() { local f; for f in $folds; do echo "$exp/$f/$1"; done; }
 
+# for_folds FUNC: FUNC FOLD for every fold, $fold_jobs at a time (each command single-process then: on jobs
+# this small, worker processes cost more CPU, mostly their start-up, than they save); a failed fold stops.
+fpar=$par; [ "$fold_jobs" -gt 1 ] && fpar="--nj 1"
+for_folds() {
+  local fn=$1 f running=0 failed=0
+  for f in $folds; do
+    if [ "$fold_jobs" -le 1 ]; then "$fn" "$f"; continue; fi
+    "$fn" "$f" &
+    running=$((running + 1))
+    if [ "$running" -ge "$fold_jobs" ]; then wait -n || failed=1; running=$((running - 1)); fi
+  done
+  while [ "$running" -gt 0 ]; do wait -n || failed=1; running=$((running - 1)); done
+  [ "$failed" = 0 ] || { echo "$0: a fold failed (its log is shown above)" >&2; exit 1; }
+}
+
+train_fold() {
+  local f=$1
+  done_already "$exp/$f/hmm/hmms.npz" || \
+    run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
+      --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $fpar "$data/folds/$f/train" "$exp/$f/hmm"
+  # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
+  done_already "$exp/$f/ubm/final.ubm.npz" || \
+    run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
+      --cmvn "$cmvn" --seed "$seed" $fpar "$data/folds/$f/train" "$exp/$f/ubm"
+}
 if run_stage 3 "SI HMMs ($num_states states x $num_mix Gaussians) and UBM ($num_gauss Gaussians)" \
     $(fold_outputs hmm/hmms.npz) $(fold_outputs ubm/final.ubm.npz); then
-  for f in $folds; do
-    done_already "$exp/$f/hmm/hmms.npz" || \
-      run "$exp/$f/hmm/log/train.log" spkrec train-hmm --num-states "$num_states" --num-mix "$num_mix" \
-        --num-iters "$hmm_iters" --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/hmm"
-    # (train_ubm of utils/systems.sh, with the feature normalisation; later verbs take it from the UBM)
-    done_already "$exp/$f/ubm/final.ubm.npz" || \
-      run "$exp/$f/ubm/log/train.log" spkrec train-ubm --num-gauss "$num_gauss" --num-iters "$ubm_iters" \
-        --cmvn "$cmvn" --seed "$seed" $par "$data/folds/$f/train" "$exp/$f/ubm"
-  done
+  for_folds train_fold
 fi
 
+hmm_fold() {
+  local f=$1 e=$exp/$1 d=$data/folds/$1
+  done_already "$e/hmm/speakers.npz" || \
+    run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" --adapt "$hmm_adapt" $fpar \
+      "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
+  # one pass, both backgrounds: hmm (best SI digit) and hmm_claimed (the claimed digit's SI model)
+  done_already "$e/scores/hmm_claimed.txt" || \
+    run "$e/hmm/log/score.log" spkrec score-hmm --background all --other-background-scores "$e/scores/hmm_claimed.txt" \
+      $fpar "$e/hmm" "$e/hmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/hmm.txt"
+}
 if run_stage 4 "HMM: MAP enrolment (relevance $relevance) and scoring" $(fold_outputs scores/hmm_claimed.txt); then
-  for f in $folds; do
-    e=$exp/$f; d=$data/folds/$f
-    done_already "$e/hmm/speakers.npz" || \
-      run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" $par "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
-    for bg in all claimed; do
-      s=hmm; [ $bg = claimed ] && s=hmm_claimed
-      done_already "$e/scores/$s.txt" || \
-        run "$e/hmm/log/score_$bg.log" spkrec score-hmm --background $bg $par "$e/hmm" "$e/hmm/speakers.npz" \
-          "$d/test" "$d/test/trials" "$e/scores/$s.txt"
-    done
-  done
+  for_folds hmm_fold
 fi
 
+gmm_fold() {
+  local f=$1 e=$exp/$1 d=$data/folds/$1
+  done_already "$e/scores/gmm_ubm.txt" && return 0
+  # (gmm_ubm of utils/systems.sh, with the MAP-adapted parameters as an option)
+  run "$e/gmm/log/enroll.log" spkrec enroll-gmm --relevance-factor "$gmm_relevance" --adapt "$gmm_adapt" $fpar \
+    "$e/ubm/final.ubm.npz" "$d/enroll_models" "$e/gmm/speakers.npz"
+  run "$e/gmm/log/score.log" spkrec score-gmm --top-c 5 $fpar \
+    "$e/ubm/final.ubm.npz" "$e/gmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/gmm_ubm.txt"
+}
 if run_stage 5 "GMM-UBM: MAP per speaker x digit (relevance $gmm_relevance), scoring" $(fold_outputs scores/gmm_ubm.txt); then
-  for f in $folds; do gmm_ubm "$data/folds/$f/enroll_models" "$data/folds/$f/test" "$exp/$f" "$gmm_relevance"; done
+  for_folds gmm_fold
+fi
+
+if run_stage 6 "system bundle exp/systems/hmm (fold 0's SI HMMs; spkrec enroll --phrase / verify)" \
+    "$exp/systems/hmm/system.json"; then
+  for f in $folds; do break; done    # the first fold
+  run "$exp/systems/log/hmm.log" spkrec export-system --kind hmm --hmm "$exp/$f/hmm" --relevance-factor "$relevance" \
+    --adapt "$hmm_adapt" --feat-config conf/mfcc.conf --no-vad --seed="$seed" --out "$exp/systems/hmm"
 fi
 
 if run_stage 20 "results: pooled folds, EER per trial kind, DET plot" "$exp/results.md" "$exp/det.png"; then

@@ -129,6 +129,34 @@ def feature_loader(data, opts, commands=None):
     return FeatureLoader(feats, vad if os.path.exists(vad) else None, **opts, **(commands or {}))
 
 
+def add_scoring_io_args(parser, what, models_help):
+    """The positional arguments of a scoring verb after its background model: MODELS TEST_DATA TRIALS SCORES."""
+    parser.add_argument("models", metavar="MODELS", help=models_help)
+    parser.add_argument("test_data", metavar="TEST_DATA", help="data dir with the test utterances' feats.scp")
+    parser.add_argument("trials", metavar="TRIALS", help=f"trials: <{what}> <test-id> [target|nontarget]")
+    parser.add_argument("scores", metavar="SCORES", help=f"output score file: <{what}> <test-id> <score>")
+
+
+def read_checked_trials(args, known_models, loader, missing_model):
+    """``args.trials`` rows ``(model, test, label)`` whose models are in ``known_models`` and whose test
+    utterances are in ``args.test_data``'s feats.scp; else a one-line error (``missing_model(where, model)``
+    words the unknown model's, ``where`` being ``TRIALS:LINE``)."""
+    import os
+
+    from spkrec.errors import SpkrecError
+    from spkrec.io.trials import read_trials_with_lines
+    trials, lines = read_trials_with_lines(args.trials, require_labels=False)
+    known = set(loader.utt_ids)
+    for (model, test, _), lineno in zip(trials, lines):
+        if model not in known_models:
+            raise SpkrecError(missing_model(f"{args.trials}:{lineno}", model))
+        if test not in known:
+            raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
+                              f"{os.path.join(args.test_data, 'feats.scp')}; compute its features "
+                              "or remove the trial")
+    return trials
+
+
 def model_file(path, default_name):
     """A model path given as a file, or as a directory holding ``default_name``.
 

@@ -8,9 +8,9 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
-                               feature_options, model_file, nonneg_int, parallel_config,
-                               positive_float, positive_int)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, add_scoring_io_args, command_options,
+                               feature_loader, feature_options, model_file, nonneg_int, parallel_config,
+                               positive_float, positive_int, read_checked_trials)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -133,16 +133,12 @@ def add_score_gmm(p):
     add_feature_args(p, "the UBM")
     add_parallel_args(p)
     p.add_argument("ubm", metavar="UBM", help="UBM file or dir with final.ubm.npz")
-    p.add_argument("models", metavar="MODELS", help="speaker models from enroll-gmm (file or dir)")
-    p.add_argument("test_data", metavar="TEST_DATA", help="data dir with the test utterances' feats.scp")
-    p.add_argument("trials", metavar="TRIALS", help="trials: <enroll-id> <test-id> [target|nontarget]")
-    p.add_argument("scores", metavar="SCORES", help="output score file: <enroll-id> <test-id> <score>")
+    add_scoring_io_args(p, "enroll-id", "speaker models from enroll-gmm (file or dir)")
 
 
 def run_score_gmm(args):
     from spkrec.gmm import SpeakerGMMs, score_trials
     from spkrec.io.scores import write_scores
-    from spkrec.io.trials import read_trials_with_lines
     ubm, stored = _load_ubm(args.ubm)
     models = SpeakerGMMs.load(model_file(args.models, MODELS_FILE))
     if models.means.shape[1:] != ubm.means_.shape:
@@ -151,16 +147,8 @@ def run_score_gmm(args):
     opts = feature_options(args, stored)
     loader = feature_loader(args.test_data, opts, command_options(args))
     _check_dims(ubm, args.ubm, stored, loader, opts)
-    trials, lines = read_trials_with_lines(args.trials, require_labels=False)
-    known = set(loader.utt_ids)
-    for (enroll, test, _), lineno in zip(trials, lines):
-        if enroll not in models.index:
-            raise SpkrecError(f"{args.trials}:{lineno}: no model for {enroll!r} in {args.models}; "
-                              "enrol that speaker or remove the trial")
-        if test not in known:
-            raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
-                              f"{os.path.join(args.test_data, 'feats.scp')}; compute its features "
-                              "or remove the trial")
+    trials = read_checked_trials(args, models.index, loader, lambda where, enroll: (
+        f"{where}: no model for {enroll!r} in {args.models}; enrol that speaker or remove the trial"))
     top_c = None if args.exact else args.top_c
     scores = score_trials(ubm, models, loader, trials, top_c, parallel_config(args))
     write_scores(args.scores, [(e, t, s) for (e, t, _), s in zip(trials, scores)])

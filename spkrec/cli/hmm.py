@@ -9,9 +9,9 @@ import logging
 import os
 import time
 
-from spkrec.cli.common import (add_feature_args, add_parallel_args, command_options, feature_loader,
-                               feature_options, model_file, nonneg_int, positive_float, positive_int,
-                               parallel_config)
+from spkrec.cli.common import (add_feature_args, add_parallel_args, add_scoring_io_args, command_options,
+                               feature_loader, feature_options, model_file, nonneg_int, parallel_config,
+                               positive_float, positive_int, read_checked_trials)
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 
@@ -90,9 +90,9 @@ def run_train_hmm(args):
     for (_, phrase), utts in _groups(args.data, loader).items():
         phrase2utt.setdefault(phrase, []).extend(utts)
     start = time.time()
-    si = train_phrase_hmms(loader, phrase2utt, parallel_config(args), num_states=args.num_states,
-                           num_mix=args.num_mix, num_iters=args.num_iters,
-                           num_iters_per_split=args.num_iters_per_split, var_floor=args.var_floor,
+    si = train_phrase_hmms(loader, phrase2utt, parallel_config(args), n_states=args.num_states,
+                           n_components=args.num_mix, n_iter=args.num_iters,
+                           n_iter_per_split=args.num_iters_per_split, var_floor=args.var_floor,
                            random_state=args.seed)
     si.meta["features"] = opts
     si.save(os.path.join(args.out_dir, SI_FILE))
@@ -106,7 +106,9 @@ def run_train_hmm(args):
 # ---------------------------------------------------------------------- enroll-hmm
 def add_enroll_hmm(p):
     p.add_argument("--relevance-factor", type=positive_float, default=16.0,
-                   help="MAP relevance factor r of the state means (default 16)")
+                   help="MAP relevance factor r (default 16)")
+    p.add_argument("--adapt", choices=["m", "mw", "mwv"], default="m",
+                   help="adapt the state means (m), also the weights (mw), also the variances (mwv) (default m)")
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
@@ -121,7 +123,7 @@ def run_enroll_hmm(args):
     loader = feature_loader(args.enroll_data, opts, command_options(args))
     _check_dim(si, args.si, loader)
     models = enroll_speaker_hmms(si, loader, _groups(args.enroll_data, loader), args.relevance_factor,
-                                 parallel_config(args))
+                                 parallel_config(args), args.adapt)
     out = model_file(args.out_models, MODELS_FILE)
     models.save(out)
     log.info("wrote %d speaker x phrase models to %s", len(models), out)
@@ -134,19 +136,18 @@ def add_score_hmm(p):
     p.add_argument("--background", choices=["all", "claimed"], default="all",
                    help="denominator: the best SI model of all phrases (all) or the claimed phrase's SI model "
                         "(claimed) (default all)")
+    p.add_argument("--other-background-scores", default=None, metavar="FILE",
+                   help="also write the scores against the other background (claimed if --background all, and "
+                        "the reverse) to FILE, from the same pass")
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
-    p.add_argument("models", metavar="MODELS", help="speaker models from enroll-hmm (file or dir)")
-    p.add_argument("test_data", metavar="TEST_DATA", help="data dir with the test utterances' feats.scp")
-    p.add_argument("trials", metavar="TRIALS", help="trials: <model-id> <test-id> [target|nontarget]")
-    p.add_argument("scores", metavar="SCORES", help="output score file: <model-id> <test-id> <score>")
+    add_scoring_io_args(p, "model-id", "speaker models from enroll-hmm (file or dir)")
 
 
 def run_score_hmm(args):
     from spkrec.hmm import SpeakerHMMs, score_trials
     from spkrec.io.scores import write_scores
-    from spkrec.io.trials import read_trials_with_lines
     si, stored = _load_si(args.si)
     models_path = model_file(args.models, MODELS_FILE)
     models = SpeakerHMMs.load(models_path)
@@ -157,23 +158,23 @@ def run_score_hmm(args):
     opts = feature_options(args, stored)
     loader = feature_loader(args.test_data, opts, command_options(args))
     _check_dim(si, args.si, loader)
-    trials, lines = read_trials_with_lines(args.trials, require_labels=False)
-    known = set(loader.utt_ids)
-    for (mid, test, _), lineno in zip(trials, lines):
-        if mid not in models.index:
-            phrase = mid.rsplit("-", 1)[-1] if "-" in mid else None
-            if phrase is not None and phrase not in si:
-                raise SpkrecError(f"{args.trials}:{lineno}: the phrase {phrase!r} of model {mid!r} has no HMM in "
-                                  f"{model_file(args.si, SI_FILE)} (phrases: {', '.join(si.phrases)}); train one "
-                                  "or remove the trial")
-            raise SpkrecError(f"{args.trials}:{lineno}: no model {mid!r} (<speaker>-<phrase>) in {models_path}; "
-                              "enrol that speaker and phrase or remove the trial")
-        if test not in known:
-            raise SpkrecError(f"{args.trials}:{lineno}: test utterance {test!r} is not in "
-                              f"{os.path.join(args.test_data, 'feats.scp')}; compute its features or remove the trial")
-    scores = score_trials(si, models, loader, trials, args.method, args.background, parallel_config(args))
-    write_scores(args.scores, [(e, t, s) for (e, t, _), s in zip(trials, scores)])
-    log.info("wrote %d scores to %s", len(trials), args.scores)
+
+    def missing_model(where, mid):
+        phrase = mid.rsplit("-", 1)[-1] if "-" in mid else None
+        if phrase is not None and phrase not in si:
+            return (f"{where}: the phrase {phrase!r} of model {mid!r} has no HMM in {model_file(args.si, SI_FILE)} "
+                    f"(phrases: {', '.join(si.phrases)}); train one or remove the trial")
+        return f"{where}: no model {mid!r} (<speaker>-<phrase>) in {models_path}; enrol that speaker and phrase " \
+               "or remove the trial"
+
+    trials = read_checked_trials(args, models.index, loader, missing_model)
+    backgrounds = [args.background]
+    if args.other_background_scores:
+        backgrounds.append("claimed" if args.background == "all" else "all")
+    scores = score_trials(si, models, loader, trials, args.method, backgrounds, parallel_config(args))
+    for k, out in enumerate([args.scores, args.other_background_scores][:len(backgrounds)]):
+        write_scores(out, [(e, t, s) for (e, t, _), s in zip(trials, scores[:, k])])
+        log.info("wrote %d scores (background %s) to %s", len(trials), backgrounds[k], out)
 
 
 COMMANDS = {

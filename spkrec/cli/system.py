@@ -11,7 +11,7 @@ log = logging.getLogger("spkrec")
 
 # ------------------------------------------------------------------------------------ export-system
 def add_export(p):
-    p.add_argument("--kind", required=True, choices=["gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn", "fusion"],
+    p.add_argument("--kind", required=True, choices=["gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn", "hmm", "fusion"],
                    help="kind of system")
     p.add_argument("--out", required=True, metavar="DIR", help="bundle directory to write (replaced if it exists)")
     p.add_argument("--name", default=None, help="system name shown in outputs (default: the --out folder's name)")
@@ -47,6 +47,12 @@ def add_export(p):
                    help="back-end scoring (default: plda with --backend, else cosine)")
     g.add_argument("--backend", default=None, metavar="BACKEND.npz",
                    help="train-backend model: its PLDA (--scoring plda) or its transforms before cosine")
+    g = p.add_argument_group("hmm (text-dependent; also --relevance-factor, --adapt as enroll-hmm)")
+    g.add_argument("--hmm", default=None, help="speaker-independent phrase HMMs: hmms.npz or the train-hmm dir")
+    g.add_argument("--hmm-method", choices=["forward", "viterbi"], default="forward",
+                   help="score-hmm --method (default forward)")
+    g.add_argument("--hmm-background", choices=["all", "claimed"], default="all",
+                   help="score-hmm --background (default all)")
     g = p.add_argument_group("score normalisation (any kind but fusion)")
     g.add_argument("--snorm-cohort", default=None, metavar="DATA_DIR",
                    help="normalise scores with this cohort (a data dir with feats.scp, vad.scp: e.g. the background "
@@ -98,7 +104,8 @@ def run_export(args):
                            components=args.component, fusion=args.fusion, snorm_cohort=args.snorm_cohort,
                            snorm_method=args.snorm_method, snorm_top_n=args.snorm_top_n,
                            calibration=args.calibration, target_prior=args.target_prior,
-                           eer_from=args.eer_threshold_from, name=args.name, vad_features=vad_features)
+                           eer_from=args.eer_threshold_from, name=args.name, vad_features=vad_features,
+                           hmm=args.hmm, hmm_method=args.hmm_method, hmm_background=args.hmm_background)
     log.info("wrote %s (%s, %s, default threshold %.4f)", args.out, system.kind,
              "calibrated" if system.calibrated else "uncalibrated", system.threshold)
 
@@ -117,6 +124,8 @@ def add_enroll(p):
     p.add_argument("--from-dir", default=None, metavar="DIR", help="enrol every DIR/<speaker>/ folder's recordings")
     p.add_argument("--list", default=None, metavar="CSV", help="enrol from speaker,path lines")
     p.add_argument("--remove", action="append", default=[], metavar="NAME", help="remove a speaker (repeatable)")
+    p.add_argument("--phrase", default=None,
+                   help="text-dependent (hmm) systems: the pass-phrase the recordings say (one of the system's)")
 
 
 def run_enroll(args):
@@ -144,7 +153,7 @@ def run_enroll(args):
     elif args.list:
         speakers = speakers_from_list(args.list)
     if speakers:
-        system.enroll(speakers, db)
+        system.enroll(speakers, db, phrase=args.phrase)
     db.save(args.db)
     for name in args.remove:
         print(json.dumps({"speaker": name, "status": "removed"}) if args.json else f"{name} removed")

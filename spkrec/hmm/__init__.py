@@ -2,13 +2,14 @@
 
 Public API::
 
-    PhraseHMM(num_states=5, num_mix=2, ...)  .fit(utterances) / .map_adapt(utterances, relevance_factor)
-                                             .score_utterance(X, method) / .decode(X) / .posteriors(X)
+    PhraseHMM(n_states=5, n_components=2, ...)  .fit(utterances) / .map_adapt(utterances, r, adapt="m")
+                                                .score_utterance(X, method) / .decode(X) / .posteriors(X)
     PhraseHMMSet({phrase: PhraseHMM})        speaker-independent models of all phrases in one .npz
     SpeakerHMMs(speakers, phrases, means)    MAP-adapted speaker x phrase models in one .npz
     train_phrase_hmms(loader, phrase2utt, config, **hyper) -> PhraseHMMSet
-    enroll_speaker_hmms(si, loader, {(spk, phrase): utts}, relevance_factor, config) -> SpeakerHMMs
+    enroll_speaker_hmms(si, loader, {(spk, phrase): utts}, relevance_factor, config, adapt) -> SpeakerHMMs
     score_trials(si, speakers, loader, trials, method="forward", background="all", config) -> (n,)
+        (background a list, e.g. ["all", "claimed"]: (n, 2) from one pass)
 """
 import importlib
 

@@ -1,13 +1,13 @@
 """Left-to-right HMM of one phrase with diagonal-GMM state emissions, trained by Baum-Welch.
 
-Topology: ``num_states`` states, start in state 0, each state loops or moves to the next one, and a
-path must end in the last state (``end_in_last=True``). Emissions: ``num_mix`` diagonal Gaussians per
+Topology: ``n_states`` states, start in state 0, each state loops or moves to the next one, and a
+path must end in the last state (``end_in_last=True``). Emissions: ``n_components`` diagonal Gaussians per
 state. The mixture maths (component log-likelihoods as one float32 product, pruned posteriors, MAP
 means) is :mod:`spkrec.gmm`'s; the lattice recursions are hmmlearn's (:mod:`spkrec.hmm.lattice`).
 """
-import inspect
-
 import numpy as np
+from sklearn.base import BaseEstimator
+
 from spkrec.errors import SpkrecError
 from spkrec.gmm.diag import DiagGMM
 from spkrec.gmm.em import split_gaussians
@@ -24,16 +24,16 @@ def _logsumexp_last(a):
     return (best + np.log(np.exp(a - best).sum(axis=-1, keepdims=True)))[..., 0]
 
 
-class PhraseHMM:
+class PhraseHMM(BaseEstimator):
     """Left-to-right HMM with diagonal-GMM emissions for one phrase (scikit-learn style).
 
     Parameters
     ----------
-    num_states : number of emitting states S (a training or enrolment utterance needs >= S frames).
-    num_mix : Gaussians per state M (grown by binary splitting from 1: the heaviest Gaussian of each
-        state is split, +-0.2 standard deviations, ``num_iters_per_split`` Baum-Welch iterations after each).
-    num_iters : Baum-Welch iterations at the full size.
-    num_iters_per_split : iterations after each split (and after the uniform-segmentation start).
+    n_states : number of emitting states S (a training or enrolment utterance needs >= S frames).
+    n_components : Gaussians per state M (grown by binary splitting from 1: the heaviest Gaussian of each
+        state is split, +-0.2 standard deviations, ``n_iter_per_split`` Baum-Welch iterations after each).
+    n_iter : Baum-Welch iterations at the full size.
+    n_iter_per_split : iterations after each split (and after the uniform-segmentation start).
     var_floor : variances are floored at this fraction of the training frames' global variance.
     self_loop : initial self-loop probability (None: ``1 - S / mean frames``, the uniform segmentation's).
     end_in_last : paths must end in the last state.
@@ -45,32 +45,16 @@ class PhraseHMM:
     per frame before each iteration at full size; never decreases).
     """
 
-    def __init__(self, num_states=5, num_mix=2, num_iters=5, num_iters_per_split=3, var_floor=1e-2,
+    def __init__(self, n_states=5, n_components=2, n_iter=5, n_iter_per_split=3, var_floor=1e-2,
                  self_loop=None, end_in_last=True, random_state=0):
-        self.num_states = num_states
-        self.num_mix = num_mix
-        self.num_iters = num_iters
-        self.num_iters_per_split = num_iters_per_split
+        self.n_states = n_states
+        self.n_components = n_components
+        self.n_iter = n_iter
+        self.n_iter_per_split = n_iter_per_split
         self.var_floor = var_floor
         self.self_loop = self_loop
         self.end_in_last = end_in_last
         self.random_state = random_state
-
-    # ------------------------------------------------------------------ parameters
-    def get_params(self, deep=True):
-        """Hyper-parameters as a dict (scikit-learn's protocol, without importing scikit-learn: it would
-        add ~2 s to every ``spkrec`` verb's start-up)."""
-        return {k: getattr(self, k) for k in inspect.signature(type(self).__init__).parameters if k != "self"}
-
-    def set_params(self, **params):
-        for k, v in params.items():
-            if k not in self.get_params():
-                raise SpkrecError(f"PhraseHMM: unknown parameter {k!r}")
-            setattr(self, k, v)
-        return self
-
-    def __repr__(self):
-        return f"PhraseHMM({', '.join(f'{k}={v!r}' for k, v in self.get_params().items())})"
 
     @classmethod
     def from_params(cls, startprob, transmat, weights, means, variances, **hyper):
@@ -79,7 +63,7 @@ class PhraseHMM:
         if means.ndim != 3:
             raise SpkrecError(f"PhraseHMM: means must be (states, mix, dim), got shape {means.shape}")
         S, M, _ = means.shape
-        hmm = cls(**{**hyper, "num_states": S, "num_mix": M})
+        hmm = cls(**{**hyper, "n_states": S, "n_components": M})
         hmm.startprob_ = np.array(startprob, dtype=np.float64)
         hmm.transmat_ = np.array(transmat, dtype=np.float64)
         hmm.weights_ = np.array(weights, dtype=np.float64)
@@ -105,7 +89,7 @@ class PhraseHMM:
         """(S,) log end-state probabilities (0 for the last state, -inf for others), or None."""
         if not self.end_in_last:
             return None
-        end = np.full(self.num_states, LOG_ZERO)
+        end = np.full(self.n_states, LOG_ZERO)
         end[-1] = 0.0
         return end
 
@@ -174,10 +158,10 @@ class PhraseHMM:
     def check_lengths(self, utterances, names=None, what="training"):
         """Every utterance must have at least S frames (a left-to-right path visits every state)."""
         for i, X in enumerate(utterances):
-            if len(X) < self.num_states:
+            if len(X) < self.n_states:
                 name = names[i] if names is not None else f"#{i}"
                 raise SpkrecError(f"{what} utterance {name} has {len(X)} frames, fewer than the HMM's "
-                                  f"{self.num_states} states; remove it or use fewer --num-states")
+                                  f"{self.n_states} states; remove it or use fewer --num-states")
 
     def accumulate(self, utterances):
         """Baum-Welch statistics: ``dict(N (S, M), F (S, M, D), S2 (S, M, D), xi (S, S), loglik, frames)``.
@@ -225,11 +209,11 @@ class PhraseHMM:
         rows = xi.sum(axis=1, keepdims=True)
         self.transmat_ = np.where(rows > 0, xi / np.maximum(rows, 1e-300), self.transmat_)
 
-    def baum_welch(self, utterances, num_iters):
-        """Run ``num_iters`` Baum-Welch iterations from the current parameters; appends the average
+    def baum_welch(self, utterances, n_iter):
+        """Run ``n_iter`` Baum-Welch iterations from the current parameters; appends the average
         log-likelihood per frame before each to ``loglik_history_``."""
         self._check_fitted()
-        for _ in range(int(num_iters)):
+        for _ in range(int(n_iter)):
             acc = self.accumulate(utterances)
             self.loglik_history_.append(acc["loglik"] / max(acc["frames"], 1))
             self._m_step(acc)
@@ -240,11 +224,11 @@ class PhraseHMM:
         utterances = [np.asarray(X, dtype=np.float64) for X in utterances]
         if not utterances or any(X.ndim != 2 for X in utterances):
             raise SpkrecError("PhraseHMM.fit: expected a non-empty list of (frames, dim) arrays")
-        for name, value in (("num_states", self.num_states), ("num_mix", self.num_mix)):
+        for name, value in (("n_states", self.n_states), ("n_components", self.n_components)):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise SpkrecError(f"PhraseHMM: {name} must be an integer >= 1, got {value!r}")
         self.check_lengths(utterances)
-        S, D = int(self.num_states), utterances[0].shape[1]
+        S, D = int(self.n_states), utterances[0].shape[1]
         allX = np.concatenate(utterances)
         gvar = allX.var(axis=0)
         if not np.all(np.isfinite(allX)) or np.all(gvar <= 0):
@@ -267,36 +251,41 @@ class PhraseHMM:
         self.init_loglik_history_ = []
         m = 1
         while True:
-            for _ in range(self.num_iters_per_split if m < self.num_mix or self.num_mix == 1 else 0):
+            for _ in range(self.n_iter_per_split if m < self.n_components or self.n_components == 1 else 0):
                 acc = self.accumulate(utterances)
                 self.init_loglik_history_.append((m, acc["loglik"] / acc["frames"]))
                 self._m_step(acc)
-            if m >= self.num_mix:
+            if m >= self.n_components:
                 break
-            m_new = min(2 * m, int(self.num_mix))
+            m_new = min(2 * m, int(self.n_components))
             parts = [split_gaussians(self.weights_[s], self.means_[s], self.variances_[s], m_new) for s in range(S)]
             self.weights_ = np.stack([p[0] for p in parts])
             self.means_ = np.stack([p[1] for p in parts])
             self.variances_ = np.stack([p[2] for p in parts])
             m = m_new
-        return self.baum_welch(utterances, self.num_iters)
+        return self.baum_welch(utterances, self.n_iter)
 
     # ------------------------------------------------------------------ MAP adaptation
-    def map_stats(self, utterances):
-        """Zeroth/first-order statistics of the S*M Gaussians: ``N (S*M,), F (S*M, D)`` (state posteriors
-        from forward-backward times the state's component posteriors)."""
+    def map_adapt(self, utterances, relevance_factor=16.0, adapt="m"):
+        """A copy MAP-adapted to ``utterances`` (Reynolds et al. 2000, per Gaussian, relevance r): the state
+        means (``adapt="m"``), also the weights within each state (``"mw"``), also the variances (``"mwv"``).
+        The alignment is this (speaker-independent) model's forward-backward; transitions are kept."""
+        from types import SimpleNamespace
         acc = self.accumulate(utterances)
-        S, M, D = self.means_.shape
-        return acc["N"].reshape(S * M), acc["F"].reshape(S * M, D)
-
-    def map_adapt(self, utterances, relevance_factor=16.0):
-        """A copy with MAP-adapted state means (Reynolds et al. 2000, per Gaussian, relevance r); the
-        alignment is this (speaker-independent) model's; weights, variances, transitions are kept."""
-        N, F = self.map_stats(utterances)
-        means = map_adapt_stats(self.flat_gmm(), N[None], F[None], relevance_factor=relevance_factor)["means"][0]
-        return self.with_means(means.reshape(self.means_.shape))
+        # states as the batch axis of the mixture core's MAP: weights are renormalised within each state
+        prior = SimpleNamespace(weights_=self.weights_, means_=self.means_, variances_=self.variances_,
+                                var_floor_=getattr(self, "var_floor_", 0.0))
+        p = map_adapt_stats(prior, acc["N"], acc["F"], acc["S2"], relevance_factor=relevance_factor, adapt=adapt)
+        return self.with_params(p["means"], p.get("weights"), p.get("variances"))
 
     def with_means(self, means):
         """A copy of this model with other means (S, M, D)."""
-        return PhraseHMM.from_params(self.startprob_, self.transmat_, self.weights_, means, self.variances_,
-                                     **self.get_params())
+        return self.with_params(means)
+
+    def with_params(self, means, weights=None, variances=None):
+        """A copy with other means (S, M, D), and weights (S, M) / variances (S, M, D) unless None (kept)."""
+        hmm = PhraseHMM.from_params(self.startprob_, self.transmat_,
+                                    self.weights_ if weights is None else weights, means,
+                                    self.variances_ if variances is None else variances, **self.get_params())
+        hmm.var_floor_ = getattr(self, "var_floor_", hmm.var_floor_)
+        return hmm

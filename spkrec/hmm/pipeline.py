@@ -23,12 +23,12 @@ BACKGROUNDS = ("claimed", "all")
 METHODS = ("forward", "viterbi")
 
 
-def _load(loader, utts, num_states, what):
+def _load(loader, utts, n_states, what):
     xs = []
     for u in utts:
         X = np.asarray(loader(u), dtype=np.float64)
-        if len(X) < num_states:
-            raise SpkrecError(f"{what} utterance {u} has {len(X)} frames, fewer than the HMM's {num_states} "
+        if len(X) < n_states:
+            raise SpkrecError(f"{what} utterance {u} has {len(X)} frames, fewer than the HMM's {n_states} "
                               "states; remove it from the data dir or use fewer --num-states")
         xs.append(X)
     return xs
@@ -38,7 +38,7 @@ def _train_chunk(items, loader, hyper):
     out = []
     for phrase, utts in items:
         hmm = PhraseHMM(**hyper)
-        out.append((phrase, hmm.fit(_load(loader, utts, hmm.num_states, f"training (phrase {phrase!r})"))))
+        out.append((phrase, hmm.fit(_load(loader, utts, hmm.n_states, f"training (phrase {phrase!r})"))))
     return out
 
 
@@ -51,28 +51,32 @@ def train_phrase_hmms(loader, phrase2utt, config=SERIAL, **hyper):
     return PhraseHMMSet([r for part in parts for r in part])
 
 
-def _enroll_chunk(items, loader, si, relevance):
+def _enroll_chunk(items, loader, si, relevance, adapt):
     out = []
     for (spk, phrase), utts in items:
         hmm = si[phrase]
-        xs = _load(loader, utts, hmm.num_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
-        adapted = hmm.map_adapt(xs, relevance)
-        out.append((spk, phrase, adapted.means_, sum(len(x) for x in xs)))
+        xs = _load(loader, utts, hmm.n_states, f"enrolment (speaker {spk}, phrase {phrase!r})")
+        adapted = hmm.map_adapt(xs, relevance, adapt)
+        out.append((spk, phrase, adapted, sum(len(x) for x in xs)))
     return out
 
 
-def enroll_speaker_hmms(si, loader, groups, relevance_factor=16.0, config=SERIAL):
-    """MAP-adapt the SI model of each ``(speaker, phrase): [utt, ...]`` group; returns :class:`SpeakerHMMs`."""
+def enroll_speaker_hmms(si, loader, groups, relevance_factor=16.0, config=SERIAL, adapt="m"):
+    """MAP-adapt the SI model of each ``(speaker, phrase): [utt, ...]`` group (``adapt``: ``m``, ``mw``,
+    ``mwv``: means, also weights, also variances); returns :class:`SpeakerHMMs`."""
     items = sorted(groups.items())
     for (spk, phrase), _ in items:
         if phrase not in si:
             raise SpkrecError(f"enrolment of speaker {spk}: phrase {phrase!r} has no HMM (phrases: "
                               f"{', '.join(si.phrases)}); train it or leave those utterances out")
     parts = map_chunks(_enroll_chunk, items, config, desc="enroll-hmm", loader=loader, si=si,
-                       relevance=float(relevance_factor))
+                       relevance=float(relevance_factor), adapt=adapt)
     res = [r for part in parts for r in part]
-    return SpeakerHMMs([r[0] for r in res], [r[1] for r in res], np.stack([r[2] for r in res]),
-                       [r[3] for r in res], relevance_factor)
+    ms = [r[2] for r in res]
+    return SpeakerHMMs([r[0] for r in res], [r[1] for r in res], np.stack([m.means_ for m in ms]),
+                       [r[3] for r in res], relevance_factor,
+                       np.stack([m.weights_ for m in ms]) if "w" in adapt else None,
+                       np.stack([m.variances_ for m in ms]) if "v" in adapt else None)
 
 
 def _utt_loglik(hmm, lf, method):
@@ -88,7 +92,7 @@ def _stacked(hmms, D):
                      np.concatenate([h.variances_.reshape(-1, D) for h in hmms]))
 
 
-def _score_chunk(items, loader, si, speakers, method, background):
+def _score_chunk(items, loader, si, speakers, method, backgrounds):
     """Scores of ``[(test_utt, [model_id, ...]), ...]``: the emissions of all utterances of the chunk under
     all SI models, and under all speaker models it needs, are two matrix products."""
     phrases = si.phrases
@@ -105,7 +109,7 @@ def _score_chunk(items, loader, si, speakers, method, background):
                             .astype(np.float64).reshape(len(allX), len(phrases), S, M))
     needed = sorted({speakers.index[m] for _, mids in items for m in mids})
     col = {i: k for k, i in enumerate(needed)}
-    spk_models = [si[speakers.phrases[i]].with_means(speakers.means[i]) for i in needed]
+    spk_models = [speakers.model_at(i, si) for i in needed]
     lf_spk = _logsumexp_last(_stacked(spk_models, D).component_loglik(allX)
                              .astype(np.float64).reshape(len(allX), len(needed), S, M))
     out, start = [], 0
@@ -120,30 +124,33 @@ def _score_chunk(items, loader, si, speakers, method, background):
                 si_ll[q] = _utt_loglik(si[q], lf_si[seg, phrases.index(q)], method)
             return si_ll[q]
 
-        best = max(si_loglik(q) for q in phrases) if background == "all" else None
+        best = max(si_loglik(q) for q in phrases) if "all" in backgrounds else None
         scores = []
         for m in mids:
             i = speakers.index[m]
             ll = _utt_loglik(spk_models[col[i]], lf_spk[seg, col[i]], method)
-            ref = best if background == "all" else si_loglik(speakers.phrases[i])
-            scores.append((ll - ref) / T)
+            scores.append([(ll - (best if bg == "all" else si_loglik(speakers.phrases[i]))) / T
+                           for bg in backgrounds])
         out.append(scores)
     return out
 
 
 def score_trials(si, speakers, loader, trials, method="forward", background="all", config=SERIAL):
-    """Scores (n,) float64 of ``trials`` (``(model_id, test_utt, ...)`` rows; see the module docstring)."""
+    """Scores (n,) float64 of ``trials`` (``(model_id, test_utt, ...)`` rows; see the module docstring);
+    ``background`` a list of backgrounds: (n, len(background)) from one pass (the likelihoods are shared)."""
     if method not in METHODS:
         raise SpkrecError(f"score: unknown method {method!r}; use forward or viterbi")
-    if background not in BACKGROUNDS:
-        raise SpkrecError(f"score: unknown background {background!r}; use claimed or all")
+    backgrounds = [background] if isinstance(background, str) else list(background)
+    for bg in backgrounds:
+        if bg not in BACKGROUNDS:
+            raise SpkrecError(f"score: unknown background {bg!r}; use claimed or all")
     by_utt = {}
     for n, row in enumerate(trials):
         by_utt.setdefault(row[1], []).append(n)
     items = [(u, [trials[n][0] for n in ns]) for u, ns in by_utt.items()]
     parts = map_chunks(_score_chunk, items, config, desc="score-hmm", loader=loader, si=si, speakers=speakers,
-                       method=method, background=background)
-    scores = np.empty(len(trials))
+                       method=method, backgrounds=backgrounds)
+    scores = np.empty((len(trials), len(backgrounds)))
     for ns, s in zip(by_utt.values(), (s for part in parts for s in part)):
         scores[ns] = s
-    return scores
+    return scores[:, 0] if isinstance(background, str) else scores

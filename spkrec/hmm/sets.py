@@ -5,8 +5,9 @@ per state; arrays ``phrases (P,)``, ``startprob (P, S)``, ``transmat (P, S, S)``
 ``means``/``variances (P, S, M, D)``, ``var_floor (P, D)``; meta: hyper-parameters, feature options.
 
 ``SpeakerHMMs`` (kind ``SpeakerHMMs``): n models, each a speaker saying a phrase, that share the SI
-model's weights, variances and transitions: ``ids (n,)`` (model ids, ``<speaker>-<phrase>``),
-``speakers (n,)``, ``phrases (n,)``, ``means (n, S, M, D)``, ``frames (n,)`` (enrolment frames).
+model's transitions: ``ids (n,)`` (model ids, ``<speaker>-<phrase>``),
+``speakers (n,)``, ``phrases (n,)``, ``means (n, S, M, D)``, ``frames (n,)`` (enrolment frames), and with
+``adapt`` ``mw``/``mwv`` also ``weights (n, S, M)`` / ``variances (n, S, M, D)`` (else the SI model's).
 """
 import numpy as np
 
@@ -15,8 +16,11 @@ from spkrec.hmm.model import PhraseHMM
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.prepare import td_model_id
 
-HYPER = ("num_states", "num_mix", "num_iters", "num_iters_per_split", "var_floor", "self_loop",
+HYPER = ("n_states", "n_components", "n_iter", "n_iter_per_split", "var_floor", "self_loop",
          "end_in_last", "random_state")
+
+OLD_NAMES = {"num_states": "n_states", "num_mix": "n_components", "num_iters": "n_iter",
+             "num_iters_per_split": "n_iter_per_split"}   # files written before the scikit-learn names
 
 
 model_id = td_model_id
@@ -60,27 +64,31 @@ class PhraseHMMSet:
     @classmethod
     def load(cls, path):
         a, meta = load_npz(path, "PhraseHMMSet")
-        hyper = meta.pop("hyper", {})
+        hyper = {OLD_NAMES.get(k, k): v for k, v in meta.pop("hyper", {}).items()}
         models = {}
         for i, phrase in enumerate(a["phrases"].tolist()):
             m = PhraseHMM.from_params(a["startprob"][i], a["transmat"][i], a["weights"][i], a["means"][i],
                                       a["variances"][i], **{k: v for k, v in hyper.items()
-                                                             if k not in ("num_states", "num_mix")})
+                                                             if k not in ("n_states", "n_components")})
             m.var_floor_ = a["var_floor"][i]
             models[phrase] = m
         return cls(models, meta)
 
 
 class SpeakerHMMs:
-    """MAP-adapted models (adapted means) of speakers saying phrases; see the module docstring."""
+    """MAP-adapted models (means, and weights/variances when adapted) of speakers saying phrases; see the
+    module docstring."""
 
-    def __init__(self, speakers, phrases, means, frames=None, relevance_factor=16.0):
+    def __init__(self, speakers, phrases, means, frames=None, relevance_factor=16.0, weights=None, variances=None):
         self.speakers = [str(s) for s in speakers]
         self.phrases = [str(p) for p in phrases]
         self.ids = [model_id(s, p) for s, p in zip(self.speakers, self.phrases)]
         self.means = np.asarray(means, dtype=np.float64)
         self.frames = np.zeros(len(self.ids), dtype=np.int64) if frames is None else np.asarray(frames, np.int64)
         self.relevance_factor = float(relevance_factor)
+        self.weights = None if weights is None else np.asarray(weights, dtype=np.float64)
+        self.variances = None if variances is None else np.asarray(variances, dtype=np.float64)
+        self.adapt = "m" + ("w" if self.weights is not None else "") + ("v" if self.variances is not None else "")
         self.index = {m: i for i, m in enumerate(self.ids)}
         if len(self.index) != len(self.ids):
             raise SpkrecError("SpeakerHMMs: a speaker/phrase pair appears twice")
@@ -90,17 +98,23 @@ class SpeakerHMMs:
 
     def model(self, mid, si):
         """The :class:`PhraseHMM` of model id ``mid`` (``si``: the :class:`PhraseHMMSet` it was adapted from)."""
-        i = self.index[mid]
-        return si[self.phrases[i]].with_means(self.means[i])
+        return self.model_at(self.index[mid], si)
+
+    def model_at(self, i, si):
+        """The :class:`PhraseHMM` of the ``i``-th model."""
+        return si[self.phrases[i]].with_params(self.means[i], None if self.weights is None else self.weights[i],
+                                               None if self.variances is None else self.variances[i])
 
     def save(self, path):
-        save_npz(path, "SpeakerHMMs", {"speakers": np.array(self.speakers, dtype=str),
-                                       "phrases": np.array(self.phrases, dtype=str),
-                                       "means": self.means, "frames": self.frames},
-                 {"relevance_factor": self.relevance_factor})
+        arrays = {"speakers": np.array(self.speakers, dtype=str), "phrases": np.array(self.phrases, dtype=str),
+                  "means": self.means, "frames": self.frames}
+        for name in ("weights", "variances"):
+            if getattr(self, name) is not None:
+                arrays[name] = getattr(self, name)
+        save_npz(path, "SpeakerHMMs", arrays, {"relevance_factor": self.relevance_factor, "adapt": self.adapt})
 
     @classmethod
     def load(cls, path):
         a, meta = load_npz(path, "SpeakerHMMs")
         return cls(a["speakers"].tolist(), a["phrases"].tolist(), a["means"], a["frames"],
-                   meta.get("relevance_factor", 16.0))
+                   meta.get("relevance_factor", 16.0), a.get("weights"), a.get("variances"))

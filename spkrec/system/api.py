@@ -107,13 +107,22 @@ class System:
             return bayes_threshold(float(target_prior))
         return self.threshold
 
-    def speaker_arrays(self, frames):
+    def speaker_arrays(self, frames, phrase=None):
         """The database arrays of one speaker enrolled from ``frames`` (a list of (T, dim) arrays): the
         engine's, with ``norm.enroll_cohort`` (1, C) (the speaker against the cohort's recordings) when the
-        system normalises scores, and each component's under ``c<i>.`` for a fusion."""
+        system normalises scores, and each component's under ``c<i>.`` for a fusion. ``phrase``: the
+        pass-phrase the recordings say (text-dependent systems, kind ``hmm``)."""
         if self.components:
-            return {f"c{i}.{k}": v for i, c in enumerate(self.components) for k, v in c.speaker_arrays(frames).items()}
-        arrays = self.engine.enroll(frames)
+            return {f"c{i}.{k}": v for i, c in enumerate(self.components)   # the phrase to text-dependent ones
+                    for k, v in c.speaker_arrays(frames, phrase if getattr(c.engine, "text_dependent", False)
+                                                 else None).items()}
+        if phrase is None:
+            arrays = self.engine.enroll(frames)
+        elif getattr(self.engine, "text_dependent", False):
+            arrays = self.engine.enroll(frames, phrase=phrase)
+        else:
+            raise SpkrecError(f"--phrase {phrase!r}: a {self.kind} system is text-independent; enrol without "
+                              "--phrase, or use a text-dependent (hmm) system")
         if self.norm is not None:
             rows = len(next(iter(arrays.values())))
             arrays["norm.enroll_cohort"] = self.engine.score_many(arrays, {"": np.zeros(rows, np.int64)},
@@ -156,9 +165,10 @@ class System:
         return db
 
     # ----------------------------------------------------------------------------- verbs
-    def enroll(self, speakers, db=None):
+    def enroll(self, speakers, db=None, phrase=None):
         """Enrol ``{name: [audio, ...]}`` (paths or ``(samples, rate)`` pairs) into ``db`` (default a new one);
-        re-enrolling a name replaces it. Returns the database."""
+        re-enrolling a name replaces it. ``phrase``: the pass-phrase all the recordings say (text-dependent
+        systems; needed when the system has several). Returns the database."""
         db = self.new_db() if db is None else db
         self.check_db(db)
         if not speakers:
@@ -169,7 +179,7 @@ class System:
             if not files:
                 raise SpkrecError(f"speaker {name!r} has no audio files to enrol; give at least one recording")
             frames = [self.frames(f, _label(f, i)) for i, f in enumerate(files)]
-            models[name] = (self.speaker_arrays(frames), [_label(f, i) for i, f in enumerate(files)])
+            models[name] = (self.speaker_arrays(frames, phrase), [_label(f, i) for i, f in enumerate(files)])
         for name, (arrays, files) in models.items():  # all files read before the database changes
             db.add(name, arrays, files)
         return db

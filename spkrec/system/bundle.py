@@ -4,7 +4,7 @@ calibrated score; :func:`export_system` writes one, :func:`load_system` reads it
 ``system.json`` (format :data:`FORMAT_VERSION`)::
 
     {"format": "spkrec-system", "format_version": 1,
-     "kind": "gmm_ubm" | "gsv_svm" | "ivector" | "rnn" | "fusion", "name": ...,
+     "kind": "gmm_ubm" | "gsv_svm" | "ivector" | "rnn" | "cnn" | "hmm" | "fusion", "name": ...,
      "sample_rate": 16000,
      "features": {"type": "mfcc", "options": {...}},          # compute-feats options
      "vad": {"options": {...}} | null,                         # compute-vad options (null: no VAD)
@@ -40,9 +40,9 @@ ORDER = ["read audio, average channels, resample to sample_rate", "features", "V
          "deltas", "CMVN", "keep voiced frames"]
 # what each kind's enrolment depends on (besides the front end): these enter the fingerprint
 _ENROL_MODELS = {"gmm_ubm": ("ubm",), "gsv_svm": ("ubm", "background"), "ivector": ("ubm", "extractor"),
-                 "rnn": ("encoder",), "cnn": ("encoder",), "fusion": ()}
+                 "rnn": ("encoder",), "cnn": ("encoder",), "hmm": ("hmms",), "fusion": ()}
 _ENROL_SCORING = {"gmm_ubm": ("relevance_factor", "adapt"), "gsv_svm": ("relevance_factor", "C", "class_weight"),
-                  "ivector": ("stats",), "rnn": (), "cnn": (), "fusion": ()}
+                  "ivector": ("stats",), "rnn": (), "cnn": (), "hmm": ("relevance_factor", "adapt"), "fusion": ()}
 KINDS = tuple(_ENROL_MODELS)
 FRONT_END = ("sample_rate", "features", "vad", "postprocess")
 
@@ -133,7 +133,8 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
                   feat_options=None, sample_rate=16000, vad_options=None, relevance_factor=16.0, adapt="m",
                   top_c=5, background=None, svm_C=1.0, svm_class_weight="balanced", components=None,
                   fusion=None, snorm_cohort=None, snorm_method="s", snorm_top_n=200, calibration=None,
-                  target_prior=None, eer_from=None, name=None, vad_features=None):
+                  target_prior=None, eer_from=None, name=None, vad_features=None, hmm=None, hmm_method="forward",
+                  hmm_background="all"):
     """Write a system bundle to directory ``out`` (replacing one there); returns the loaded :class:`System`.
 
     kind : ``"gmm_ubm"`` (``ubm``: the diagonal UBM file or dir; ``relevance_factor``, ``adapt``, ``top_c``),
@@ -144,7 +145,9 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
         ``backend`` whose transforms are applied first), ``"rnn"`` / ``"cnn"`` (``rnn``: the train-rnn or
         train-cnn dir or its final.pt, needs PyTorch; ``scoring`` and ``backend`` as for i-vectors) or ``"fusion"``
         (``components``: bundle dirs with one front end; ``fusion``: the ``fuse --model-out`` .npz, its
-        weights in the order of ``components``; the fused score is the LLR).
+        weights in the order of ``components``; the fused score is the LLR) or ``"hmm"`` (``hmm``: the
+        train-hmm dir or its hmms.npz; ``relevance_factor``, ``adapt`` as enroll-hmm, ``hmm_method`` and
+        ``hmm_background`` as score-hmm's --method and --background; a speaker enrols one of its phrases).
     feat_type, feat_options : the ``compute-feats`` feature type and options (``sample_frequency`` among
         them sets ``sample_rate``). vad_options : the ``compute-vad`` options, or None for no VAD.
     vad_features : ``(feat_type, options)`` of the features the VAD decided on when not the model's (the
@@ -174,8 +177,12 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
         feat_options = dict(feat_options or {})
         if "sample_frequency" in feat_options:
             sample_rate = feat_options.pop("sample_frequency")
-        meta, score_cfg, want_dim = _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring,
-                                                 relevance_factor, adapt, top_c, background, svm_C, svm_class_weight)
+        if kind == "hmm":
+            meta, score_cfg, want_dim = _hmm_parts(files, hmm, relevance_factor, adapt, hmm_method, hmm_background)
+        else:
+            meta, score_cfg, want_dim = _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring,
+                                                     relevance_factor, adapt, top_c, background, svm_C,
+                                                     svm_class_weight)
         stored = meta.get("features") if isinstance(meta.get("features"), dict) else {}
         post = {k: stored.get(k, d) for k, d in POST_DEFAULTS.items()}
     if not isinstance(sample_rate, (int, float)) or sample_rate <= 0 or int(sample_rate) != sample_rate:
@@ -183,6 +190,9 @@ def export_system(out, kind, *, ubm=None, extractor=None, rnn=None, backend=None
     if snorm_cohort is not None:
         if kind == "fusion":
             raise SpkrecError("a fusion normalises through its components; export them with --snorm-cohort")
+        if kind == "hmm":
+            raise SpkrecError("--snorm-cohort: score normalisation of text-dependent (hmm) systems is not supported "
+                              "(the recipe measured it worse); export without it")
         from spkrec.backend.score_norm import METHODS
         if snorm_method not in METHODS:
             raise SpkrecError(f"unknown --snorm-method {snorm_method!r}; use one of {', '.join(METHODS)}")
@@ -315,6 +325,23 @@ def _model_parts(kind, files, made, ubm, extractor, rnn, backend, scoring, relev
         from spkrec.ivector.stats import stats_options
         score_cfg["stats"] = stats_options(meta.get("stats", {}))
     return meta, score_cfg, want_dim
+
+
+def _hmm_parts(files, hmm, relevance_factor, adapt, method, background):
+    """Files and scoring config of a text-dependent HMM system -> (the HMMs' meta, scoring config, dimension)."""
+    from spkrec.gmm.map import ADAPT_MODES
+    from spkrec.hmm import PhraseHMMSet
+    from spkrec.hmm.pipeline import BACKGROUNDS, METHODS
+    files["hmms"] = _model_path(hmm, "hmms.npz", "--kind hmm", "--hmm")
+    si = PhraseHMMSet.load(files["hmms"])
+    for value, allowed, option in ((adapt, ADAPT_MODES, "--adapt"), (method, METHODS, "--hmm-method"),
+                                   (background, BACKGROUNDS, "--hmm-background")):
+        if value not in allowed:
+            raise SpkrecError(f"unknown {option} {value!r}; use one of {', '.join(allowed)}")
+    if not float(relevance_factor) > 0:
+        raise SpkrecError(f"--relevance-factor {relevance_factor} must be positive")
+    return si.meta, {"relevance_factor": float(relevance_factor), "adapt": adapt, "method": method,
+                     "background": background, "phrases": si.phrases}, si.dim_
 
 
 def _gsv_parts(files, made, background, relevance_factor, C, class_weight):

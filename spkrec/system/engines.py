@@ -19,7 +19,7 @@ import numpy as np
 
 from spkrec.errors import SpkrecError
 
-KINDS = ("gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn")
+KINDS = ("gmm_ubm", "gsv_svm", "ivector", "rnn", "cnn", "hmm")
 _log = logging.getLogger("spkrec")
 
 
@@ -147,6 +147,75 @@ class GsvSvmEngine:
         return list(arrays["vectors"])
 
 
+class HmmEngine:
+    """Text-dependent verification with phrase HMMs (:mod:`spkrec.hmm`): a speaker enrols one pass-phrase
+    (MAP-adapted copy of that phrase's speaker-independent HMM); a test is scored by the HMM LLR of
+    :func:`spkrec.hmm.score_trials` (``background`` ``all``: against the best SI phrase model, so the wrong
+    phrase is rejected too). The speaker's arrays hold the phrase's index in the bundle's phrase list."""
+
+    kind = "hmm"
+    text_dependent = True
+
+    def __init__(self, si, relevance_factor=2.0, adapt="m", method="forward", background="all"):
+        self.si = si
+        self.relevance_factor = float(relevance_factor)
+        self.adapt = adapt
+        self.method = method
+        self.background = background
+
+    @classmethod
+    def from_bundle(cls, path, cfg):
+        from spkrec.hmm import PhraseHMMSet
+        s = cfg["scoring"]
+        return cls(PhraseHMMSet.load(os.path.join(path, cfg["models"]["hmms"])), s["relevance_factor"], s["adapt"],
+                   s["method"], s["background"])
+
+    @property
+    def dim(self):
+        return self.si.dim_
+
+    def phrase(self, phrase=None):
+        """The phrase to enrol: ``phrase``, or the bundle's only one; a one-line error otherwise."""
+        phrases = self.si.phrases
+        if phrase is None:
+            if len(phrases) == 1:
+                return phrases[0]
+            raise SpkrecError(f"this text-dependent system has {len(phrases)} pass-phrases ({', '.join(phrases)}); "
+                              "say which one the recordings say with --phrase")
+        if phrase not in self.si:
+            raise SpkrecError(f"phrase {phrase!r} has no HMM in this system (phrases: {', '.join(phrases)}); "
+                              "give one of them with --phrase")
+        return phrase
+
+    def enroll(self, frames, phrase=None):
+        from spkrec.hmm import enroll_speaker_hmms
+        phrase = self.phrase(phrase)
+        keys = [str(i) for i in range(len(frames))]
+        with _quiet():
+            models = enroll_speaker_hmms(self.si, dict(zip(keys, frames)).__getitem__, {("speaker", phrase): keys},
+                                         self.relevance_factor, adapt=self.adapt)
+        adapted = {"weights": models.weights, "variances": models.variances}
+        return {"means": models.means, "phrase": np.array([self.si.phrases.index(phrase)], dtype=np.int64),
+                **{k: v for k, v in adapted.items() if v is not None}}
+
+    def represent(self, X):
+        return np.asarray(X)
+
+    def score_many(self, arrays, owners, reps):
+        from spkrec.hmm import SpeakerHMMs, score_trials
+        ids = [str(i) for i in range(len(owners[""]))]
+        models = SpeakerHMMs(ids, [self.si.phrases[k] for k in arrays["phrase"]], arrays["means"], None,
+                             self.relevance_factor, arrays.get("weights"), arrays.get("variances"))
+        tests = [str(k) for k in range(len(reps))]
+        with _quiet():
+            s = score_trials(self.si, models, dict(zip(tests, reps)).__getitem__,
+                             [(m, t) for t in tests for m in models.ids], self.method, self.background)
+        return s.reshape(len(tests), len(ids)).T
+
+    pack = staticmethod(GmmUbmEngine.pack)
+    unpack = staticmethod(GmmUbmEngine.unpack)
+
+
 def _vector_pipeline(path, cfg):
     """The back end of a vector system: its PLDA pipeline, or cosine after its (optional) transforms."""
     from spkrec.backend.cosine import CosineScorer
@@ -256,4 +325,4 @@ def load_ubm(path):
 
 
 ENGINES = {"gmm_ubm": GmmUbmEngine, "gsv_svm": GsvSvmEngine, "ivector": IvectorEngine, "rnn": RnnEngine,
-           "cnn": RnnEngine}
+           "cnn": RnnEngine, "hmm": HmmEngine}
