@@ -113,6 +113,11 @@ def add_simulate_args(parser):
     parser.add_argument("--max-overlap", type=positive_float, default=0.5, help="seconds (default 0.5)")
     parser.add_argument("--babble", type=nonneg_int, default=0, help="number of babble speakers (default 0: none)")
     parser.add_argument("--babble-snr", type=finite_float, default=15.0, help="dB (default 15)")
+    parser.add_argument("--level-spread", type=nonneg_float, default=0.0,
+                        help="dB: each speaker's level drawn uniformly within this range (default 0)")
+    parser.add_argument("--rt60", type=nonneg_float, default=0.0,
+                        help="seconds: synthetic reverberation, one impulse response per speaker (default 0: none)")
+    parser.add_argument("--snr", type=finite_float, help="dB: white noise added at this SNR (default: none)")
     parser.add_argument("--rate", type=positive_int, default=16000, help="output sample rate (default 16000)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: speakers, utterances, pauses, overlaps, babble (default %(default)s)")
@@ -125,7 +130,8 @@ def run_simulate(args):
         raise SpkrecError(f"--max-pause {args.max_pause} is below --min-pause {args.min_pause}")
     simulate_conversations(args.data, args.out, args.num_conversations, args.min_speakers, args.max_speakers,
                            args.turns_per_speaker, (args.min_pause, args.max_pause), args.overlap_prob,
-                           args.max_overlap, args.babble, args.babble_snr, args.rate, args.seed, args.prefix)
+                           args.max_overlap, args.babble, args.babble_snr, args.rate, args.seed, args.prefix,
+                           args.level_spread, args.rt60, args.snr)
     return 0
 
 

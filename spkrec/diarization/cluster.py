@@ -85,3 +85,4 @@ def spectral(S, num_clusters=None, threshold=0.0, scale=None, max_clusters=10, r
     labels = SpectralClustering(n_clusters=min(k, n), affinity="precomputed", random_state=random_state,
                                 assign_labels="cluster_qr").fit_predict(A + 1e-9)
     return relabel(labels)
+

@@ -102,7 +102,7 @@ def window_scores(system, V, scoring="auto"):
     if scoring == "plda":
         if not pipe.is_plda:
             raise SpkrecError(f"{system.path}: the system's back end has no PLDA; use cosine scoring")
-        S = pipe.score(V, V)
+        S = pipe.score_pairs(V, V)
     else:
         T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
         T = T - T.mean(axis=0) if len(T) > 2 else T
