@@ -4,7 +4,8 @@
 ``max(S) - S``, stopped where the best remaining pair's average similarity falls below ``threshold`` or at
 ``num_clusters``. :func:`spectral` is spectral clustering (scikit-learn) of the affinity
 ``sigmoid((S - threshold) / scale)`` (scale: a tenth of the scores' spread by default), with the number of clusters from the largest eigengap of the
-normalised Laplacian when not given. Labels are 0..K-1 in order of first appearance.
+normalised Laplacian when not given. :func:`absorb_small` merges clusters too small to be a speaker.
+Labels are 0..K-1 in order of first appearance.
 """
 import numpy as np
 
@@ -50,6 +51,21 @@ def ahc(S, threshold=0.0, num_clusters=None):
         # merge while top - d >= threshold, i.e. d <= top - threshold
         labels = fcluster(Z, t=top - float(threshold), criterion="distance")
     return relabel(labels)
+
+
+def absorb_small(S, labels, min_size):
+    """Clusters of fewer than ``min_size`` members merged, smallest first, into the cluster of highest
+    average similarity (outlier windows and boundary windows otherwise stay as speakers of their own).
+    -> (n,) labels, renumbered."""
+    S = _check(S)
+    labels = np.asarray(labels, np.int64).copy()
+    while True:
+        ks, counts = np.unique(labels, return_counts=True)
+        if len(ks) <= 1 or counts.min() >= min_size:
+            return relabel(labels)
+        small = labels == ks[np.argmin(counts)]
+        others = [k for k in ks if k != ks[np.argmin(counts)]]
+        labels[small] = others[int(np.argmax([S[np.ix_(small, labels == k)].mean() for k in others]))]
 
 
 def _affinity(S, threshold, scale):

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from spkrec.diarization.cluster import ahc, spectral
+from spkrec.diarization.cluster import absorb_small, ahc, relabel, spectral
 from spkrec.diarization.frontend import timed_frames
 from spkrec.diarization.segment import runs, speech_regions, uniform_windows
 from spkrec.errors import SpkrecError
@@ -21,21 +21,31 @@ class DiarizationConfig:
     """Options of :func:`diarize` (seconds unless said otherwise).
 
     window, shift, min_window : uniform windows (a speech region shorter than ``window`` is one window if
-    at least ``min_window``). min_gap : pauses shorter than this are bridged; min_speech : shorter speech
-    regions are dropped. scoring : ``"cosine"`` (default), ``"plda"`` or ``"auto"`` (PLDA when the bundle has one).
-    clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the affinity's
-    midpoint); None: 0 for PLDA, -0.1 for cosine (best on simulated so762 conversations). num_speakers : fixed number (overrides the threshold).
-    resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
+    at least ``min_window``); max_windows : a longer recording gets a longer shift (AHC needs the
+    (n, n) matrix). min_gap : pauses shorter than this are bridged; min_speech : shorter speech regions are
+    dropped. scoring : ``"auto"`` (default: PLDA when the bundle has one, else cosine), ``"plda"`` or
+    ``"cosine"``. clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the
+    affinity's midpoint); None: 0 for PLDA (the LLR's Bayes decision at equal priors), -0.1 for cosine.
+    num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
+    much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
+    (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
+    vbx_loop. resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
     """
     window: float = 1.5
-    shift: float = 0.75
+    shift: float = 0.25
     min_window: float = 0.5
+    max_windows: int = 3000
     min_gap: float = 0.3
     min_speech: float = 0.2
-    scoring: str = "cosine"
+    scoring: str = "auto"
     clustering: str = "ahc"
     threshold: float = None
     num_speakers: int = None
+    min_cluster: float = 2.0
+    vbx: bool = False
+    vbx_fa: float = 0.3
+    vbx_fb: float = 5.0
+    vbx_loop: float = 0.99
     resegment: bool = False
     switch_penalty: float = 30.0
     reseg_iters: int = 2
@@ -48,6 +58,10 @@ class DiarizationConfig:
             raise SpkrecError(f"scoring {self.scoring!r}: choose plda, cosine or auto")
         if self.clustering not in ("ahc", "spectral"):
             raise SpkrecError(f"clustering {self.clustering!r}: choose ahc or spectral")
+        if self.min_cluster < 0 or int(self.max_windows) < 2:
+            raise SpkrecError(f"min_cluster {self.min_cluster} must be >= 0 and max_windows {self.max_windows} >= 2")
+        if not (0 < self.vbx_loop < 1 and self.vbx_fa > 0 and self.vbx_fb > 0):
+            raise SpkrecError("vbx: need 0 < vbx_loop < 1, vbx_fa > 0 and vbx_fb > 0")
         if self.num_speakers is not None and int(self.num_speakers) < 1:
             raise SpkrecError(f"num_speakers {self.num_speakers}: give 1 or more")
         return self
@@ -112,6 +126,15 @@ def window_scores(system, V, scoring="auto"):
     return 0.5 * (S + S.T), scoring
 
 
+def _vbx(system, V, labels, cfg):
+    from spkrec.diarization.vbx import vbx_labels
+    pipe = _engine(system).pipeline
+    if not pipe.is_plda:
+        raise SpkrecError(f"{system.path}: VBx needs a PLDA back end (its across-speaker covariance)")
+    Z = pipe.scorer.transform(pipe.transform(V))
+    return relabel(vbx_labels(Z, pipe.scorer.psi_, labels, cfg.vbx_loop, cfg.vbx_fa, cfg.vbx_fb))
+
+
 def _frame_labels(n_frames, regions, windows, win_labels):
     labels = np.full(n_frames, -1, np.int64)
     if not windows:
@@ -146,7 +169,11 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
     X, voiced, shift, duration = timed_frames(system, audio, name)
     f = lambda seconds: max(1, int(round(seconds / shift)))  # noqa: E731
     regions = speech_regions(voiced, f(cfg.min_gap), f(cfg.min_speech)) if len(X) else []
-    windows = uniform_windows(regions, f(cfg.window), f(cfg.shift), int(round(cfg.min_window / shift)))
+    win_shift = f(cfg.shift)
+    speech = sum(e - s for s, e in regions)
+    if speech / win_shift > cfg.max_windows:      # a long recording: fewer windows, same window length
+        win_shift = min(f(cfg.window), int(np.ceil(speech / cfg.max_windows)))
+    windows = uniform_windows(regions, f(cfg.window), win_shift, int(round(cfg.min_window / shift)))
     S, used = np.zeros((0, 0)), None
     if len(windows) >= 2:
         V = window_vectors(system, X, voiced, windows)
@@ -157,6 +184,10 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
             win_labels = ahc(S, threshold, k)
         else:
             win_labels = spectral(S, k, threshold)
+        if k is None and cfg.min_cluster > 0:
+            win_labels = absorb_small(S, win_labels, max(1, int(round(cfg.min_cluster / (win_shift * shift)))))
+        if cfg.vbx and k is None and win_labels.max() > 0:
+            win_labels = _vbx(system, V, win_labels, cfg)
     else:
         win_labels = np.zeros(len(windows), np.int64)
     labels = _frame_labels(len(X), regions, windows, win_labels)
