@@ -25,7 +25,8 @@ class DiarizationConfig:
     (n, n) matrix). min_gap : pauses shorter than this are bridged; min_speech : shorter speech regions are
     dropped. scoring : ``"auto"`` (default: PLDA when the bundle has one, else cosine), ``"plda"`` or
     ``"cosine"``. clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the
-    affinity's midpoint); None: 0 for PLDA (the LLR's Bayes decision at equal priors), -0.1 for cosine.
+    affinity's midpoint); None: -5 for PLDA, -0.1 for cosine (tuned on simulated so762 conversations; the
+    recipe writes its own to the bundle's diarization.json).
     num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
     much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
     (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
@@ -107,19 +108,33 @@ def window_vectors(system, X, voiced, windows):
     return np.asarray(engine.vectors(blocks), dtype=np.float64)
 
 
+def recording_normalised(pipe, V):
+    """The back end's transforms of a recording's window vectors, then centred on the recording's own mean
+    and length-normalised again (to the norm of the pipeline's last length normalisation, else 1): a
+    per-file normalisation that takes out what the windows share (channel, room, level) -> (n, dim)."""
+    from spkrec.backend.transforms import LengthNorm
+    T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
+    if len(T) > 2:
+        T = T - T.mean(axis=0)
+    norm = 1.0
+    lnorms = [step for step in pipe.steps if isinstance(step, LengthNorm)]
+    if lnorms and lnorms[-1].scale == "sqrt_dim":
+        norm = np.sqrt(T.shape[1])
+    return norm * T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+
+
 def window_scores(system, V, scoring="auto"):
-    """(n, n) symmetric score matrix of window vectors: the bundle's PLDA LLRs, or the cosine similarity of
-    the back end's transformed vectors centred on the recording's mean. -> ``(S, scoring used)``."""
+    """(n, n) symmetric score matrix of window vectors, both on :func:`recording_normalised` vectors: the
+    bundle's PLDA LLRs, or their cosine similarity. -> ``(S, scoring used)``."""
     pipe = _engine(system).pipeline
     if scoring == "auto":
         scoring = "plda" if pipe.is_plda else "cosine"
+    if scoring == "plda" and not pipe.is_plda:
+        raise SpkrecError(f"{system.path}: the system's back end has no PLDA; use cosine scoring")
+    T = recording_normalised(pipe, V)
     if scoring == "plda":
-        if not pipe.is_plda:
-            raise SpkrecError(f"{system.path}: the system's back end has no PLDA; use cosine scoring")
-        S = pipe.score_pairs(V, V)
+        S = pipe.scorer.score_pairs(T, T)
     else:
-        T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
-        T = T - T.mean(axis=0) if len(T) > 2 else T
         T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
         S = T @ T.T
     S = np.asarray(S, np.float64)
@@ -131,7 +146,7 @@ def _vbx(system, V, labels, cfg):
     pipe = _engine(system).pipeline
     if not pipe.is_plda:
         raise SpkrecError(f"{system.path}: VBx needs a PLDA back end (its across-speaker covariance)")
-    Z = pipe.scorer.transform(pipe.transform(V))
+    Z = pipe.scorer.transform(recording_normalised(pipe, V))
     return relabel(vbx_labels(Z, pipe.scorer.psi_, labels, cfg.vbx_loop, cfg.vbx_fa, cfg.vbx_fb))
 
 
@@ -178,7 +193,7 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
     if len(windows) >= 2:
         V = window_vectors(system, X, voiced, windows)
         S, used = window_scores(system, V, cfg.scoring)
-        threshold = cfg.threshold if cfg.threshold is not None else (0.0 if used == "plda" else -0.1)
+        threshold = cfg.threshold if cfg.threshold is not None else (-5.0 if used == "plda" else -0.1)
         k = None if cfg.num_speakers is None else int(cfg.num_speakers)
         if cfg.clustering == "ahc":
             win_labels = ahc(S, threshold, k)
