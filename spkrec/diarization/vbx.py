@@ -31,7 +31,7 @@ def forward_backward(loglik, trans, initial):
     return np.exp(fw + bw - total), total, fw, bw
 
 
-def vbx(X, phi, gamma, loop_prob=0.9, fa=1.0, fb=1.0, max_iter=10, tol=1e-4):
+def vbx(X, phi, gamma, loop_prob=0.9, fa=1.0, fb=1.0, max_iter=40, tol=1e-4):
     """VB inference of the speaker HMM.
 
     X : (T, D) window vectors in the PLDA space. phi : (D,) across-speaker variances. gamma : (T, S)
@@ -62,7 +62,7 @@ def vbx(X, phi, gamma, loop_prob=0.9, fa=1.0, fb=1.0, max_iter=10, tol=1e-4):
     return gamma, pi, elbo
 
 
-def vbx_labels(X, phi, init_labels, loop_prob=0.9, fa=1.0, fb=1.0, max_iter=10, min_prior=1e-3, smooth=7.0):
+def vbx_labels(X, phi, init_labels, loop_prob=0.9, fa=1.0, fb=1.0, max_iter=40, min_prior=1e-3, smooth=7.0):
     """VBx started from hard labels -> (T,) labels of the speakers whose prior stays above ``min_prior``
     (each window to its most responsible speaker among them). ``smooth``: the initial responsibilities are
     ``softmax(smooth * one_hot)`` as in the VBx recipe."""
