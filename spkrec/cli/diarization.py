@@ -19,7 +19,7 @@ def add_diarize_args(parser):
     parser.add_argument("--window", type=positive_float, help="window length in seconds (default 1.5)")
     parser.add_argument("--shift", type=positive_float, help="window shift in seconds (default 0.25)")
     parser.add_argument("--scoring", choices=["cosine", "plda", "auto"],
-                        help="window scoring (default auto: PLDA when the bundle has one)")
+                        help="window scoring (default: the bundle's diarization.json, else cosine)")
     parser.add_argument("--min-cluster", type=nonneg_float,
                         help="seconds: smaller clusters are merged into their nearest (default 2; 0: keep all)")
     parser.add_argument("--vbx", action="store_true", default=None,

@@ -23,10 +23,11 @@ class DiarizationConfig:
     window, shift, min_window : uniform windows (a speech region shorter than ``window`` is one window if
     at least ``min_window``); max_windows : a longer recording gets a longer shift (AHC needs the
     (n, n) matrix). min_gap : pauses shorter than this are bridged; min_speech : shorter speech regions are
-    dropped. scoring : ``"auto"`` (default: PLDA when the bundle has one, else cosine), ``"plda"`` or
-    ``"cosine"``. clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the
-    affinity's midpoint); None: -5 for PLDA, -0.1 for cosine (tuned on simulated so762 conversations; the
-    recipe writes its own to the bundle's diarization.json).
+    dropped. scoring : ``"cosine"`` (default: bounded scores whose threshold carries over between models),
+    ``"plda"`` (better when its threshold is tuned for the bundle, as the recipe does) or ``"auto"`` (PLDA
+    when the bundle has one). clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the
+    affinity's midpoint); None: -0.1 for cosine, -5 for PLDA (the LLR scale depends on the model: tune it;
+    the recipe writes the tuned one to the bundle's diarization.json).
     num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
     much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
     (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
@@ -38,7 +39,7 @@ class DiarizationConfig:
     max_windows: int = 3000
     min_gap: float = 0.3
     min_speech: float = 0.2
-    scoring: str = "auto"
+    scoring: str = "cosine"
     clustering: str = "ahc"
     threshold: float = None
     num_speakers: int = None

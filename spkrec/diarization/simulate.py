@@ -60,8 +60,9 @@ def simulate_conversation(utterances, rate, rng, num_turns=8, pause=(0.2, 1.0), 
         others = [s for s in speakers if s != order[-1]] or speakers
         order.append(others[rng.integers(len(others))])
     used = {s: 0 for s in speakers}
-    gain = {s: 10 ** (rng.uniform(-0.5, 0.5) * level_spread_db / 20) for s in speakers}
-    rooms = {s: room_response(rate, rt60, rng) for s in speakers} if rt60 > 0 else {}
+    fx = np.random.default_rng(int(rng.integers(2 ** 32)))   # effects: own stream, same turns with or without
+    gain = {s: 10 ** (fx.uniform(-0.5, 0.5) * level_spread_db / 20) for s in speakers}
+    rooms = {s: room_response(rate, rt60, fx) for s in speakers} if rt60 > 0 else {}
     pieces, turns, t = [], [], 0.0
     for k, spk in enumerate(order[:max(num_turns, len(speakers))]):
         pool = utterances[spk]
@@ -94,8 +95,8 @@ def simulate_conversation(utterances, rate, rng, num_turns=8, pause=(0.2, 1.0), 
         y += b
     if snr is not None:
         speech = np.mean(np.concatenate([x for _, x in pieces]) ** 2)
-        y += rng.normal(0, np.sqrt(speech / 10 ** (snr / 10)), n)
-    y += rng.normal(0, 3.0, n)  # a faint noise floor: no digital silence
+        y += fx.normal(0, np.sqrt(speech / 10 ** (snr / 10)), n)
+    y += fx.normal(0, 3.0, n)  # a faint noise floor: no digital silence
     return np.clip(y, -32768, 32767).astype(np.float32), sorted(turns)
 
 
