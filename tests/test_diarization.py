@@ -331,3 +331,18 @@ def test_cli_no_speech_warns_and_writes_an_empty_rttm(bundle, tmp_path, capsys, 
     assert "quiet: no speech found" in caplog.text
     assert "empty" in _one_error(capsys, "diarize", bundle["root"] / "sys", tmp_path / "empty.wav", "--rttm",
                                  tmp_path / "e.rttm")
+
+
+def test_pipeline_vbx_and_plda_options(bundle):
+    wav = bundle["root"] / "conv" / "wav" / "conv001.wav"
+    ref = {"conv001": bundle["refs"]["conv001"]}
+    for options in ({"scoring": "plda", "threshold": -15.0}, {"scoring": "plda", "threshold": -15.0, "vbx": True},
+                    {"min_cluster": 0.0}, {"max_windows": 10}):
+        turns = diarize(bundle["system"], wav, **options)
+        assert turns and all(t.end > t.start for t in turns)
+        assert diarization_error(ref, {"conv001": turns}, collar=0.25)["total"]["der"] < 0.6, options
+    _, full = diarize(bundle["system"], wav, return_details=True)
+    _, capped = diarize(bundle["system"], wav, max_windows=10, return_details=True)
+    starts = np.diff([s for s, _ in capped["windows"]])
+    # a longer shift (at most one window length, plus each region's last window) keeps the matrix small
+    assert len(capped["windows"]) < len(full["windows"]) / 2 and np.median(starts) == pytest.approx(1.5)

@@ -45,9 +45,9 @@ class DiarizationConfig:
     num_speakers: int = None
     min_cluster: float = 2.0
     vbx: bool = False
-    vbx_fa: float = 0.3
-    vbx_fb: float = 5.0
-    vbx_loop: float = 0.99
+    vbx_fa: float = 1.0
+    vbx_fb: float = 10.0
+    vbx_loop: float = 0.9
     resegment: bool = False
     switch_penalty: float = 30.0
     reseg_iters: int = 2
