@@ -25,9 +25,9 @@ class DiarizationConfig:
     (n, n) matrix). min_gap : pauses shorter than this are bridged; min_speech : shorter speech regions are
     dropped. scoring : ``"cosine"`` (default: bounded scores whose threshold carries over between models),
     ``"plda"`` (better when its threshold is tuned for the bundle, as the recipe does) or ``"auto"`` (PLDA
-    when the bundle has one). clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the
-    affinity's midpoint); None: -0.1 for cosine, -5 for PLDA (the LLR scale depends on the model: tune it;
-    the recipe writes the tuned one to the bundle's diarization.json).
+    when the bundle has one). clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC
+    (spectral: the affinity's midpoint); None: -0.1 for cosine, -5 for PLDA (the LLR scale depends on the
+    model: tune it; the recipe writes the tuned one to the bundle's diarization.json).
     num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
     much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
     (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
@@ -61,7 +61,8 @@ class DiarizationConfig:
         if self.clustering not in ("ahc", "spectral"):
             raise SpkrecError(f"clustering {self.clustering!r}: choose ahc or spectral")
         if self.min_cluster < 0 or int(self.max_windows) < 2:
-            raise SpkrecError(f"min_cluster {self.min_cluster} must be >= 0 and max_windows {self.max_windows} >= 2")
+            raise SpkrecError(f"min_cluster {self.min_cluster} must be >= 0 and max_windows {self.max_windows} "
+                              ">= 2")
         if not (0 < self.vbx_loop < 1 and self.vbx_fa > 0 and self.vbx_fb > 0):
             raise SpkrecError("vbx: need 0 < vbx_loop < 1, vbx_fa > 0 and vbx_fb > 0")
         if self.num_speakers is not None and int(self.num_speakers) < 1:
@@ -201,7 +202,8 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
         else:
             win_labels = spectral(S, k, threshold)
         if k is None and cfg.min_cluster > 0:
-            win_labels = absorb_small(S, win_labels, max(1, int(round(cfg.min_cluster / (win_shift * shift)))))
+            min_size = max(1, int(round(cfg.min_cluster / (win_shift * shift))))
+            win_labels = absorb_small(S, win_labels, min_size)
         if cfg.vbx and k is None and win_labels.max() > 0:
             win_labels = _vbx(system, V, win_labels, cfg)
     else:
