@@ -346,3 +346,18 @@ def test_pipeline_vbx_and_plda_options(bundle):
     starts = np.diff([s for s, _ in capped["windows"]])
     # a longer shift (at most one window length, plus each region's last window) keeps the matrix small
     assert len(capped["windows"]) < len(full["windows"]) / 2 and np.median(starts) == pytest.approx(1.5)
+
+
+def test_cli_train_diarization_backend_bad_input(bundle, tmp_path, capsys):
+    r = bundle["root"]
+    assert "--shift" in _one_error(capsys, "train-diarization-backend", r / "sys", r / "train", tmp_path / "b.npz",
+                                   "--window", "1", "--shift", "2")
+    one = tmp_path / "one"
+    one.mkdir()
+    utts = sorted((r / "train" / "utt2spk").read_text().splitlines())[:2]      # two utterances, one speaker
+    (one / "utt2spk").write_text("\n".join(f"{u.split()[0]} S" for u in utts) + "\n")
+    wav = dict(line.split(maxsplit=1) for line in (r / "train" / "wav.scp").read_text().splitlines())
+    (one / "wav.scp").write_text("".join(f"{u.split()[0]} {wav[u.split()[0]]}\n" for u in utts))
+    assert "fewer than 2 speakers" in _one_error(capsys, "train-diarization-backend", r / "sys", one,
+                                                 tmp_path / "b.npz")
+    assert not (tmp_path / "b.npz").exists()
