@@ -10,5 +10,5 @@ single-speaker utterances with reference turns (simulated development data).
 from spkrec.diarization.cluster import absorb_small, ahc, estimate_num_clusters, spectral
 from spkrec.diarization.pipeline import DiarizationConfig, diarize, window_scores, window_vectors
 
-__all__ = ["ahc", "absorb_small", "spectral", "estimate_num_clusters", "diarize", "DiarizationConfig", "window_vectors",
-           "window_scores"]
+__all__ = ["ahc", "absorb_small", "spectral", "estimate_num_clusters", "diarize", "DiarizationConfig",
+           "window_vectors", "window_scores"]
