@@ -1,5 +1,5 @@
-"""``spkrec diarize | score-diarization | simulate-conversations``: who spoke when, its DER, and
-simulated conversations to develop it on."""
+"""``spkrec diarize | score-diarization | train-diarization-backend | simulate-conversations``: who spoke
+when, its DER, a back end trained on windows, and simulated conversations to develop it on."""
 import json
 import os
 
@@ -17,8 +17,13 @@ def add_diarize_args(parser):
     parser.add_argument("--threshold", type=finite_float,
                         help="clustering stop score (default: the bundle's diarization.json, else -0.1 cosine / 0 PLDA)")
     parser.add_argument("--window", type=positive_float, help="window length in seconds (default 1.5)")
-    parser.add_argument("--shift", type=positive_float, help="window shift in seconds (default 0.75)")
-    parser.add_argument("--scoring", choices=["cosine", "plda", "auto"], help="window scoring (default cosine)")
+    parser.add_argument("--shift", type=positive_float, help="window shift in seconds (default 0.25)")
+    parser.add_argument("--scoring", choices=["cosine", "plda", "auto"],
+                        help="window scoring (default: the bundle's diarization.json, else cosine)")
+    parser.add_argument("--min-cluster", type=nonneg_float,
+                        help="seconds: smaller clusters are merged into their nearest (default 2; 0: keep all)")
+    parser.add_argument("--vbx", action="store_true", default=None,
+                        help="VB-HMM (VBx) clustering started from the AHC labels (PLDA bundles)")
     parser.add_argument("--clustering", choices=["ahc", "spectral"], help="clustering (default ahc)")
     parser.add_argument("--resegment", action="store_true", default=None,
                         help="GMM resegmentation of the frames after clustering")
@@ -48,15 +53,47 @@ def run_diarize(args):
     from spkrec.io.rttm import write_rttm
     cfg = DiarizationConfig.for_system(args.system, num_speakers=args.num_speakers, threshold=args.threshold,
                                        window=args.window, shift=args.shift, scoring=args.scoring,
-                                       clustering=args.clustering, resegment=args.resegment)
+                                       clustering=args.clustering, resegment=args.resegment,
+                                       min_cluster=args.min_cluster, vbx=args.vbx)
     recordings = _recordings(args)
     system = spkrec.load_system(args.system)
     out = {}
     for rid, path in recordings.items():
         out[rid] = diarize(system, path, cfg, name=path)
-        logging.getLogger("spkrec").info("%s: %d turns, %d speakers", rid, len(out[rid]),
-                                         len({t.speaker for t in out[rid]}))
+        if out[rid]:
+            logging.getLogger("spkrec").info("%s: %d turns, %d speakers", rid, len(out[rid]),
+                                             len({t.speaker for t in out[rid]}))
+        else:
+            logging.getLogger("spkrec").warning("%s: no speech found (energy VAD); no turns in the RTTM", rid)
     write_rttm(args.rttm, out)
+    return 0
+
+
+# ---------------------------------------------------------------- train-diarization-backend
+def add_train_backend_args(parser):
+    parser.add_argument("system", help="an i-vector or RNN system bundle (its front end and vector extractor)")
+    parser.add_argument("data", help="data dir of background speakers (wav.scp, utt2spk), not the test speakers")
+    parser.add_argument("out", help="output back end (.npz), for spkrec export-system --backend")
+    parser.add_argument("--steps", default="center,lnorm,plda",
+                        help="back-end steps as in train-backend --steps (default %(default)s)")
+    parser.add_argument("--window", type=positive_float, default=1.5, help="window length in seconds (default 1.5)")
+    parser.add_argument("--shift", type=positive_float, default=0.75, help="window shift in seconds (default 0.75)")
+
+
+def run_train_backend(args):
+    import logging
+
+    import spkrec
+    from spkrec.diarization.train import window_training_vectors
+    if args.shift > args.window:
+        raise SpkrecError(f"--shift {args.shift} is above --window {args.window}")
+    system = spkrec.load_system(args.system)
+    V, y = window_training_vectors(system, args.data, window=args.window, shift=args.shift)
+    from spkrec.backend.pipeline import make_pipeline
+    pipe = make_pipeline(args.steps).fit(V, y)
+    pipe.save(args.out)
+    logging.getLogger("spkrec").info("wrote %s: %s on %d windows of %d speakers", args.out, args.steps, len(V),
+                                     len(set(y.tolist())))
     return 0
 
 
@@ -113,6 +150,11 @@ def add_simulate_args(parser):
     parser.add_argument("--max-overlap", type=positive_float, default=0.5, help="seconds (default 0.5)")
     parser.add_argument("--babble", type=nonneg_int, default=0, help="number of babble speakers (default 0: none)")
     parser.add_argument("--babble-snr", type=finite_float, default=15.0, help="dB (default 15)")
+    parser.add_argument("--level-spread", type=nonneg_float, default=0.0,
+                        help="dB: each speaker's level drawn uniformly within this range (default 0)")
+    parser.add_argument("--rt60", type=nonneg_float, default=0.0,
+                        help="seconds: synthetic reverberation, one impulse response per speaker (default 0: none)")
+    parser.add_argument("--snr", type=finite_float, help="dB: white noise added at this SNR (default: none)")
     parser.add_argument("--rate", type=positive_int, default=16000, help="output sample rate (default 16000)")
     parser.add_argument("--seed", type=int, default=0,
                         help="random seed: speakers, utterances, pauses, overlaps, babble (default %(default)s)")
@@ -125,12 +167,14 @@ def run_simulate(args):
         raise SpkrecError(f"--max-pause {args.max_pause} is below --min-pause {args.min_pause}")
     simulate_conversations(args.data, args.out, args.num_conversations, args.min_speakers, args.max_speakers,
                            args.turns_per_speaker, (args.min_pause, args.max_pause), args.overlap_prob,
-                           args.max_overlap, args.babble, args.babble_snr, args.rate, args.seed, args.prefix)
+                           args.max_overlap, args.babble, args.babble_snr, args.rate, args.seed, args.prefix,
+                           args.level_spread, args.rt60, args.snr)
     return 0
 
 
 COMMANDS = {
     "diarize": (add_diarize_args, run_diarize),
     "score-diarization": (add_score_args, run_score),
+    "train-diarization-backend": (add_train_backend_args, run_train_backend),
     "simulate-conversations": (add_simulate_args, run_simulate),
 }

@@ -72,6 +72,7 @@ VERBS = {
     "results-table": ("spkrec.cli.eval", "one row per system (EER, minDCF, actDCF, Cllr, minCllr, top-k) as Markdown"),
     "diarize": ("spkrec.cli.diarization", "who spoke when: speaker turns of audio files as RTTM (i-vector/RNN bundle)"),
     "score-diarization": ("spkrec.cli.diarization", "DER (miss, false alarm, confusion) and JER of an RTTM against a reference"),
+    "train-diarization-backend": ("spkrec.cli.diarization", "PLDA/cosine back end on window vectors of background speakers (for diarize)"),
     "simulate-conversations": ("spkrec.cli.diarization", "simulated multi-speaker conversations with reference RTTMs from a data dir"),
 }
 

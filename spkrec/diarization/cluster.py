@@ -4,7 +4,8 @@
 ``max(S) - S``, stopped where the best remaining pair's average similarity falls below ``threshold`` or at
 ``num_clusters``. :func:`spectral` is spectral clustering (scikit-learn) of the affinity
 ``sigmoid((S - threshold) / scale)`` (scale: a tenth of the scores' spread by default), with the number of clusters from the largest eigengap of the
-normalised Laplacian when not given. Labels are 0..K-1 in order of first appearance.
+normalised Laplacian when not given. :func:`absorb_small` merges clusters too small to be a speaker.
+Labels are 0..K-1 in order of first appearance.
 """
 import numpy as np
 
@@ -52,6 +53,21 @@ def ahc(S, threshold=0.0, num_clusters=None):
     return relabel(labels)
 
 
+def absorb_small(S, labels, min_size):
+    """Clusters of fewer than ``min_size`` members merged, smallest first, into the cluster of highest
+    average similarity (outlier windows and boundary windows otherwise stay as speakers of their own).
+    -> (n,) labels, renumbered."""
+    S = _check(S)
+    labels = np.asarray(labels, np.int64).copy()
+    while True:
+        ks, counts = np.unique(labels, return_counts=True)
+        if len(ks) <= 1 or counts.min() >= min_size:
+            return relabel(labels)
+        small = labels == ks[np.argmin(counts)]
+        others = [k for k in ks if k != ks[np.argmin(counts)]]
+        labels[small] = others[int(np.argmax([S[np.ix_(small, labels == k)].mean() for k in others]))]
+
+
 def _affinity(S, threshold, scale):
     off = S[~np.eye(len(S), dtype=bool)]
     scale = float(scale) if scale else max(0.1 * float(off.std()), 1e-6)
@@ -85,3 +101,4 @@ def spectral(S, num_clusters=None, threshold=0.0, scale=None, max_clusters=10, r
     labels = SpectralClustering(n_clusters=min(k, n), affinity="precomputed", random_state=random_state,
                                 assign_labels="cluster_qr").fit_predict(A + 1e-9)
     return relabel(labels)
+

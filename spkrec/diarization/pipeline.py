@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from spkrec.diarization.cluster import ahc, spectral
+from spkrec.diarization.cluster import absorb_small, ahc, relabel, spectral
 from spkrec.diarization.frontend import timed_frames
 from spkrec.diarization.segment import runs, speech_regions, uniform_windows
 from spkrec.errors import SpkrecError
@@ -21,21 +21,33 @@ class DiarizationConfig:
     """Options of :func:`diarize` (seconds unless said otherwise).
 
     window, shift, min_window : uniform windows (a speech region shorter than ``window`` is one window if
-    at least ``min_window``). min_gap : pauses shorter than this are bridged; min_speech : shorter speech
-    regions are dropped. scoring : ``"cosine"`` (default), ``"plda"`` or ``"auto"`` (PLDA when the bundle has one).
-    clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC (spectral: the affinity's
-    midpoint); None: 0 for PLDA, -0.1 for cosine (best on simulated so762 conversations). num_speakers : fixed number (overrides the threshold).
-    resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
+    at least ``min_window``); max_windows : a longer recording gets a longer shift (AHC needs the
+    (n, n) matrix). min_gap : pauses shorter than this are bridged; min_speech : shorter speech regions are
+    dropped. scoring : ``"cosine"`` (default: bounded scores whose threshold carries over between models),
+    ``"plda"`` (better when its threshold is tuned for the bundle, as the recipe does) or ``"auto"`` (PLDA
+    when the bundle has one). clustering : ``"ahc"`` or ``"spectral"``. threshold : stop score of AHC
+    (spectral: the affinity's midpoint); None: -0.1 for cosine, -5 for PLDA (the LLR scale depends on the
+    model: tune it; the recipe writes the tuned one to the bundle's diarization.json).
+    num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
+    much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
+    (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
+    vbx_loop. resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
     """
     window: float = 1.5
-    shift: float = 0.75
+    shift: float = 0.25
     min_window: float = 0.5
+    max_windows: int = 3000
     min_gap: float = 0.3
     min_speech: float = 0.2
     scoring: str = "cosine"
     clustering: str = "ahc"
     threshold: float = None
     num_speakers: int = None
+    min_cluster: float = 2.0
+    vbx: bool = False
+    vbx_fa: float = 1.0
+    vbx_fb: float = 10.0
+    vbx_loop: float = 0.9
     resegment: bool = False
     switch_penalty: float = 30.0
     reseg_iters: int = 2
@@ -48,6 +60,11 @@ class DiarizationConfig:
             raise SpkrecError(f"scoring {self.scoring!r}: choose plda, cosine or auto")
         if self.clustering not in ("ahc", "spectral"):
             raise SpkrecError(f"clustering {self.clustering!r}: choose ahc or spectral")
+        if self.min_cluster < 0 or int(self.max_windows) < 2:
+            raise SpkrecError(f"min_cluster {self.min_cluster} must be >= 0 and max_windows {self.max_windows} "
+                              ">= 2")
+        if not (0 < self.vbx_loop < 1 and self.vbx_fa > 0 and self.vbx_fb > 0):
+            raise SpkrecError("vbx: need 0 < vbx_loop < 1, vbx_fa > 0 and vbx_fb > 0")
         if self.num_speakers is not None and int(self.num_speakers) < 1:
             raise SpkrecError(f"num_speakers {self.num_speakers}: give 1 or more")
         return self
@@ -93,23 +110,46 @@ def window_vectors(system, X, voiced, windows):
     return np.asarray(engine.vectors(blocks), dtype=np.float64)
 
 
+def recording_normalised(pipe, V):
+    """The back end's transforms of a recording's window vectors, then centred on the recording's own mean
+    and length-normalised again (to the norm of the pipeline's last length normalisation, else 1): a
+    per-file normalisation that takes out what the windows share (channel, room, level) -> (n, dim)."""
+    from spkrec.backend.transforms import LengthNorm
+    T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
+    if len(T) > 2:
+        T = T - T.mean(axis=0)
+    norm = 1.0
+    lnorms = [step for step in pipe.steps if isinstance(step, LengthNorm)]
+    if lnorms and lnorms[-1].scale == "sqrt_dim":
+        norm = np.sqrt(T.shape[1])
+    return norm * T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+
+
 def window_scores(system, V, scoring="auto"):
-    """(n, n) symmetric score matrix of window vectors: the bundle's PLDA LLRs, or the cosine similarity of
-    the back end's transformed vectors centred on the recording's mean. -> ``(S, scoring used)``."""
+    """(n, n) symmetric score matrix of window vectors, both on :func:`recording_normalised` vectors: the
+    bundle's PLDA LLRs, or their cosine similarity. -> ``(S, scoring used)``."""
     pipe = _engine(system).pipeline
     if scoring == "auto":
         scoring = "plda" if pipe.is_plda else "cosine"
+    if scoring == "plda" and not pipe.is_plda:
+        raise SpkrecError(f"{system.path}: the system's back end has no PLDA; use cosine scoring")
+    T = recording_normalised(pipe, V)
     if scoring == "plda":
-        if not pipe.is_plda:
-            raise SpkrecError(f"{system.path}: the system's back end has no PLDA; use cosine scoring")
-        S = pipe.score(V, V)
+        S = pipe.scorer.score_pairs(T, T)
     else:
-        T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
-        T = T - T.mean(axis=0) if len(T) > 2 else T
         T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
         S = T @ T.T
     S = np.asarray(S, np.float64)
     return 0.5 * (S + S.T), scoring
+
+
+def _vbx(system, V, labels, cfg):
+    from spkrec.diarization.vbx import vbx_labels
+    pipe = _engine(system).pipeline
+    if not pipe.is_plda:
+        raise SpkrecError(f"{system.path}: VBx needs a PLDA back end (its across-speaker covariance)")
+    Z = pipe.scorer.transform(recording_normalised(pipe, V))
+    return relabel(vbx_labels(Z, pipe.scorer.psi_, labels, cfg.vbx_loop, cfg.vbx_fa, cfg.vbx_fb))
 
 
 def _frame_labels(n_frames, regions, windows, win_labels):
@@ -146,17 +186,26 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
     X, voiced, shift, duration = timed_frames(system, audio, name)
     f = lambda seconds: max(1, int(round(seconds / shift)))  # noqa: E731
     regions = speech_regions(voiced, f(cfg.min_gap), f(cfg.min_speech)) if len(X) else []
-    windows = uniform_windows(regions, f(cfg.window), f(cfg.shift), int(round(cfg.min_window / shift)))
+    win_shift = f(cfg.shift)
+    speech = sum(e - s for s, e in regions)
+    if speech / win_shift > cfg.max_windows:      # a long recording: fewer windows, same window length
+        win_shift = min(f(cfg.window), int(np.ceil(speech / cfg.max_windows)))
+    windows = uniform_windows(regions, f(cfg.window), win_shift, int(round(cfg.min_window / shift)))
     S, used = np.zeros((0, 0)), None
     if len(windows) >= 2:
         V = window_vectors(system, X, voiced, windows)
         S, used = window_scores(system, V, cfg.scoring)
-        threshold = cfg.threshold if cfg.threshold is not None else (0.0 if used == "plda" else -0.1)
+        threshold = cfg.threshold if cfg.threshold is not None else (-5.0 if used == "plda" else -0.1)
         k = None if cfg.num_speakers is None else int(cfg.num_speakers)
         if cfg.clustering == "ahc":
             win_labels = ahc(S, threshold, k)
         else:
             win_labels = spectral(S, k, threshold)
+        if k is None and cfg.min_cluster > 0:
+            min_size = max(1, int(round(cfg.min_cluster / (win_shift * shift))))
+            win_labels = absorb_small(S, win_labels, min_size)
+        if cfg.vbx and k is None and win_labels.max() > 0:
+            win_labels = _vbx(system, V, win_labels, cfg)
     else:
         win_labels = np.zeros(len(windows), np.int64)
     labels = _frame_labels(len(X), regions, windows, win_labels)
