@@ -38,7 +38,6 @@ class _TrialScorer:
         self.top_c = top_c
         self.packed = ubm.packed()
         self.shared = models.weights is None and models.variances is None
-        self.lin_t = self.const_t = None  # transposed copies, made on first use (in the worker)
         if self.shared:
             # ll_spk - ll_ubm of component c = (x - mu_c)/var_c . delta - 0.5 delta^2/var_c,
             # delta = mu_spk - mu_c
@@ -73,44 +72,12 @@ class _TrialScorer:
         D = self.packed.dim
         C = self.packed.num_gauss
         xs = Z[:, :D]
-        if 4 * k <= C:  # top-C: the models' terms of the selected (frame, Gaussian) pairs only
-            return self._selected_scores(xs, idx, ubm_sel, ubm_frame, model_idx)
         step = max(1, MAX_BLOCK_ELEMENTS // max(1, T * C))
         for start in range(0, len(model_idx), step):
             ms = np.asarray(model_idx[start:start + step])
             G = xs @ self.lin[ms].reshape(-1, D).T                     # (T, m*C)
             G = G.reshape(T, len(ms), C)
             diff = np.take_along_axis(G, idx[:, None, :], 2) - self.const[ms][:, idx].transpose(1, 0, 2)
-            spk_frame = _logsumexp_rows(ubm_sel[:, None, :].astype(np.float64) + diff)   # (T, m)
-            out[start:start + len(ms)] = np.mean(spk_frame - ubm_frame[:, None], axis=0)
-        return out
-
-    def _selected_scores(self, xs, idx, ubm_sel, ubm_frame, model_idx):
-        """Means-only models under top-C: each Gaussian's selected frames (T_c, D) times its models' linear
-        terms (D, m), one product per Gaussian ((frames x top_c) pairs instead of frames x C)."""
-        T, k = idx.shape
-        D = xs.shape[1]
-        if self.lin_t is None:  # (C, S, D) and (C, S): a Gaussian's terms of all models, contiguous
-            self.lin_t = np.ascontiguousarray(self.lin.transpose(1, 0, 2))
-            self.const_t = np.ascontiguousarray(self.const.T)
-        gauss = idx.ravel()
-        by_gauss = np.argsort(gauss.astype(np.int16 if self.lin_t.shape[0] < 32768 else np.int64), kind="stable")
-        counts = np.bincount(gauss, minlength=self.lin_t.shape[0])
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        frames = by_gauss // k
-        out = np.empty(len(model_idx))
-        step = max(1, MAX_BLOCK_ELEMENTS // max(1, T * k))
-        for start in range(0, len(model_idx), step):
-            ms = np.asarray(model_idx[start:start + step])
-            whole = len(ms) == self.lin_t.shape[1] and np.array_equal(ms, np.arange(len(ms)))
-            diff_sorted = np.empty((T * k, len(ms)), np.float32)
-            for c in np.flatnonzero(counts):
-                lo, hi = bounds[c], bounds[c + 1]
-                lin_c, const_c = (self.lin_t[c], self.const_t[c]) if whole else (self.lin_t[c, ms], self.const_t[c, ms])
-                np.subtract(xs.take(frames[lo:hi], axis=0) @ lin_c.T, const_c, out=diff_sorted[lo:hi])
-            diff = np.empty_like(diff_sorted)
-            diff[by_gauss] = diff_sorted
-            diff = diff.reshape(T, k, len(ms)).transpose(0, 2, 1)                        # (T, m, k)
             spk_frame = _logsumexp_rows(ubm_sel[:, None, :].astype(np.float64) + diff)   # (T, m)
             out[start:start + len(ms)] = np.mean(spk_frame - ubm_frame[:, None], axis=0)
         return out
