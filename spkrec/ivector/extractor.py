@@ -746,7 +746,8 @@ def per_gaussian_threads(work, num_gauss, threads=None):
 def _m_step(A_packed, Cacc, tril, threads=None):
     """G_c = C_c A_c^-1 for every Gaussian: one LAPACK Cholesky solve (dposv) per Gaussian, reading
     only the packed lower triangle of A_c; the Gaussians are shared among ``threads`` threads
-    (:func:`per_gaussian_threads`), each call single-threaded (400x400 factorisations gain nothing from BLAS threads)."""
+    (:func:`per_gaussian_threads`), each call single-threaded (400x400 factorisations gain nothing from
+    BLAS threads)."""
     C, D, R = Cacc.shape
     G = np.empty((C, D, R))
 

@@ -10,8 +10,9 @@ always kept). ``posterior_scale`` multiplies N and F (Kaldi ``scale-post``).
 Only the selected (frame, Gaussian) pairs get a full-covariance log-likelihood: the pairs of a block
 of utterances (:data:`BLOCK_FRAMES`) are grouped by Gaussian, and each group is one float32 product
 ``(x - mu_c) L_c^-T`` with the inverse Cholesky factor of ``Sigma_c``; ``num_gselect`` of C Gaussians
-instead of all of them (20 of 512: an eighth of the FLOPs of the statistics). A row's result does not depend on the other rows of its
-product, so an utterance's statistics are the same whatever block it is computed in. N and F come from
+instead of all of them (20 of 512: an eighth of the FLOPs of the statistics). A row's result does not
+depend on the other rows of its product (each has at least two rows: never a matrix-vector product),
+so an utterance's statistics are the same whatever block it is computed in. N and F come from
 the sparse pruned posteriors (one sparse product per block), never a dense (frames, C) array.
 """
 import numpy as np
