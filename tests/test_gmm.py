@@ -225,7 +225,7 @@ def test_top_c_llr_against_exact():
 
 
 @pytest.mark.parametrize("adapt", ["m", "mwv"])
-@pytest.mark.parametrize("top_c", [None, 3])
+@pytest.mark.parametrize("top_c", [None, 3, 8])
 def test_batched_scoring_matches_single(adapt, top_c):
     ubm, spk, tests = _toy_system()
     from spkrec.gmm.map import enroll_speakers

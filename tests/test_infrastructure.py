@@ -164,11 +164,11 @@ if sys.argv[1] == "tuned":
     from spkrec.parallel import tune_allocator
     tune_allocator()
 with open(sys.argv[2], "rb") as f:  # as a fresh worker process receives its task
-    computer, frames = pickle.load(f)
-computer(frames[0])
+    model, frames = pickle.load(f)
+model.log_likelihood_components(frames[0])
 start = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for x in frames[1:]:
-    computer(x)
+    model.log_likelihood_components(x)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 """
 
@@ -177,14 +177,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - start)
 def test_tuned_allocator_spares_a_fresh_worker_the_page_faults(tmp_path):
     import pickle
     from spkrec.ivector import FullGMM
-    from spkrec.ivector.stats import StatsComputer
     rng = np.random.default_rng(0)
     C, D = 64, 60
     A = rng.standard_normal((C, D, D)) * 0.05 + np.eye(D)
     ubm = FullGMM.from_params(np.full(C, 1.0 / C), rng.standard_normal((C, D)), A @ A.transpose(0, 2, 1))
     task = tmp_path / "task.pkl"
     frames = [rng.standard_normal((300, D)).astype(np.float32) for _ in range(21)]
-    task.write_bytes(pickle.dumps((StatsComputer(ubm), frames)))
+    task.write_bytes(pickle.dumps((ubm, frames)))  # full-covariance log-likelihoods of all Gaussians
 
     def faults(mode):
         out = subprocess.run([sys.executable, "-c", _FAULTS, mode, str(task)], capture_output=True, text=True,

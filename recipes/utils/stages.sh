@@ -4,6 +4,8 @@
 #   stage_opts[3]="num_gauss ubm_iters seed"     options a stage's outputs depend on (after sourcing)
 #   if run_stage 3 "train the UBM" "$exp/ubm/final.ubm.npz"; then ...commands...; fi
 #   finish_stages                                at the end of run.sh
+# Each stage that runs gets one line "stage N: finished in S s" and a row in EXP/log/stage_times.tsv
+# (columns: run (when this run started, UTC), stage, seconds (wall), description), appended per run.
 # run_stage N DESCRIPTION OUTPUT... returns 0 (run it) when stage <= N <= stop_stage and either
 # --force true, some OUTPUT is missing, or the stage last ran with other options; otherwise it says why
 # it skips and returns 1. What made a stage's outputs is recorded in EXP/.stages/N (its options' values),
@@ -17,6 +19,9 @@ par="--nj ${nj:-1} --backend ${backend:-loky}${scheduler:+ --scheduler $schedule
 declare -A stage_opts=()
 user_force=${force:-false}
 finished_stage=
+_run_started=$(date -u '+%Y-%m-%dT%H:%M:%SZ')
+_stage_start=
+_stage_desc=
 
 # what the terminal shows (cmd.sh: verbose=false quiet=false): stage lines and one summary line per command;
 # quiet=true: warnings, errors and the results table only; verbose=true: every message of every command
@@ -57,11 +62,17 @@ _stage_signature() {  # the values of the options stage N depends on, one "name=
   local v; for v in ${stage_opts[$1]:-}; do printf '%s=%s\n' "$v" "${!v-}"; done
 }
 
-_record_finished() {  # the stage that ran last has finished: record its options
+_record_finished() {  # the stage that ran last has finished: record its options and its wall time
   [ -n "$finished_stage" ] || return 0
   mkdir -p "$exp/.stages"
   _stage_signature "$finished_stage" > "$exp/.stages/$finished_stage.tmp"
   mv "$exp/.stages/$finished_stage.tmp" "$exp/.stages/$finished_stage"
+  local secs times=$exp/log/stage_times.tsv
+  secs=$(awk -v a="$_stage_start" -v b="$EPOCHREALTIME" 'BEGIN {printf "%.1f", b - a}')
+  mkdir -p "$exp/log"
+  [ -s "$times" ] || printf 'run\tstage\tseconds\tdescription\n' > "$times"
+  printf '%s\t%s\t%s\t%s\n' "$_run_started" "$finished_stage" "$secs" "$_stage_desc" >> "$times"
+  log "stage $finished_stage: finished in $secs s"
   finished_stage=
 }
 
@@ -103,6 +114,8 @@ run_stage() {
   _invalidate_after "$n"
   current_stage=$n
   finished_stage=$n
+  _stage_start=$EPOCHREALTIME
+  _stage_desc=$desc
   return 0
 }
 

@@ -36,6 +36,7 @@ training; float32 by default in extraction).
 """
 import logging
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -46,7 +47,7 @@ from spkrec.errors import SpkrecError
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.ivector.archive import StatsArchive
 from spkrec.gmm.core import NotFitted, gaussian_params, saved_params
-from spkrec.parallel import SERIAL, SharedArrays, map_chunks, reduce_chunks
+from spkrec.parallel import SERIAL, SharedArrays, driver_threads, map_chunks, reduce_chunks
 
 MAX_CHUNKS = 16
 """Chunks of batches per call (fixed, so sums do not depend on ``nj``): each chunk ships the
@@ -532,9 +533,10 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
         full = old.ndim == 3
         C, D, R = T.shape
         new = old.copy()
-        A = np.zeros((R, R))
-        with threadpool_limits(limits=1, user_api="blas"):
-            for c in range(C):
+
+        def work(gaussians):
+            A = np.zeros((R, R))
+            for c in gaussians:
                 if Nc[c] <= D:  # too little data for a covariance: keep the current one
                     continue
                 A[tril] = A_packed[c]
@@ -546,6 +548,7 @@ class IvectorExtractor(TransformerMixin, BaseEstimator):
                     new[c] = 0.5 * (M + M.T) / Nc[c]
                 else:
                     new[c] = (S[c] - 2.0 * np.diagonal(TC) + np.diagonal(TAT)) / Nc[c]
+        per_gaussian_threads(work, C)
         floor = float(self.variance_floor_factor) * S.sum(0) / Nc.sum()
         floored = 0
         if full:
@@ -723,18 +726,39 @@ def _unpack_lower(packed, tril, R):
     return out
 
 
-def _m_step(A_packed, Cacc, tril):
+def per_gaussian_threads(work, num_gauss, threads=None):
+    """Run ``work(gaussians)`` on contiguous ranges of ``range(num_gauss)`` in ``threads`` Python threads
+    (default :func:`spkrec.parallel.driver_threads`), each LAPACK/BLAS call single-threaded: the
+    factorisations release the GIL, and every Gaussian's numbers are those of a serial loop (any
+    thread count gives the same result). Exceptions are re-raised here."""
+    threads = max(1, min(int(threads or driver_threads()), num_gauss))
+    bounds = np.linspace(0, num_gauss, threads + 1).astype(int)
+    ranges = [range(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    with threadpool_limits(limits=1, user_api="blas"):
+        if threads == 1:
+            work(ranges[0])
+            return
+        with ThreadPoolExecutor(threads) as pool:
+            for future in [pool.submit(work, r) for r in ranges]:
+                future.result()
+
+
+def _m_step(A_packed, Cacc, tril, threads=None):
     """G_c = C_c A_c^-1 for every Gaussian: one LAPACK Cholesky solve (dposv) per Gaussian, reading
-    only the packed lower triangle of A_c; single-threaded (400x400 factorisations gain nothing from threads)."""
+    only the packed lower triangle of A_c; the Gaussians are shared among ``threads`` threads
+    (:func:`per_gaussian_threads`), each call single-threaded (400x400 factorisations gain nothing from
+    BLAS threads)."""
     C, D, R = Cacc.shape
     G = np.empty((C, D, R))
-    A = np.zeros((R, R), order="F")
-    with threadpool_limits(limits=1, user_api="blas"):
-        for c in range(C):
+
+    def work(gaussians):
+        A = np.zeros((R, R), order="F")
+        for c in gaussians:
             A[tril] = A_packed[c]
             _, x, info = lapack.dposv(A, Cacc[c].T, lower=1)
             if info != 0:
                 raise SpkrecError(f"T-matrix update: accumulator of Gaussian {c} is not positive definite "
                                   f"(LAPACK info {info}); too little data for tv_dim={R}? lower --tv-dim")
             G[c] = x.T
+    per_gaussian_threads(work, C, threads)
     return G
