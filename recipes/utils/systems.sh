@@ -192,7 +192,11 @@ share_vectors() {
   for set in train enroll test; do
     out=$(printf "$pattern" "$set")
     mkdir -p "$(dirname "$out")"
-    awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+    if [ -f "$fold/$set/utt2orig" ]; then  # rotated folds (make-folds --rotations): <model>-<utt> -> <utt>
+      awk 'NR == FNR {vec[$1] = $2; next} $2 in vec {print $1, vec[$2]}' "$scp" "$fold/$set/utt2orig" > "$out.tmp"
+    else
+      awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+    fi
     mv "$out.tmp" "$out"
   done
 }
