@@ -66,3 +66,36 @@ def test_rotated_folds_cli(tmp_path, capsys):
     assert main(["make-folds", "--rotations", "0", data.path, str(tmp_path / "c2")]) != 0
     with pytest.raises(SpkrecError, match="--rotations"):
         make_folds(data, tmp_path / "c3", num_folds=2, rotations=0)
+
+
+def _scores_with_scale(rng, n_models, scale, d, n_tests=40, n_cohort=300):
+    """Models whose raw scores are ``scale_m * z`` (z ~ N(0, 1) non-target, N(d, 1) target) with a
+    per-model scale (as GMM-UBM scores spread with the enrolment size), and their cohort scores."""
+    scales = scale * rng.uniform(0.8, 1.25, n_models)
+    labels = rng.random((n_models, n_tests)) < 0.3
+    z = rng.standard_normal((n_models, n_tests)) + d * labels
+    cohort = scales[:, None] * rng.standard_normal((n_models, n_cohort))
+    return scales[:, None] * z, labels, cohort, z
+
+
+def test_znorm_then_calibration_recovers_the_llr_across_a_scale_mismatch():
+    """Calibration trained on models of one score scale and applied to models of 2.5x that scale is
+    over-confident on raw scores; Z-normalised first it recovers the closed-form LLR d z - d^2 / 2."""
+    from spkrec.backend.calibration import LinearCalibration
+    from spkrec.backend.score_norm import znorm
+    from spkrec.eval.metrics import act_dcf, cllr, min_dcf
+    rng = np.random.default_rng(0)
+    d = 3.0
+    train, train_lab, train_coh, _ = _scores_with_scale(rng, 200, 1.0, d)
+    test, test_lab, test_coh, z = _scores_with_scale(rng, 200, 2.5, d)
+    truth = d * z - d ** 2 / 2                                   # the LLR of N(d, 1) against N(0, 1)
+    lab = test_lab.ravel()
+    raw = LinearCalibration().fit(train.ravel(), train_lab.ravel()).transform(test.ravel())
+    cal = LinearCalibration().fit(znorm(train, train_coh).ravel(), train_lab.ravel())
+    llr = cal.transform(znorm(test, test_coh).ravel())
+    assert np.abs(llr - truth.ravel()).mean() < 0.3 < np.abs(raw - truth.ravel()).mean()
+    assert cal.scale_ == pytest.approx(d, rel=0.1)
+    best = cllr(truth.ravel(), lab)
+    assert cllr(llr, lab) < best + 0.02 and cllr(raw, lab) > best + 0.1
+    md = min_dcf(llr, lab, 0.01)[0]
+    assert act_dcf(llr, lab, p_target=0.01) < 1.15 * md

@@ -55,9 +55,9 @@ if run_stage 9 "RNN speaker embeddings (when PyTorch is installed)" "$exp/scores
   rnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$rnn_epochs"
 fi
 
-if run_stage 10 "calibration on the folds' background trials (prior $target_prior); fusion of $fused" \
+if run_stage 10 "calibration on the folds' background trials (prior $target_prior; Z-norm first: ${cal_znorm:-none}); fusion of $fused" \
     "$exp/scores_cal/fused.txt"; then
-  calibrate "$data/cal" "$exp" $classical
+  calibrate "$data" "$exp" $classical
   fuse_systems "$exp" fused $fused
 fi
 

@@ -36,8 +36,16 @@ gmm_ubm() {
 gsv_svm() {
   local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5 set
   done_already "$exp/scores/gsv_svm.txt" && return 0
-  for set in train enroll test; do
+  for set in train test enroll; do
     local d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
+    if [ $set = enroll ] && [ -f "$enroll/utt2orig" ] && ! done_already "$exp/gsv/enroll/supervector.scp"; then
+      # rotated folds: every enrolment utterance is a test utterance too (same UBM): share its supervector
+      mkdir -p "$exp/gsv/enroll"
+      awk 'NR == FNR {v[$1] = $2; next} $2 in v {print $1, v[$2]}' "$exp/gsv/test/supervector.scp" \
+        "$enroll/utt2orig" > "$exp/gsv/enroll/supervector.scp.tmp"
+      mv "$exp/gsv/enroll/supervector.scp.tmp" "$exp/gsv/enroll/supervector.scp"
+      continue
+    fi
     done_already "$exp/gsv/$set/supervector.scp" || \
       run "$exp/gsv/log/supervectors_$set.log" spkrec extract-supervectors --relevance-factor "$relevance" $par \
         "$exp/ubm/final.ubm.npz" "$d" "$exp/gsv/$set"
@@ -204,21 +212,79 @@ share_vectors() {
 # folds DATA_CAL: the fold names (fold0 fold1 ...) written by make-folds
 folds() { local f; for f in "$1"/fold*; do [ -d "$f" ] && basename "$f"; done; return 0; }
 
-# calibrate DATA_CAL EXP SYSTEM... -> EXP/scores_cal/<s>.txt: each system's scores on the pooled fold
-# trials (background speakers only) train a linear calibration (EXP/cal/<s>.npz, train-calibration),
-# applied to its evaluation scores (apply-calibration).
+# znorm_cohort SYSTEM TRAIN ENROLL EXP -> EXP/znorm/SYSTEM.enroll_cohort.scores: the system's models (ENROLL)
+# against every utterance of the cohort TRAIN (the background speakers), for Z-norm before calibration.
+znorm_cohort() {
+  local s=$1 train=$2 enroll=$3 exp=$4 z=$4/znorm iv=$4/ivectors
+  local out=$z/$s.enroll_cohort.scores
+  done_already "$out" && return 0
+  mkdir -p "$z/log"
+  [ -f "$z/enroll_cohort.trials" ] && [ "${force:-false}" != true ] || \
+    run "$z/log/cohort_trials.log" spkrec make-cohort-trials "$enroll" "$train" "$z/enroll_cohort.trials"
+  case "$s" in
+    gmm_ubm)
+      if [ -f "$exp/gmm/enroll_cohort.scores" ] && [ "${force:-false}" != true ]; then  # stage 8 made it
+        cp "$exp/gmm/enroll_cohort.scores" "$out.tmp" && mv "$out.tmp" "$out"
+      else
+        run "$z/log/$s.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" \
+          "$train" "$z/enroll_cohort.trials" "$out"
+      fi ;;
+    gsv_svm)
+      run "$z/log/$s.log" spkrec score-svm "$exp/gsv/svm.npz" "$exp/gsv/train/supervector.scp" \
+        "$z/enroll_cohort.trials" "$out" ;;
+    ivec_cosine)
+      run "$z/log/$s.log" spkrec score-cosine --enroll-spk2utt "$enroll/spk2utt" \
+        "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$z/enroll_cohort.trials" "$out" ;;
+    ivec_lda_cosine)
+      run "$z/log/$s.log" spkrec score-cosine --backend "$exp/backend/lda.npz" --enroll-spk2utt "$enroll/spk2utt" \
+        "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$z/enroll_cohort.trials" "$out" ;;
+    *) log "  znorm_cohort: no cohort scoring for $s"; return 1 ;;
+  esac
+}
+
+# in_list WORD LIST...: true when WORD is one of LIST
+in_list() { local w=$1 x; shift; for x in "$@"; do [ "$x" = "$w" ] && return 0; done; return 1; }
+
+# cal_input EXP SYSTEM: the score file that SYSTEM's calibration (and fusion) reads: its Z-normalised scores
+# (EXP/scores_z) when it is one of $cal_znorm, else its scores
+cal_input() {
+  if in_list "$2" ${cal_znorm:-}; then echo "$1/scores_z/$2.txt"; else echo "$1/scores/$2.txt"; fi
+}
+
+# znorm_scores SYSTEM TRAIN ENROLL EXP -> EXP/scores_z/SYSTEM.txt: Z-norm of EXP/scores/SYSTEM.txt with the
+# cohort of TRAIN's utterances. Raw GMM-UBM, SVM and cosine scores spread with the enrolment size (the
+# folds enrol fewer utterances than the evaluation), so their calibration does not transfer; Z-normalised
+# ones (each model's non-target scores standardised) do (docs/baselines.md).
+znorm_scores() {
+  local s=$1 train=$2 enroll=$3 exp=$4
+  done_already "$exp/scores_z/$s.txt" && return 0
+  znorm_cohort "$s" "$train" "$enroll" "$exp" || return 1
+  mkdir -p "$exp/scores_z"
+  local coh=$exp/znorm/$s.enroll_cohort.scores
+  run "$exp/znorm/log/znorm_$s.log" spkrec score-norm --method z "$exp/scores/$s.txt" "$coh" "$coh" \
+    "$exp/scores_z/$s.txt"
+}
+
+# calibrate DATA EXP SYSTEM... -> EXP/scores_cal/<s>.txt: each system's scores on the pooled fold trials of
+# DATA/cal (background speakers only) train a linear calibration (EXP/cal/<s>.npz, train-calibration),
+# applied to its evaluation scores (apply-calibration). The systems of $cal_znorm are Z-normalised first
+# (znorm_scores; evaluation cohort DATA/train, each fold's cohort its own train dir).
 calibrate() {
-  local cal=$1 exp=$2 s f; shift 2
-  local c=$exp/cal
+  local d=$1 exp=$2 s f; shift 2
+  local c=$exp/cal cal=$d/cal
   mkdir -p "$c/scores" "$exp/scores_cal"
   pool_fold_files "$c/trials" $(for f in $(folds "$cal"); do echo "$cal/$f/test/trials"; done)
   for s in "$@"; do
     [ -f "$exp/scores/$s.txt" ] || continue
-    pool_fold_files "$c/scores/$s.txt" $(for f in $(folds "$cal"); do echo "$c/$f/scores/$s.txt"; done)
+    if in_list "$s" ${cal_znorm:-}; then
+      znorm_scores "$s" "$d/train" "$d/enroll" "$exp" || continue
+      for f in $(folds "$cal"); do znorm_scores "$s" "$cal/$f/train" "$cal/$f/enroll" "$c/$f" || continue 2; done
+    fi
+    pool_fold_files "$c/scores/$s.txt" $(for f in $(folds "$cal"); do cal_input "$c/$f" "$s"; done)
     done_already "$exp/scores_cal/$s.txt" && continue
     run "$c/log/train_$s.log" spkrec train-calibration --target-prior "${target_prior:-0.01}" \
       "$c/scores/$s.txt" "$c/trials" "$c/$s.npz"
-    run "$c/log/apply_$s.log" spkrec apply-calibration "$c/$s.npz" "$exp/scores/$s.txt" "$exp/scores_cal/$s.txt"
+    run "$c/log/apply_$s.log" spkrec apply-calibration "$c/$s.npz" "$(cal_input "$exp" "$s")" "$exp/scores_cal/$s.txt"
   done
 }
 
@@ -234,8 +300,8 @@ fuse_systems() {
   local exp=$1 name=$2 s pairs=() names=(); shift 2
   local c=$exp/cal
   for s in "$@"; do
-    [ -f "$c/scores/$s.txt" ] && [ -f "$exp/scores/$s.txt" ] || continue
-    pairs+=("$c/scores/$s.txt,$exp/scores/$s.txt"); names+=("$s")
+    [ -f "$c/scores/$s.txt" ] && [ -f "$(cal_input "$exp" "$s")" ] || continue
+    pairs+=("$c/scores/$s.txt,$(cal_input "$exp" "$s")"); names+=("$s")
   done
   [ ${#pairs[@]} -ge 2 ] || { log "  fusion $name skipped: fewer than two systems with calibration scores"; return 0; }
   done_already "$exp/scores_cal/$name.txt" && return 0
@@ -258,6 +324,8 @@ export_bundles() {
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
+    # a calibration of Z-normalised scores (cal_znorm) needs the Z-norm in the bundle too
+    [ -f "$exp/cal/$s.npz" ] && in_list "$s" ${cal_znorm:-} && cal+=(--snorm-cohort "$train" --snorm-method z)
     run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
       --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
   }
@@ -293,7 +361,8 @@ results() {
   local test=$1 exp=$2; shift 2
   local systems=() s
   for s in "$@"; do
-    if [ -f "$exp/scores_cal/$s.txt" ]; then systems+=("$exp/scores_cal/$s.txt:$s")
+    if [ -f "$exp/scores_cal/$s.txt" ] && in_list "$s" ${cal_znorm:-}; then systems+=("$exp/scores_cal/$s.txt:$s (Z-norm)")
+    elif [ -f "$exp/scores_cal/$s.txt" ]; then systems+=("$exp/scores_cal/$s.txt:$s")
     elif [ -f "$exp/scores/$s.txt" ]; then systems+=("$exp/scores/$s.txt:$s (raw)"); fi
   done
   [ ${#systems[@]} -gt 0 ] || { log "no score files in $exp/scores"; exit 1; }
