@@ -45,6 +45,8 @@ plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnor
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
 snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)
 num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
+fold_ubm=retrain               # the folds' GMM-UBM UBM: retrain (without the fold's speakers) or shared (the
+                               # evaluation's; faster)
 cal_rotations=6                # models per background speaker in the folds' trials, enrolled on rotating
                                # windows of its utterances (1: one model; 6 give 6x the target trials)
 cal_znorm="gmm_ubm gsv_svm ivec_cosine ivec_lda_cosine"  # systems Z-normalised (cohort: background

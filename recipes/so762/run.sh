@@ -42,6 +42,8 @@ snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as
 num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
 num_cal_enroll=5               # enrolment utterances per speaker in the folds' trials: as close to the
                                # evaluation's 10 as so762-mini's 6 allow (3 gave GMM-UBM actDCF 1.13, 5: 0.50)
+fold_ubm=retrain               # the folds' GMM-UBM UBM: retrain (without the fold's speakers) or shared (the
+                               # evaluation's; faster)
 cal_rotations=6                # models per background speaker in the folds' trials, enrolled on rotating
                                # windows of its utterances (1: one model; 6 give 6x the target trials)
 cal_znorm="gmm_ubm gsv_svm ivec_cosine ivec_lda_cosine"  # systems Z-normalised (cohort: background

@@ -3,7 +3,7 @@
 # (stages.sh records them per stage; a rerun with other values redoes the stage). Sourced by run.sh
 # after stages.sh; each run.sh adds its own stages 0 and 2.
 stage_opts[1]="seed"
-stage_opts[3]="num_gauss ubm_iters seed"
+stage_opts[3]="num_gauss ubm_iters seed fold_ubm"
 stage_opts[4]="relevance"
 stage_opts[5]="relevance"
 stage_opts[6]="ivector_num_gauss ivector_ubm tv_dim ivector_iters pool_speakers ubm_iters seed"

@@ -324,8 +324,10 @@ export_bundles() {
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
-    # a calibration of Z-normalised scores (cal_znorm) needs the Z-norm in the bundle too
-    [ -f "$exp/cal/$s.npz" ] && in_list "$s" ${cal_znorm:-} && cal+=(--snorm-cohort "$train" --snorm-method z)
+    # the calibration of a cal_znorm system is one of its Z-normalised scores: not of the bundle's raw scores
+    if in_list "$s" ${cal_znorm:-}; then
+      cal=(); log "  bundle $s: raw scores, uncalibrated (its calibration is of Z-normalised scores, cal_znorm)"
+    fi
     run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
       --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
   }
@@ -361,8 +363,7 @@ results() {
   local test=$1 exp=$2; shift 2
   local systems=() s
   for s in "$@"; do
-    if [ -f "$exp/scores_cal/$s.txt" ] && in_list "$s" ${cal_znorm:-}; then systems+=("$exp/scores_cal/$s.txt:$s (Z-norm)")
-    elif [ -f "$exp/scores_cal/$s.txt" ]; then systems+=("$exp/scores_cal/$s.txt:$s")
+    if [ -f "$exp/scores_cal/$s.txt" ]; then systems+=("$exp/scores_cal/$s.txt:$s")
     elif [ -f "$exp/scores/$s.txt" ]; then systems+=("$exp/scores/$s.txt:$s (raw)"); fi
   done
   [ ${#systems[@]} -gt 0 ] || { log "no score files in $exp/scores"; exit 1; }
