@@ -319,8 +319,10 @@ export_bundles() {
   local train=$1 test=$2 exp=$3 s
   local feat=(--feat-config conf/mfcc.conf --vad-config conf/vad.conf "--seed=${seed:-0}")
   local snorm=(--snorm-cohort "$train" --snorm-method "${snorm_method:-s}" --snorm-top-n "${snorm_top_n:-200}")
+  declare -A _bundle_opts=()
   _bundle() {  # _bundle SYSTEM OPTION...
     local s=$1; shift
+    _bundle_opts[$s]="$*"
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
@@ -347,7 +349,17 @@ export_bundles() {
   local name=fused comps=()
   [ -f "$exp/cal/$name.npz" ] || return 0
   done_already "$exp/systems/$name/system.json" && return 0
-  for s in ${fused:-}; do comps+=(--component "$exp/systems/$s"); done
+  for s in ${fused:-}; do
+    if in_list "$s" ${cal_znorm:-}; then  # the fusion was trained on its Z-normalised scores: a Z-norm component
+      done_already "$exp/systems/components/$s/system.json" || \
+        run "$exp/systems/log/component_$s.log" spkrec export-system ${_bundle_opts[$s]} "${feat[@]}" \
+          --snorm-cohort "$train" --snorm-method z --eer-threshold-from "$exp/scores_z/$s.txt" "$test/trials" \
+          --out "$exp/systems/components/$s"
+      comps+=(--component "$exp/systems/components/$s")
+    else
+      comps+=(--component "$exp/systems/$s")
+    fi
+  done
   run "$exp/systems/log/$name.log" spkrec export-system --kind fusion "${comps[@]}" --fusion "$exp/cal/$name.npz" \
     --eer-threshold-from "$exp/scores_cal/$name.txt" "$test/trials" --out "$exp/systems/$name"
 }
