@@ -219,11 +219,12 @@ znorm_cohort() {
   local out=$z/$s.enroll_cohort.scores
   done_already "$out" && return 0
   mkdir -p "$z/log"
-  [ -f "$z/enroll_cohort.trials" ] && [ "${force:-false}" != true ] || \
+  local reuse=false; [ "$s" = gmm_ubm ] && [ -f "$exp/gmm/enroll_cohort.scores" ] && reuse=true
+  [ $reuse = true ] || { [ -f "$z/enroll_cohort.trials" ] && [ "${force:-false}" != true ]; } || \
     run "$z/log/cohort_trials.log" spkrec make-cohort-trials "$enroll" "$train" "$z/enroll_cohort.trials"
   case "$s" in
     gmm_ubm)
-      if [ -f "$exp/gmm/enroll_cohort.scores" ] && [ "${force:-false}" != true ]; then  # stage 8 made it
+      if [ $reuse = true ]; then  # stage 8 made it (same models, same cohort)
         cp "$exp/gmm/enroll_cohort.scores" "$out.tmp" && mv "$out.tmp" "$out"
       else
         run "$z/log/$s.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" \
