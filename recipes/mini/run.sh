@@ -19,7 +19,8 @@
 #   8  GMM-UBM with S-norm
 #   9  RNN (LSTM, GE2E loss) embeddings with cosine and PLDA scoring, and the softmax classifier for
 #      identification; skipped with one line when PyTorch (the [rnn] extra) is not installed
-#   10 calibration of every classical system on the folds' trials; fusion of GMM-UBM (S-norm) and PLDA
+#   10 calibration of every classical system on the folds' trials (GMM-UBM, GSV-SVM and cosine scores Z-normalised
+#      first); fusion of GMM-UBM and PLDA
 #   11 system bundles exp/systems/<system>/ for spkrec enroll / verify / identify-files on your own files
 #   20 results: exp/results.md (EER, minDCF, actDCF, Cllr, minCllr, top-1/top-5) and exp/det.png
 set -euo pipefail
@@ -45,9 +46,15 @@ plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnor
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)
 snorm_top_n=200                # cohort size of adaptive S-norm (snorm_method=as)
 num_folds=4                    # cross-fitting folds of background speakers for calibration and fusion
+fold_ubm=retrain               # the folds' GMM-UBM UBM: retrain (without the fold's speakers) or shared (the
+                               # evaluation's; faster)
+cal_rotations=6                # models per background speaker in the folds' trials, enrolled on rotating
+                               # windows of its utterances (1: one model; 6 give 6x the target trials)
+cal_znorm="gmm_ubm gsv_svm ivec_cosine ivec_lda_cosine"  # systems Z-normalised (cohort: background
+                               # utterances) before calibration: their raw scale grows with the enrolment size
 target_prior=0.01              # target prior of the calibration (and of minDCF)
-fused="gmm_ubm_snorm ivec_plda_twocov"  # the systems fused in stage 10 (measured: adding GSV-SVM,
-                                        # miscalibrated on the folds, hurts)
+fused="gmm_ubm ivec_plda_twocov"  # the systems fused in stage 10 (gmm_ubm Z-normalised, cal_znorm; measured:
+                                  # with gmm_ubm_snorm instead actDCF 1.45x minDCF, adding GSV-SVM hurts)
 rnn_epochs=10                  # training epochs of the RNN encoder and classifier (stage 9)
 cnn_epochs=10                  # training epochs of the CNN speaker encoder (stage 12, utils/stage_cnn.sh)
 cnn_arch=resnet18              # vgg, resnet18, resnet34 or resnet50 (thin: 8 channels in the first stage)
@@ -62,7 +69,7 @@ stages="0 1 2 3 4 5 6 7 8 9 10 11 12 20"
 . utils/systems.sh
 . utils/stage_cnn.sh
 stage_opts[0]="corpus"
-stage_opts[2]="num_bg_per_gender num_enroll num_folds"
+stage_opts[2]="num_bg_per_gender num_enroll num_folds cal_rotations"
 . utils/stage_options.sh        # what each of stages 1 and 3-11 depends on
 classical="gmm_ubm gmm_ubm_snorm gsv_svm ivec_cosine ivec_lda_cosine ivec_plda_twocov ivec_plda_simplified ivec_plda_twocov_snorm"
 all_systems="$classical fused rnn_cosine rnn_plda rnn_softmax_id cnn_cosine cnn_plda cnn_softmax_id cnn_knn"
@@ -87,6 +94,7 @@ if run_stage 2 "background/evaluation split, trials and calibration folds" "$dat
   run "$exp/log/trials.log" spkrec make-trials --num-enroll "$num_enroll" \
     "$data/eval" "$data/enroll" "$data/test" "$data/test/trials.tmp"
   mv "$data/test/trials.tmp" "$data/test/trials"
-  run "$exp/log/folds.log" spkrec make-folds --num-folds "$num_folds" --num-enroll "$num_enroll" "$data/train" "$data/cal"
+  run "$exp/log/folds.log" spkrec make-folds --num-folds "$num_folds" --num-enroll "$num_enroll" \
+    --rotations "$cal_rotations" "$data/train" "$data/cal"
 fi
 . utils/stages_classical.sh

@@ -12,7 +12,15 @@ fold_outputs() {  # fold_outputs FILE: that file under every fold's experiment d
 
 if run_stage 3 "diagonal UBM ($num_gauss Gaussians)" "$exp/ubm/final.ubm.npz" $(fold_outputs ubm/final.ubm.npz); then
   train_ubm "$data/train" "$exp" "$num_gauss" "$ubm_iters"
-  for f in $cal_folds; do train_ubm "$data/cal/$f/train" "$(fold_exp "$f" "$exp")" "$num_gauss" "$ubm_iters"; done
+  for f in $cal_folds; do
+    if [ "${fold_ubm:-retrain}" = shared ]; then  # the folds use the evaluation's UBM (unsupervised, like T)
+      mkdir -p "$(fold_exp "$f" "$exp")/ubm"
+      cp "$exp/ubm/final.ubm.npz" "$exp/cal/$f/ubm/final.ubm.npz.tmp"
+      mv "$exp/cal/$f/ubm/final.ubm.npz.tmp" "$exp/cal/$f/ubm/final.ubm.npz"
+    else
+      train_ubm "$data/cal/$f/train" "$(fold_exp "$f" "$exp")" "$num_gauss" "$ubm_iters"
+    fi
+  done
 fi
 
 if run_stage 4 "GMM-UBM: MAP enrolment and scoring" "$exp/scores/gmm_ubm.txt" $(fold_outputs scores/gmm_ubm.txt); then
@@ -23,6 +31,9 @@ fi
 if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt" $(fold_outputs scores/gsv_svm.txt); then
   gsv_svm "$data/train" "$data/enroll" "$data/test" "$exp" "$relevance"
   for f in $cal_folds; do
+    # a shared UBM gives the folds' supervectors too: those of the background utterances
+    [ "${fold_ubm:-retrain}" = shared ] && \
+      share_vectors "$exp/gsv/train/supervector.scp" "$data/cal/$f" "$(fold_exp "$f" "$exp")/gsv/%s/supervector.scp"
     gsv_svm "$data/cal/$f/train" "$data/cal/$f/enroll" "$data/cal/$f/test" "$(fold_exp "$f" "$exp")" "$relevance"
   done
 fi
@@ -55,9 +66,9 @@ if run_stage 9 "RNN speaker embeddings (when PyTorch is installed)" "$exp/scores
   rnn_systems "$data/train" "$data/enroll" "$data/test" "$exp" "$lda_dim" "$rnn_epochs"
 fi
 
-if run_stage 10 "calibration on the folds' background trials (prior $target_prior); fusion of $fused" \
+if run_stage 10 "calibration on the folds' background trials (prior $target_prior; Z-norm first: ${cal_znorm:-none}); fusion of $fused" \
     "$exp/scores_cal/fused.txt"; then
-  calibrate "$data/cal" "$exp" $classical
+  calibrate "$data" "$exp" $classical
   fuse_systems "$exp" fused $fused
 fi
 

@@ -36,8 +36,16 @@ gmm_ubm() {
 gsv_svm() {
   local train=$1 enroll=$2 test=$3 exp=$4 relevance=$5 set
   done_already "$exp/scores/gsv_svm.txt" && return 0
-  for set in train enroll test; do
+  for set in train test enroll; do
     local d=$train; [ $set = enroll ] && d=$enroll; [ $set = test ] && d=$test
+    if [ $set = enroll ] && [ -f "$enroll/utt2orig" ] && ! done_already "$exp/gsv/enroll/supervector.scp"; then
+      # rotated folds: every enrolment utterance is a test utterance too (same UBM): share its supervector
+      mkdir -p "$exp/gsv/enroll"
+      awk 'NR == FNR {v[$1] = $2; next} $2 in v {print $1, v[$2]}' "$exp/gsv/test/supervector.scp" \
+        "$enroll/utt2orig" > "$exp/gsv/enroll/supervector.scp.tmp"
+      mv "$exp/gsv/enroll/supervector.scp.tmp" "$exp/gsv/enroll/supervector.scp"
+      continue
+    fi
     done_already "$exp/gsv/$set/supervector.scp" || \
       run "$exp/gsv/log/supervectors_$set.log" spkrec extract-supervectors --relevance-factor "$relevance" $par \
         "$exp/ubm/final.ubm.npz" "$d" "$exp/gsv/$set"
@@ -192,7 +200,11 @@ share_vectors() {
   for set in train enroll test; do
     out=$(printf "$pattern" "$set")
     mkdir -p "$(dirname "$out")"
-    awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+    if [ -f "$fold/$set/utt2orig" ]; then  # rotated folds (make-folds --rotations): <model>-<utt> -> <utt>
+      awk 'NR == FNR {vec[$1] = $2; next} $2 in vec {print $1, vec[$2]}' "$scp" "$fold/$set/utt2orig" > "$out.tmp"
+    else
+      awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+    fi
     mv "$out.tmp" "$out"
   done
 }
@@ -200,21 +212,80 @@ share_vectors() {
 # folds DATA_CAL: the fold names (fold0 fold1 ...) written by make-folds
 folds() { local f; for f in "$1"/fold*; do [ -d "$f" ] && basename "$f"; done; return 0; }
 
-# calibrate DATA_CAL EXP SYSTEM... -> EXP/scores_cal/<s>.txt: each system's scores on the pooled fold
-# trials (background speakers only) train a linear calibration (EXP/cal/<s>.npz, train-calibration),
-# applied to its evaluation scores (apply-calibration).
+# znorm_cohort SYSTEM TRAIN ENROLL EXP -> EXP/znorm/SYSTEM.enroll_cohort.scores: the system's models (ENROLL)
+# against every utterance of the cohort TRAIN (the background speakers), for Z-norm before calibration.
+znorm_cohort() {
+  local s=$1 train=$2 enroll=$3 exp=$4 z=$4/znorm iv=$4/ivectors
+  local out=$z/$s.enroll_cohort.scores
+  done_already "$out" && return 0
+  mkdir -p "$z/log"
+  local reuse=false; [ "$s" = gmm_ubm ] && [ -f "$exp/gmm/enroll_cohort.scores" ] && reuse=true
+  [ $reuse = true ] || { [ -f "$z/enroll_cohort.trials" ] && [ "${force:-false}" != true ]; } || \
+    run "$z/log/cohort_trials.log" spkrec make-cohort-trials "$enroll" "$train" "$z/enroll_cohort.trials"
+  case "$s" in
+    gmm_ubm)
+      if [ $reuse = true ]; then  # stage 8 made it (same models, same cohort)
+        cp "$exp/gmm/enroll_cohort.scores" "$out.tmp" && mv "$out.tmp" "$out"
+      else
+        run "$z/log/$s.log" spkrec score-gmm --top-c 5 $par "$exp/ubm/final.ubm.npz" "$exp/gmm/speakers.npz" \
+          "$train" "$z/enroll_cohort.trials" "$out"
+      fi ;;
+    gsv_svm)
+      run "$z/log/$s.log" spkrec score-svm "$exp/gsv/svm.npz" "$exp/gsv/train/supervector.scp" \
+        "$z/enroll_cohort.trials" "$out" ;;
+    ivec_cosine)
+      run "$z/log/$s.log" spkrec score-cosine --enroll-spk2utt "$enroll/spk2utt" \
+        "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$z/enroll_cohort.trials" "$out" ;;
+    ivec_lda_cosine)
+      run "$z/log/$s.log" spkrec score-cosine --backend "$exp/backend/lda.npz" --enroll-spk2utt "$enroll/spk2utt" \
+        "${iv}_enroll/ivector.scp" "${iv}_train/ivector.scp" "$z/enroll_cohort.trials" "$out" ;;
+    *) log "  znorm_cohort: no cohort scoring for $s"; return 1 ;;
+  esac
+}
+
+# in_list WORD LIST...: true when WORD is one of LIST
+in_list() { local w=$1 x; shift; for x in "$@"; do [ "$x" = "$w" ] && return 0; done; return 1; }
+
+# cal_input EXP SYSTEM: the score file that SYSTEM's calibration (and fusion) reads: its Z-normalised scores
+# (EXP/scores_z) when it is one of $cal_znorm, else its scores
+cal_input() {
+  if in_list "$2" ${cal_znorm:-}; then echo "$1/scores_z/$2.txt"; else echo "$1/scores/$2.txt"; fi
+}
+
+# znorm_scores SYSTEM TRAIN ENROLL EXP -> EXP/scores_z/SYSTEM.txt: Z-norm of EXP/scores/SYSTEM.txt with the
+# cohort of TRAIN's utterances. Raw GMM-UBM, SVM and cosine scores spread with the enrolment size (the
+# folds enrol fewer utterances than the evaluation), so their calibration does not transfer; Z-normalised
+# ones (each model's non-target scores standardised) do (docs/baselines.md).
+znorm_scores() {
+  local s=$1 train=$2 enroll=$3 exp=$4
+  done_already "$exp/scores_z/$s.txt" && return 0
+  znorm_cohort "$s" "$train" "$enroll" "$exp" || return 1
+  mkdir -p "$exp/scores_z"
+  local coh=$exp/znorm/$s.enroll_cohort.scores
+  run "$exp/znorm/log/znorm_$s.log" spkrec score-norm --method z "$exp/scores/$s.txt" "$coh" "$coh" \
+    "$exp/scores_z/$s.txt"
+}
+
+# calibrate DATA EXP SYSTEM... -> EXP/scores_cal/<s>.txt: each system's scores on the pooled fold trials of
+# DATA/cal (background speakers only) train a linear calibration (EXP/cal/<s>.npz, train-calibration),
+# applied to its evaluation scores (apply-calibration). The systems of $cal_znorm are Z-normalised first
+# (znorm_scores; evaluation cohort DATA/train, each fold's cohort its own train dir).
 calibrate() {
-  local cal=$1 exp=$2 s f; shift 2
-  local c=$exp/cal
+  local d=$1 exp=$2 s f; shift 2
+  local c=$exp/cal cal=$d/cal
   mkdir -p "$c/scores" "$exp/scores_cal"
   pool_fold_files "$c/trials" $(for f in $(folds "$cal"); do echo "$cal/$f/test/trials"; done)
   for s in "$@"; do
     [ -f "$exp/scores/$s.txt" ] || continue
-    pool_fold_files "$c/scores/$s.txt" $(for f in $(folds "$cal"); do echo "$c/$f/scores/$s.txt"; done)
+    if in_list "$s" ${cal_znorm:-}; then
+      znorm_scores "$s" "$d/train" "$d/enroll" "$exp" || continue
+      for f in $(folds "$cal"); do znorm_scores "$s" "$cal/$f/train" "$cal/$f/enroll" "$c/$f" || continue 2; done
+    fi
+    pool_fold_files "$c/scores/$s.txt" $(for f in $(folds "$cal"); do cal_input "$c/$f" "$s"; done)
     done_already "$exp/scores_cal/$s.txt" && continue
     run "$c/log/train_$s.log" spkrec train-calibration --target-prior "${target_prior:-0.01}" \
       "$c/scores/$s.txt" "$c/trials" "$c/$s.npz"
-    run "$c/log/apply_$s.log" spkrec apply-calibration "$c/$s.npz" "$exp/scores/$s.txt" "$exp/scores_cal/$s.txt"
+    run "$c/log/apply_$s.log" spkrec apply-calibration "$c/$s.npz" "$(cal_input "$exp" "$s")" "$exp/scores_cal/$s.txt"
   done
 }
 
@@ -230,8 +301,8 @@ fuse_systems() {
   local exp=$1 name=$2 s pairs=() names=(); shift 2
   local c=$exp/cal
   for s in "$@"; do
-    [ -f "$c/scores/$s.txt" ] && [ -f "$exp/scores/$s.txt" ] || continue
-    pairs+=("$c/scores/$s.txt,$exp/scores/$s.txt"); names+=("$s")
+    [ -f "$c/scores/$s.txt" ] && [ -f "$(cal_input "$exp" "$s")" ] || continue
+    pairs+=("$c/scores/$s.txt,$(cal_input "$exp" "$s")"); names+=("$s")
   done
   [ ${#pairs[@]} -ge 2 ] || { log "  fusion $name skipped: fewer than two systems with calibration scores"; return 0; }
   done_already "$exp/scores_cal/$name.txt" && return 0
@@ -249,11 +320,17 @@ export_bundles() {
   local train=$1 test=$2 exp=$3 s
   local feat=(--feat-config conf/mfcc.conf --vad-config conf/vad.conf "--seed=${seed:-0}")
   local snorm=(--snorm-cohort "$train" --snorm-method "${snorm_method:-s}" --snorm-top-n "${snorm_top_n:-200}")
+  declare -A _bundle_opts=()
   _bundle() {  # _bundle SYSTEM OPTION...
     local s=$1; shift
+    _bundle_opts[$s]="$*"
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
+    # the calibration of a cal_znorm system is one of its Z-normalised scores: not of the bundle's raw scores
+    if in_list "$s" ${cal_znorm:-}; then
+      cal=(); log "  bundle $s: raw scores, uncalibrated (its calibration is of Z-normalised scores, cal_znorm)"
+    fi
     run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
       --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
   }
@@ -273,7 +350,17 @@ export_bundles() {
   local name=fused comps=()
   [ -f "$exp/cal/$name.npz" ] || return 0
   done_already "$exp/systems/$name/system.json" && return 0
-  for s in ${fused:-}; do comps+=(--component "$exp/systems/$s"); done
+  for s in ${fused:-}; do
+    if in_list "$s" ${cal_znorm:-}; then  # the fusion was trained on its Z-normalised scores: a Z-norm component
+      done_already "$exp/systems/components/$s/system.json" || \
+        run "$exp/systems/log/component_$s.log" spkrec export-system ${_bundle_opts[$s]} "${feat[@]}" \
+          --snorm-cohort "$train" --snorm-method z --eer-threshold-from "$exp/scores_z/$s.txt" "$test/trials" \
+          --out "$exp/systems/components/$s"
+      comps+=(--component "$exp/systems/components/$s")
+    else
+      comps+=(--component "$exp/systems/$s")
+    fi
+  done
   run "$exp/systems/log/$name.log" spkrec export-system --kind fusion "${comps[@]}" --fusion "$exp/cal/$name.npz" \
     --eer-threshold-from "$exp/scores_cal/$name.txt" "$test/trials" --out "$exp/systems/$name"
 }

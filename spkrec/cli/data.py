@@ -102,11 +102,15 @@ def _folds_args(p):
     p.add_argument("--num-folds", type=int, default=4, help="number of speaker folds (default 4)")
     p.add_argument("--num-enroll", type=positive_int, default=3,
                    help="enrolment utterances per speaker in each fold's trials (default 3)")
+    p.add_argument("--rotations", type=positive_int, default=1,
+                   help="models per speaker in each fold, enrolled on rotating windows of its utterances "
+                        "(default 1: one model, its first --num-enroll utterances); more give more trials")
 
 
 def _folds_run(args):
     from spkrec.io.trials import make_folds
-    folds = make_folds(args.data, args.out_dir, num_folds=args.num_folds, num_enroll=args.num_enroll)
+    folds = make_folds(args.data, args.out_dir, num_folds=args.num_folds, num_enroll=args.num_enroll,
+                       rotations=args.rotations)
     for d, rows in folds:
         log.info("%s: %d trials (%d target)", d, len(rows), sum(1 for r in rows if r[2]))
     return 0

@@ -120,7 +120,7 @@ def make_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, num_test=
     return rows
 
 
-def make_folds(data, out_dir, num_folds=4, num_enroll=3):
+def make_folds(data, out_dir, num_folds=4, num_enroll=3, rotations=1):
     """Cross-fitting folds of the background speakers, for calibration and fusion trials.
 
     Speakers (sorted) go to fold ``i % num_folds``. For fold ``k`` it writes under ``out_dir/fold<k>/``:
@@ -128,7 +128,9 @@ def make_folds(data, out_dir, num_folds=4, num_enroll=3):
     fold's own speakers ``enroll``, ``test`` and ``test/trials`` as :func:`make_trials` splits them
     (speakers with fewer than ``num_enroll + 1`` utterances left out). Scores of the folds' trials,
     each made by models that never saw its speakers' labels, are pooled into one calibration set.
-    Returns ``[(fold_dir, trial_rows), ...]``.
+
+    ``rotations > 1`` makes up to that many models per speaker instead of one (:func:`rotated_trials`):
+    more target trials from the same few utterances. Returns ``[(fold_dir, trial_rows), ...]``.
     """
     from spkrec.io.datadir import DataDir, c_sorted, utt2spk_to_spk2utt, write_subset
     data = data if isinstance(data, DataDir) else DataDir(data)
@@ -138,16 +140,82 @@ def make_folds(data, out_dir, num_folds=4, num_enroll=3):
     if k < 2 or len(speakers) < 2 * k:
         raise SpkrecError(f"make-folds: {len(speakers)} speakers in {data.path} cannot make {k} folds of at "
                           "least 2 speakers; use --num-folds between 2 and half the number of speakers")
+    if int(rotations) < 1:
+        raise SpkrecError(f"make-folds: --rotations {rotations}; use 1 (one model per speaker) or more")
     out = []
     for f in range(k):
         fold = {s for i, s in enumerate(speakers) if i % k == f}
         d = os.path.join(out_dir, f"fold{f}")
         write_subset(data, os.path.join(d, "train"), {u for u, s in data.utt2spk.items() if s not in fold})
         write_subset(data, os.path.join(d, "all"), {u for u, s in data.utt2spk.items() if s in fold})
-        rows = make_trials(os.path.join(d, "all"), os.path.join(d, "enroll"), os.path.join(d, "test"),
-                           os.path.join(d, "test", "trials"), num_enroll=num_enroll, skip_short=True)
+        split = (os.path.join(d, "all"), os.path.join(d, "enroll"), os.path.join(d, "test"),
+                 os.path.join(d, "test", "trials"))
+        if int(rotations) > 1:
+            rows = rotated_trials(*split, num_enroll=num_enroll, rotations=int(rotations))
+        else:
+            orig = os.path.join(d, "enroll", "utt2orig")
+            rows = make_trials(*split, num_enroll=num_enroll, skip_short=True)
+            if os.path.exists(orig):
+                os.remove(orig)  # no stale map from an earlier rotated run
         out.append((d, rows))
     return out
+
+
+def rotated_trials(data, enroll_dir, test_dir, trials_path, num_enroll=3, rotations=None):
+    """Several enrolment models per speaker from a few utterances, with every trial they allow.
+
+    A speaker with ``n > num_enroll`` utterances (sorted) gets models ``<spk>-r<j>`` for ``j <
+    min(rotations, n)``, enrolled on utterances ``j, j+1, ..., j+num_enroll-1`` (mod ``n``); each model is
+    tried against every utterance of the data dir except its own enrolment utterances (targets: the
+    speaker's other utterances). The enrolment dir holds each enrolment utterance once per model, as
+    ``<model>-<utt>`` (features shared), with ``utt2orig`` mapping it back; the test dir is all of
+    ``data``. Speakers with too few utterances are left out with a warning. Returns the trial rows.
+    """
+    import logging
+    from spkrec.io.datadir import TABLES, DataDir, c_sorted, read_table, utt2spk_to_spk2utt, write_subset, \
+        write_table
+    data = data if isinstance(data, DataDir) else DataDir(data)
+    num_enroll = int(num_enroll)
+    if num_enroll < 1:
+        raise SpkrecError(f"make-folds: --num-enroll must be >= 1 (got {num_enroll})")
+    spk2utt = utt2spk_to_spk2utt(data.utt2spk)
+    models = {}                                                       # model -> (speaker, utterances)
+    for spk in c_sorted(spk2utt):
+        utts = c_sorted(spk2utt[spk])
+        if len(utts) < num_enroll + 1:
+            logging.getLogger("spkrec").warning(
+                "%s: speaker %r has %d utterance(s), fewer than --num-enroll %d + 1 test; skipped",
+                data.file("utt2spk"), spk, len(utts), num_enroll)
+            continue
+        for j in range(min(rotations or len(utts), len(utts))):
+            models[f"{spk}-r{j}"] = (spk, [utts[(j + i) % len(utts)] for i in range(num_enroll)])
+    if not models:
+        raise SpkrecError(f"{data.path}: no speaker has more than {num_enroll} utterances; lower --num-enroll")
+    if data.segments is not None:
+        raise SpkrecError(f"{data.path}: rotated folds need utterances without segments; use --rotations 1")
+    new2orig = {f"{m}-{u}": u for m, (_, utts) in models.items() for u in utts}
+    os.makedirs(enroll_dir, exist_ok=True)
+    for name, (lo, hi, keyed) in TABLES.items():
+        out = os.path.join(enroll_dir, name)
+        if name in ("utt2spk", "spk2utt") or not data.has(name):
+            if name not in ("utt2spk", "spk2utt") and os.path.exists(out):
+                os.remove(out)
+            continue
+        table = read_table(data.file(name), lo, hi, name)
+        if keyed == "spk":
+            write_table(out, {m: table[s] for m, (s, _) in models.items() if s in table})
+        else:                                    # utterance- (or, without segments, recording-) keyed
+            write_table(out, {n: table[u] for n, u in new2orig.items() if u in table})
+    utt2model = {f"{m}-{u}": m for m, (_, utts) in models.items() for u in utts}
+    write_table(os.path.join(enroll_dir, "utt2spk"), utt2model)
+    write_table(os.path.join(enroll_dir, "spk2utt"), utt2spk_to_spk2utt(utt2model))
+    write_table(os.path.join(enroll_dir, "utt2orig"), new2orig)
+    tested = {u for u, s in data.utt2spk.items() if s in {spk for spk, _ in models.values()}}
+    write_subset(data, test_dir, tested)
+    rows = [(m, u, data.utt2spk[u] == spk) for m, (spk, utts) in models.items()
+            for u in c_sorted(tested) if u not in set(utts)]
+    write_trials(trials_path, rows)
+    return rows
 
 
 def trial_indices(trials_path, model_ids, test_ids, model_src=None, test_src=None):
