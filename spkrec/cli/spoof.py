@@ -17,7 +17,7 @@ log = logging.getLogger("spkrec")
 # ---------------------------------------------------------------------- simulate-spoofs
 def add_simulate(p):
     p.add_argument("--attacks", default="griffin_lim,replay,world",
-                   help="comma-separated attacks: griffin_lim, replay, world (default %(default)s)")
+                   help="comma-separated attacks: griffin_lim, mel_griffin_lim, replay, world (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-bonafide", action="store_true", help="do not copy the bona fide utterances")
     add_parallel_args(p)

@@ -3,19 +3,22 @@
 Signals are float arrays in int16 scale (as ``spkrec.io.read_audio`` returns them). Every attack is
 deterministic for a given ``seed``.
 
-- ``griffin_lim``: the STFT magnitude (512-point Hann, hop 128) is kept and the phase re-estimated by
-  32 Griffin-Lim iterations from a seeded random phase (``librosa.griffinlim``): the phase artefacts of
-  a magnitude-only vocoder.
-- ``mel_griffin_lim``: the same from an 80-band mel spectrogram (magnitude recovered by non-negative
+- ``griffin_lim``: the Griffin-Lim vocoder of Tacotron (Wang et al., 2017): STFT magnitude of 50 ms
+  Hann frames every 12.5 ms, sharpened by the power 1.2 the paper uses before Griffin-Lim, 60
+  iterations (``librosa.griffinlim``) from a seeded random phase, scaled to the input RMS.
+- ``mel_griffin_lim``: Griffin-Lim (512-point Hann, hop 128, 32 iterations, no sharpening) from an 80-band mel spectrogram (magnitude recovered by non-negative
   least squares, ``librosa.feature.inverse.mel_to_stft``): a mel-domain TTS front end with a
   Griffin-Lim vocoder; loses the harmonic detail between mel bands.
 - ``world``: WORLD copy-synthesis (``pyworld``: DIO + StoneMask F0, CheapTrick envelope, D4C
   aperiodicity, 5 ms frames, resynthesised): the analysis-synthesis of a statistical-parametric TTS/VC
   vocoder. Needs the ``[spoof]`` extra.
-- ``replay``: a loudspeaker (a mild ``tanh`` soft clip, then a 4th-order Butterworth band-pass
-  200 Hz - 5 kHz), a shoebox room (``pyroomacoustics`` image method, seeded random dimensions 3-6 x 3-5 x
-  2.4-3 m, wall energy absorption 0.2-0.5, source and microphone 0.5-1.5 m apart) and re-recording
-  noise (white, 30 dB SNR), scaled back to the input RMS. Needs the ``[spoof]`` extra.
+- ``replay``: playback through a loudspeaker (amplifier ``tanh`` soft clip; 2nd-order high-pass at
+  120-300 Hz, 1st-order low-pass at 6-7.2 kHz, three +-1-4 dB resonances between 300 Hz and 5 kHz), a
+  shoebox room (``pyroomacoustics`` image method, 3-7 x 3-5 x 2.4-3.2 m, wall absorption from a
+  seeded RT60 of 0.1-0.4 s by Sabine's formula, loudspeaker-microphone 0.2-1 m), a re-recording
+  device (1st-order high-pass at 50-150 Hz) and pink ambient noise at 35-50 dB SNR; level: the input
+  RMS times a playback gain within +-6 dB. All drawn per utterance from the seed. Needs the ``[spoof]``
+  extra.
 """
 import zlib
 
