@@ -3,7 +3,7 @@
 # utt2spk, spk2gender). The spoofs are SIMULATED from bona fide speech (docs/spoofing.md): the CM trains
 # on the --train speakers' utterances and their $train_attacks spoofs; the evaluation spoofs the
 # --eval speakers' test utterances with $eval_attacks, which include an attack unseen in training
-# (world by default). A GMM-UBM ASV system (background: the --train speakers) scores every enrolled
+# (mel_griffin_lim by default). A GMM-UBM ASV system (background: the --train speakers) scores every enrolled
 # speaker against every bona fide and spoofed test utterance; the CMs (LFCC-GMM, CQCC-GMM) gate it.
 #
 # Usage: recipes/so762_spoof/run.sh --train DIR [--train DIR ...] --eval DIR [--stage N] [--stop-stage M]
