@@ -43,6 +43,31 @@ def test_cm_score_is_average_llr_and_separates():
     assert min(scores[u] for u in held[:4]) > max(scores[u] for u in held[4:])
 
 
+def test_per_attack_cm_scores_against_closest_attack(tmp_path):
+    rng = np.random.default_rng(2)
+    utts = {f"b{i}": rng.normal(0.0, 1.0, (150, 3)) for i in range(10)}
+    utts.update({f"x{i}": rng.normal(1.5, 1.0, (150, 3)) for i in range(10)})
+    utts.update({f"y{i}": rng.normal(-1.5, 0.7, (150, 3)) for i in range(10)})
+    loader = DictLoader({k: v.astype(np.float32) for k, v in utts.items()})
+    spoof = [f"x{i}" for i in range(6)] + [f"y{i}" for i in range(6)]
+    cm = GMMCountermeasure(n_components=2, n_iter=4, spoof_models="per_attack").fit(
+        loader, [f"b{i}" for i in range(6)], spoof, spoof_attacks=["ax"] * 6 + ["ay"] * 6)
+    assert sorted(cm.spoof_) == ["ax", "ay"]
+    held = [f"{c}{i}" for c in "bxy" for i in range(6, 10)]
+    scores = cm.score_utterances(loader, held)
+    for utt in held:
+        x = loader(utt).astype(np.float64)
+        ref = np.mean(_loglik(cm.bonafide_, x)) - max(np.mean(_loglik(g, x)) for g in cm.spoof_.values())
+        assert scores[utt] == pytest.approx(ref, rel=1e-4, abs=1e-4)
+    assert min(scores[u] for u in held[:4]) > max(scores[u] for u in held[4:])
+    cm.save(tmp_path / "cm")
+    back = GMMCountermeasure.load(tmp_path / "cm")
+    assert back.spoof_models == "per_attack" and "spoof_attack_models" not in back.meta_
+    assert back.score_utterances(loader, held) == scores
+    with pytest.raises(Exception, match="attack of every"):
+        GMMCountermeasure(n_components=2, spoof_models="per_attack").fit(loader, ["b0"], ["x0"])
+
+
 def test_cm_save_load(tmp_path):
     rng = np.random.default_rng(1)
     loader = DictLoader({"b": rng.normal(0, 1, (300, 3)).astype(np.float32),
@@ -73,6 +98,10 @@ def test_cm_verbs_and_bad_input(tmp_path, capsys):
     lfcc, mfcc = _data(tmp_path, "lf", "lfcc"), _data(tmp_path, "mf", "mfcc")
     cm = tmp_path / "cm"
     assert main(["train-cm", "--num-gauss", "2", "--num-iters", "1", "--cmvn", "none", str(lfcc), str(cm)]) == 0
+    assert main(["train-cm", "--num-gauss", "2", "--num-iters", "1", "--cmvn", "none", "--spoof-models",
+                 "per-attack", str(lfcc), str(tmp_path / "cm_pa")]) == 0
+    assert (tmp_path / "cm_pa" / "spoof.fake.gmm.npz").exists()
+    assert main(["score-cm", str(tmp_path / "cm_pa"), str(lfcc), str(tmp_path / "s_pa.txt")]) == 0
     assert main(["score-cm", str(cm), str(lfcc), str(tmp_path / "s.txt")]) == 0
     rows = [line.split() for line in (tmp_path / "s.txt").read_text().splitlines()]
     assert len(rows) == 4 and all(np.isfinite(float(s)) for _, s in rows)

@@ -66,3 +66,20 @@ def test_tandem_rates():
     kinds = ["target", "target", "spoof", "spoof", "nontarget"]
     out = tandem_rates(asv, cm, kinds, asv_threshold=2, cm_threshold=0)
     assert out == {"target": (0.5, 0.5), "spoof": (1.0, 0.5), "nontarget": (0.0, 0.0)}
+
+
+def test_cm_report_fixed_threshold_hand_worked():
+    from spkrec.cli.spoof import cm_report
+    # 4 bona fide test utterances t0..t3, 2 spoofs s0, s1; CM scores chosen by hand
+    cm = {"t0": 5.0, "t1": 3.0, "t2": 1.0, "t3": -1.0, "s0": 0.5, "s1": -2.0}
+    utt2attack = {"t0": "bonafide", "t1": "bonafide", "t2": "bonafide", "t3": "bonafide", "s0": "gl", "s1": "gl"}
+    # ASV: targets t0, t1 (both above 0), non-targets t2 (above), t3 (below), spoofed targets s0, s1 (above)
+    asv = [("t0", 2.0, True), ("t1", 1.0, True), ("t2", 0.5, False), ("t3", -3.0, False),
+           ("s0", 3.0, True), ("s1", 2.5, True)]
+    text, res = cm_report(cm, utt2attack, "X", asv=asv, cm_threshold=2.0)
+    # ASV targets and non-targets separate (EER 0, threshold above 0.5): targets and spoofs pass, t2, t3 fail.
+    # CM threshold 2: t0, t1 pass; t2, t3, s0, s1 are rejected (half of the bona fide utterances)
+    assert res["tandem"]["target"] == (1.0, 1.0)
+    assert res["tandem"]["spoof"] == (1.0, 0.0)
+    assert res["tandem"]["nontarget"] == (0.0, 0.0) and res["asv_eer"] == 0.0
+    assert "given threshold 2" in text and "rejects: 50.00 %" in text

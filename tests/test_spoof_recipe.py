@@ -36,7 +36,7 @@ def test_so762_spoof_recipe(tmp_path):
     text = (tmp_path / "exp" / "results.md").read_text()
     for system in ("LFCC-GMM", "CQCC-GMM"):
         assert f"### {system}: CM EER" in text and f"### {system}: ASV + CM" in text
-    for attack, seen in (("griffin_lim", "yes"), ("replay", "yes"), ("world", "**no**")):
+    for attack, seen in (("griffin_lim", "yes"), ("replay", "yes"), ("world", "yes"), ("mel_griffin_lim", "**no**")):
         assert re.search(rf"\| {attack} \| {re.escape(seen)} \| 12 \| 12 \|", text), text
     tdcf = [float(v) for v in re.findall(r"\| min t-DCF \(ASVspoof 2019\) \| \| ([0-9.]+) \|", text)]
     assert len(tdcf) == 2 and all(0.0 <= v <= 1.0 + 1e-9 for v in tdcf)

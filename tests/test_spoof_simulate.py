@@ -45,23 +45,40 @@ def test_attack_length_seed_and_change(speech, attack):
 
 def test_griffin_lim_keeps_magnitude_changes_phase(speech):
     x, rate = speech
-    y = griffin_lim(x, rate, 0)
-    _, _, sx = scipy.signal.stft(x, nperseg=512, noverlap=384)
-    _, _, sy = scipy.signal.stft(y, nperseg=512, noverlap=384)
+    y = griffin_lim(x, rate, 0, power=1.0)
+    _, _, sx = scipy.signal.stft(x, nperseg=800, noverlap=600)
+    _, _, sy = scipy.signal.stft(y, nperseg=800, noverlap=600)
     mag_err = np.linalg.norm(np.abs(sy) - np.abs(sx)) / np.linalg.norm(np.abs(sx))
     assert mag_err < 0.5  # spectrogram consistent (Griffin-Lim's own residual)
-    assert not np.array_equal(y, griffin_lim(x, rate, 1))  # the random initial phase depends on the seed
+    assert not np.array_equal(y, griffin_lim(x, rate, 1, power=1.0))  # the random initial phase depends on the seed
+    # Tacotron's sharpening (power 1.2) deepens the spectral valleys: the weak high band loses energy
+    f, px = scipy.signal.welch(x, rate, nperseg=512)
+    _, py = scipy.signal.welch(griffin_lim(x, rate, 0), rate, nperseg=512)
+    _, p1 = scipy.signal.welch(y, rate, nperseg=512)
+    high = f > 5000
+    tilt = lambda p: 10 * np.log10(p[high].sum() / p.sum())
+    assert abs(tilt(p1) - tilt(px)) < 1.5 and tilt(py) < tilt(px) - 2.0
 
 
-def test_replay_band_limits(speech):
+def test_replay_loudspeaker_room_and_level(speech):
     pytest.importorskip("pyroomacoustics")
     x, rate = speech
-    y = ATTACKS["replay"](x, rate, 0)
+    ys = [ATTACKS["replay"](x, rate, seed) for seed in range(4)]
     f, px = scipy.signal.welch(x, rate, nperseg=1024)
-    _, py = scipy.signal.welch(y, rate, nperseg=1024)
     low = f < 80
-    # below the loudspeaker's 200 Hz cut-off only noise and leakage remain
-    assert py[low].sum() / py.sum() < 0.5 * px[low].sum() / px.sum() + 1e-4
+    for y in ys:
+        _, py = scipy.signal.welch(y, rate, nperseg=1024)
+        # below the loudspeaker's high-pass (120-300 Hz) little but noise remains
+        assert py[low].sum() / py.sum() < 0.5 * px[low].sum() / px.sum() + 1e-3
+        ratio_db = 10 * np.log10(np.mean(y.astype(float) ** 2) / np.mean(x.astype(float) ** 2))
+        assert -6.5 < ratio_db < 6.5  # the seeded playback gain
+    # the room: energy persists after the signal ends (reverberation tail) unlike the dry input
+    burst = np.zeros(rate, np.float32)
+    burst[:800] = x[rate // 2: rate // 2 + 800]
+    y = ATTACKS["replay"](burst, rate, 0)
+    tail = slice(1000, 3000)  # 38-160 ms after the burst
+    assert np.mean(y[tail].astype(float) ** 2) > 30 * np.mean(y[6000:].astype(float) ** 2)
+    assert len({float(np.sum(y ** 2)) for y in ys}) == 4  # each seed its own loudspeaker and room
 
 
 def test_seeds_and_names():

@@ -3,7 +3,7 @@
 # utt2spk, spk2gender). The spoofs are SIMULATED from bona fide speech (docs/spoofing.md): the CM trains
 # on the --train speakers' utterances and their $train_attacks spoofs; the evaluation spoofs the
 # --eval speakers' test utterances with $eval_attacks, which include an attack unseen in training
-# (world by default). A GMM-UBM ASV system (background: the --train speakers) scores every enrolled
+# (mel_griffin_lim by default). A GMM-UBM ASV system (background: the --train speakers) scores every enrolled
 # speaker against every bona fide and spoofed test utterance; the CMs (LFCC-GMM, CQCC-GMM) gate it.
 #
 # Usage: recipes/so762_spoof/run.sh --train DIR [--train DIR ...] --eval DIR [--stage N] [--stop-stage M]
@@ -13,7 +13,7 @@
 #   1  simulate spoofs: CM training set (train speakers, first $cm_utts_per_spk utterances, $train_attacks)
 #      and evaluation test set (test utterances, $eval_attacks); utt2attack
 #   2  features: LFCC and CQCC (CM; conf/lfcc.conf, conf/cqcc.conf), MFCC + VAD (ASV)
-#   3  train the CMs (two $cm_num_gauss-Gaussian GMMs each, no CMVN: channel cues are the signal)
+#   3  train the CMs ($cm_num_gauss-Gaussian GMMs: bona fide and spoof, or one per attack; no CMVN, no VAD)
 #   4  score the evaluation test set with both CMs
 #   5  ASV: GMM-UBM (recipes/utils/systems.sh) on bona fide and spoofed trials
 #   20 results: exp/results.md (CM EER per attack, seen/unseen, min t-DCF, SASV EERs, tandem rates),
@@ -31,10 +31,13 @@ exp=exp                        # (path) where the models, scores, logs and resul
 num_enroll=3                   # enrolment utterances per evaluation speaker (the rest are test utterances)
 max_test_per_spk=2             # test utterances per evaluation speaker (each also spoofed by every attack)
 cm_utts_per_spk=2              # bona fide utterances per training speaker for the CM (each spoofed too)
-train_attacks=griffin_lim,replay       # attacks the countermeasures are trained on
-eval_attacks=griffin_lim,replay,world  # attacks of the evaluation (world: unseen in training)
+train_attacks=griffin_lim,replay,world                # attacks the countermeasures are trained on
+eval_attacks=griffin_lim,replay,world,mel_griffin_lim  # attacks of the evaluation (mel_griffin_lim: unseen)
 cm_num_gauss=64                # Gaussians of each CM GMM (the ASVspoof baseline uses 512, on far more data)
 cm_iters=5                     # EM iterations of the CM GMMs after each doubling
+cm_spoof_models=per-attack     # pooled (one spoof GMM, the ASVspoof baseline) or per-attack (closest attack model)
+lfcc_threshold=                # tandem threshold of the LFCC-GMM CM (tuned on another half; empty: oracle EER)
+cqcc_threshold=                # tandem threshold of the CQCC-GMM CM (tuned on another half; empty: oracle EER)
 num_gauss=64                   # Gaussians of the ASV system's UBM (GMM-UBM)
 ubm_iters=4                    # EM iterations of the ASV UBM after each doubling
 relevance=16                   # MAP relevance of the ASV system
@@ -48,7 +51,7 @@ stages="0 1 2 3 4 5 20"
 . utils/systems.sh
 stage_opts[0]="train eval num_enroll max_test_per_spk cm_utts_per_spk"
 stage_opts[1]="train_attacks eval_attacks seed"
-stage_opts[3]="cm_num_gauss cm_iters seed"
+stage_opts[3]="cm_num_gauss cm_iters cm_spoof_models seed"
 stage_opts[5]="num_gauss ubm_iters relevance seed"
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
 mkdir -p "$exp/log" "$exp/scores"
@@ -100,7 +103,7 @@ fi
 if run_stage 3 "train the LFCC-GMM and CQCC-GMM countermeasures" "$exp/cm_cqcc/spoof.gmm.npz"; then
   for f in lfcc cqcc; do
     run "$exp/log/train_cm_$f.log" spkrec train-cm --num-gauss "$cm_num_gauss" --num-iters "$cm_iters" \
-      --cmvn none --seed "$seed" $par "$data/train_cm_$f" "$exp/cm_$f"
+      --spoof-models "$cm_spoof_models" --cmvn none --seed "$seed" $par "$data/train_cm_$f" "$exp/cm_$f"
   done
 fi
 
@@ -132,7 +135,9 @@ if run_stage 20 "results" "$exp/results.md"; then
   } > "$exp/results.md.tmp"
   for f in lfcc cqcc; do
     name=$(echo "$f" | tr a-z A-Z)-GMM
-    run "$exp/log/eval_cm_$f.log" spkrec eval-cm --name "$name" --seen-attacks "$train_attacks" \
+    thr_var=${f}_threshold; thr=()
+    [ -n "${!thr_var}" ] && thr=(--cm-threshold "${!thr_var}")
+    run "$exp/log/eval_cm_$f.log" spkrec eval-cm --name "$name" --seen-attacks "$train_attacks" "${thr[@]}" \
       --asv-scores "$exp/scores/gmm_ubm.txt" --asv-trials "$data/test/trials" \
       --out "$exp/eval_cm_$f.md" --det-plot "$exp/det_cm_$f.png" "$exp/scores/cm_$f.txt" "$data/test_$f"
     { cat "$exp/eval_cm_$f.md"; echo; } >> "$exp/results.md.tmp"

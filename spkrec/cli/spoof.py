@@ -17,7 +17,7 @@ log = logging.getLogger("spkrec")
 # ---------------------------------------------------------------------- simulate-spoofs
 def add_simulate(p):
     p.add_argument("--attacks", default="griffin_lim,replay,world",
-                   help="comma-separated attacks: griffin_lim, replay, world (default %(default)s)")
+                   help="comma-separated attacks: griffin_lim, mel_griffin_lim, replay, world (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--no-bonafide", action="store_true", help="do not copy the bona fide utterances")
     add_parallel_args(p)
@@ -39,6 +39,9 @@ def add_train_cm(p):
     p.add_argument("--subsample", type=positive_int, default=1, help="use every S-th frame (default 1)")
     p.add_argument("--var-floor", type=positive_float, default=1e-3, help="relative variance floor (default %(default)s)")
     p.add_argument("--attacks", default=None, help="train on these spoof attacks only (default: all in utt2attack)")
+    p.add_argument("--spoof-models", choices=["pooled", "per-attack"], default="pooled",
+                   help="one spoof GMM on all attacks (the ASVspoof baseline), or one per attack scored by the "
+                        "closest (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_feature_args(p)
     add_parallel_args(p)
@@ -66,12 +69,14 @@ def run_train_cm(args):
     from spkrec.spoof.cm import GMMCountermeasure, feature_type_of
     opts = feature_options(args)
     loader = feature_loader(args.data, opts, command_options(args))
-    bona, spoof, _ = _attack_split(args.data, loader, args.attacks)
+    bona, spoof, utt2attack = _attack_split(args.data, loader, args.attacks)
     feat_type = feature_type_of(os.path.join(args.data, "feats.scp"))
     cm = GMMCountermeasure(n_components=args.num_gauss, n_iter=args.num_iters, var_floor=args.var_floor,
-                           subsample=args.subsample, random_state=args.seed)
+                           subsample=args.subsample, random_state=args.seed,
+                           spoof_models=args.spoof_models.replace("-", "_"))
     cm.fit(loader, bona, spoof, parallel_config(args),
-           meta={"features": opts, "feat_type": feat_type, "attacks": args.attacks})
+           meta={"features": opts, "feat_type": feat_type, "attacks": args.attacks},
+           spoof_attacks=[utt2attack[u] for u in spoof])
     cm.save(args.cm_dir)
     log.info("wrote %s (%d bona fide, %d spoofed utterances, %s features)", args.cm_dir, len(bona), len(spoof),
              feat_type or "unknown")
@@ -110,6 +115,9 @@ def add_eval_cm(p):
     p.add_argument("--asv-scores", default=None, help="ASV score file on bona fide and spoofed test utterances")
     p.add_argument("--asv-trials", default=None, help="trials of --asv-scores (target/nontarget labels)")
     p.add_argument("--seen-attacks", default=None, help="attacks seen in CM training (for the seen/unseen rows)")
+    p.add_argument("--cm-threshold", type=float, default=None,
+                   help="CM threshold of the tandem (accept bona fide at score >= it), e.g. tuned on another "
+                        "half (default: the pooled EER threshold of these scores, an oracle)")
     p.add_argument("--name", default="CM", help="system name in the table")
     p.add_argument("--out", default=None, help="also write the Markdown report here")
     p.add_argument("--det-plot", default=None, help="write DET curves of the CM (per attack and pooled) here (.png)")
@@ -138,8 +146,9 @@ def read_cm_scores(path):
     return out
 
 
-def cm_report(cm_scores, utt2attack, name="CM", seen=None, asv=None):
-    """Markdown report and a dict of the numbers. ``asv``: list of ``(test_utt, asv_score, is_target)``."""
+def cm_report(cm_scores, utt2attack, name="CM", seen=None, asv=None, cm_threshold=None):
+    """Markdown report and a dict of the numbers. ``asv``: list of ``(test_utt, asv_score, is_target)``;
+    ``cm_threshold``: the tandem's CM threshold (None: the pooled EER threshold of ``cm_scores``)."""
     import numpy as np
 
     from spkrec.eval.spoof import cm_eer, min_tdcf, sasv_eers, tandem_rates, two_class_eer
@@ -167,7 +176,9 @@ def cm_report(cm_scores, utt2attack, name="CM", seen=None, asv=None):
                 lines.append(f"| {label} | | {bona.size} | {int(mask.sum())} | {100 * value:.2f} |")
     lines.append(f"| pooled | | {bona.size} | {spoof.size} | {100 * eers['pooled'][0]:.2f} |")
     if asv:
-        cm_thr = eers["pooled"][1]
+        cm_thr = eers["pooled"][1] if cm_threshold is None else float(cm_threshold)
+        thr_text = ("CM at its pooled EER (oracle)" if cm_threshold is None
+                    else f"CM at the given threshold {cm_thr:g}")
         tar = [(u, s) for u, s, t in asv if t and utt2attack.get(u) == BONAFIDE]
         non = [(u, s) for u, s, t in asv if not t and utt2attack.get(u) == BONAFIDE]
         spf = [(u, s) for u, s, t in asv if t and utt2attack.get(u, BONAFIDE) != BONAFIDE]
@@ -194,7 +205,8 @@ def cm_report(cm_scores, utt2attack, name="CM", seen=None, asv=None):
         res.update(asv_eer=asv_eer, min_tdcf=tdcf, sasv_asv_alone=alone, sasv_tandem=joint, tandem=rates)
         lines += ["", f"### {name}: ASV + CM", "",
                   f"ASV EER on bona fide trials {100 * asv_eer:.2f} % ({len(tar)} target, {len(non)} non-target "
-                  f"trials; {len(spf)} spoofed target trials). Thresholds: ASV at its EER, CM at its pooled EER.", "",
+                  f"trials; {len(spf)} spoofed target trials). Thresholds: ASV at its EER, {thr_text}; bona fide "
+                  f"utterances the CM rejects: {100 * float(np.mean(bona < cm_thr)):.2f} %.", "",
                   "| metric | ASV alone | ASV then CM |", "|---|---:|---:|",
                   f"| target miss rate (%) | {100 * (1 - rates['target'][0]):.2f} | {100 * (1 - rates['target'][1]):.2f} |",
                   f"| non-target false-accept rate (%) | {100 * rates['nontarget'][0]:.2f} | {100 * rates['nontarget'][1]:.2f} |",
@@ -244,7 +256,7 @@ def run_eval_cm(args):
     if args.seen_attacks:
         seen = [a for a in args.seen_attacks.split(",") if a.strip()]
     cm_scores, utt2attack = read_cm_scores(args.cm_scores), read_utt2attack(args.data)
-    text, _ = cm_report(cm_scores, utt2attack, args.name, seen, asv)
+    text, _ = cm_report(cm_scores, utt2attack, args.name, seen, asv, args.cm_threshold)
     if args.det_plot:
         plot_cm_det(cm_scores, utt2attack, args.det_plot, args.name)
     if args.out:

@@ -1,6 +1,9 @@
 """GMM countermeasure (the ASVspoof 2019 LFCC-GMM / CQCC-GMM baseline): one diagonal GMM on bona fide
 frames, one on spoofed frames; the score of an utterance is the average frame log-likelihood ratio
 ``mean_t [log p(x_t | bona fide) - log p(x_t | spoof)]`` (higher = more likely bona fide).
+
+With ``spoof_models="per_attack"`` there is one spoof GMM per training attack and the score is
+``mean_t log p(x_t | bona fide) - max_a mean_t log p(x_t | attack a)`` (the closest attack model).
 """
 import json
 import os
@@ -37,8 +40,16 @@ def _avg_llr(utts, loader, bona, spoof):
     out = []
     for utt in utts:
         x = loader(utt)
-        out.append((utt, float(np.mean(bona.score_samples(x) - spoof.score_samples(x)))))
+        ll = bona.score_samples(x)
+        if isinstance(spoof, dict):
+            out.append((utt, float(np.mean(ll) - max(np.mean(g.score_samples(x)) for g in spoof.values()))))
+        else:
+            out.append((utt, float(np.mean(ll - spoof.score_samples(x)))))
     return out
+
+
+def _attack_file(attack):
+    return f"spoof.{attack}.gmm.npz"
 
 
 class GMMCountermeasure:
@@ -48,12 +59,16 @@ class GMMCountermeasure:
     ----------
     n_components : Gaussians of each GMM (ASVspoof baseline: 512)
     n_iter, init, var_floor, subsample, random_state : as :class:`spkrec.gmm.DiagGMM`
+    spoof_models : ``"pooled"`` (one spoof GMM, the baseline) or ``"per_attack"`` (one per attack)
 
-    Fitted attributes: ``bonafide_`` and ``spoof_`` (:class:`~spkrec.gmm.DiagGMM`), ``meta_`` (dict:
-    feature type and options, numbers of training utterances).
+    Fitted attributes: ``bonafide_`` (:class:`~spkrec.gmm.DiagGMM`), ``spoof_`` (a DiagGMM, or with
+    ``per_attack`` a dict ``{attack: DiagGMM}``), ``meta_`` (dict: feature type and options, numbers of
+    training utterances).
     """
 
-    def __init__(self, n_components=512, n_iter=10, init="split", var_floor=1e-3, subsample=1, random_state=0):
+    def __init__(self, n_components=512, n_iter=10, init="split", var_floor=1e-3, subsample=1, random_state=0,
+                 spoof_models="pooled"):
+        self.spoof_models = spoof_models
         self.n_components = n_components
         self.n_iter = n_iter
         self.init = init
@@ -67,15 +82,31 @@ class GMMCountermeasure:
                        var_floor=self.var_floor, subsample=self.subsample, random_state=self.random_state,
                        verbose=True, parallel=config)
 
-    def fit(self, loader, bonafide_utts, spoof_utts, config=SERIAL, meta=None):
-        """Train on ``loader(utt) -> (T, D)`` frames of the bona fide and the spoofed utterances."""
+    def fit(self, loader, bonafide_utts, spoof_utts, config=SERIAL, meta=None, spoof_attacks=None):
+        """Train on ``loader(utt) -> (T, D)`` frames of the bona fide and the spoofed utterances;
+        ``spoof_attacks`` (one name per spoofed utterance) is needed for ``per_attack``."""
+        if self.spoof_models not in ("pooled", "per_attack"):
+            raise SpkrecError(f"spoof_models must be 'pooled' or 'per_attack', got {self.spoof_models!r}")
         if not bonafide_utts or not spoof_utts:
             raise SpkrecError(f"a countermeasure needs bona fide and spoofed training utterances "
                               f"(got {len(bonafide_utts)} bona fide, {len(spoof_utts)} spoofed); check utt2attack")
         self.bonafide_ = self._gmm(config).fit(loader, utt_ids=list(bonafide_utts))
-        self.spoof_ = self._gmm(config).fit(loader, utt_ids=list(spoof_utts))
+        if self.spoof_models == "pooled":
+            self.spoof_ = self._gmm(config).fit(loader, utt_ids=list(spoof_utts))
+        else:
+            if spoof_attacks is None or len(spoof_attacks) != len(spoof_utts):
+                raise SpkrecError("per-attack spoof models need the attack of every spoofed training utterance")
+            bad = [a for a in set(spoof_attacks) if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(a))]
+            if bad:
+                raise SpkrecError(f"attack name {bad[0]!r} cannot name a model file; use letters, digits, _ . -")
+            self.spoof_ = {a: self._gmm(config).fit(loader, utt_ids=[u for u, b in zip(spoof_utts, spoof_attacks)
+                                                                      if b == a])
+                           for a in sorted(set(spoof_attacks))}
         self.meta_ = dict(meta or {}, num_bonafide=len(bonafide_utts), num_spoof=len(spoof_utts))
         return self
+
+    def _spoof_gmms(self):
+        return self.spoof_ if isinstance(self.spoof_, dict) else {None: self.spoof_}
 
     @property
     def dim_(self):
@@ -92,22 +123,32 @@ class GMMCountermeasure:
         return dict(pair for part in results for pair in part)
 
     def save(self, model_dir):
-        """Write ``bonafide.gmm.npz`` and ``spoof.gmm.npz`` (with ``meta_``) into ``model_dir``."""
+        """Write ``bonafide.gmm.npz`` and ``spoof.gmm.npz`` (or ``spoof.<attack>.gmm.npz`` per attack;
+        with ``meta_``) into ``model_dir``."""
         os.makedirs(model_dir, exist_ok=True)
-        self.spoof_.save(os.path.join(model_dir, SPOOF_FILE), meta={"cm": self.meta_})
-        self.bonafide_.save(os.path.join(model_dir, BONAFIDE_FILE), meta={"cm": self.meta_})
+        attacks = sorted(self.spoof_) if isinstance(self.spoof_, dict) else None
+        meta = {"cm": dict(self.meta_, spoof_attack_models=attacks)}
+        for attack, gmm in self._spoof_gmms().items():
+            gmm.save(os.path.join(model_dir, SPOOF_FILE if attack is None else _attack_file(attack)), meta=meta)
+        self.bonafide_.save(os.path.join(model_dir, BONAFIDE_FILE), meta=meta)
 
     @classmethod
     def load(cls, model_dir):
         from spkrec.gmm import DiagGMM
-        paths = [os.path.join(model_dir, name) for name in (BONAFIDE_FILE, SPOOF_FILE)]
-        for path in paths:
+        def _load(name):
+            path = os.path.join(model_dir, name)
             if not os.path.exists(path):
                 raise SpkrecError(f"{path}: not found; train the countermeasure with `spkrec train-cm` first")
+            return DiagGMM.load(path)
         cm = cls()
-        cm.bonafide_, cm.spoof_ = (DiagGMM.load(p) for p in paths)
-        cm.meta_ = cm.bonafide_.meta_.get("cm", {})
+        cm.bonafide_ = _load(BONAFIDE_FILE)
+        cm.meta_ = dict(cm.bonafide_.meta_.get("cm", {}))
+        attacks = cm.meta_.pop("spoof_attack_models", None)
+        if attacks:
+            cm.spoof_models, cm.spoof_ = "per_attack", {a: _load(_attack_file(a)) for a in attacks}
+        else:
+            cm.spoof_ = _load(SPOOF_FILE)
         cm.n_components = cm.bonafide_.n_components_
-        if cm.spoof_.dim_ != cm.bonafide_.dim_:
+        if any(g.dim_ != cm.bonafide_.dim_ for g in cm._spoof_gmms().values()):
             raise SpkrecError(f"{model_dir}: bona fide and spoof GMMs differ in dimension; retrain the CM")
         return cm

@@ -3,19 +3,22 @@
 Signals are float arrays in int16 scale (as ``spkrec.io.read_audio`` returns them). Every attack is
 deterministic for a given ``seed``.
 
-- ``griffin_lim``: the STFT magnitude (512-point Hann, hop 128) is kept and the phase re-estimated by
-  32 Griffin-Lim iterations from a seeded random phase (``librosa.griffinlim``): the phase artefacts of
-  a magnitude-only vocoder.
-- ``mel_griffin_lim``: the same from an 80-band mel spectrogram (magnitude recovered by non-negative
+- ``griffin_lim``: the Griffin-Lim vocoder of Tacotron (Wang et al., 2017): STFT magnitude of 50 ms
+  Hann frames every 12.5 ms, sharpened by the power 1.2 the paper uses before Griffin-Lim, 60
+  iterations (``librosa.griffinlim``) from a seeded random phase, scaled to the input RMS.
+- ``mel_griffin_lim``: Griffin-Lim (512-point Hann, hop 128, 32 iterations, no sharpening) from an 80-band mel spectrogram (magnitude recovered by non-negative
   least squares, ``librosa.feature.inverse.mel_to_stft``): a mel-domain TTS front end with a
   Griffin-Lim vocoder; loses the harmonic detail between mel bands.
 - ``world``: WORLD copy-synthesis (``pyworld``: DIO + StoneMask F0, CheapTrick envelope, D4C
   aperiodicity, 5 ms frames, resynthesised): the analysis-synthesis of a statistical-parametric TTS/VC
   vocoder. Needs the ``[spoof]`` extra.
-- ``replay``: a loudspeaker (a mild ``tanh`` soft clip, then a 4th-order Butterworth band-pass
-  200 Hz - 5 kHz), a shoebox room (``pyroomacoustics`` image method, seeded random dimensions 3-6 x 3-5 x
-  2.4-3 m, wall energy absorption 0.2-0.5, source and microphone 0.5-1.5 m apart) and re-recording
-  noise (white, 30 dB SNR), scaled back to the input RMS. Needs the ``[spoof]`` extra.
+- ``replay``: playback through a loudspeaker (amplifier ``tanh`` soft clip; 2nd-order high-pass at
+  120-300 Hz, 1st-order low-pass at 6-7.2 kHz, three +-1-4 dB resonances between 300 Hz and 5 kHz), a
+  shoebox room (``pyroomacoustics`` image method, 3-7 x 3-5 x 2.4-3.2 m, wall absorption from a
+  seeded RT60 of 0.1-0.4 s by Sabine's formula, loudspeaker-microphone 0.2-1 m), a re-recording
+  device (1st-order high-pass at 50-150 Hz) and pink ambient noise at 35-50 dB SNR; level: the input
+  RMS times a playback gain within +-6 dB. All drawn per utterance from the seed. Needs the ``[spoof]``
+  extra.
 """
 import zlib
 
@@ -36,14 +39,19 @@ def _fit_length(y, n):
     return y[:n] if y.size >= n else np.pad(y, (0, n - y.size))
 
 
-def griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_iter=32):
-    """Griffin-Lim resynthesis from the magnitude spectrogram (see module docstring)."""
+def griffin_lim(signal, rate, seed=0, frame_ms=50.0, hop_ms=12.5, power=1.2, n_iter=60):
+    """Griffin-Lim vocoder as in Tacotron (see module docstring): STFT magnitude of ``frame_ms`` Hann
+    frames every ``hop_ms``, sharpened by ``power``, ``n_iter`` Griffin-Lim iterations from a seeded
+    random phase, scaled back to the input RMS."""
     import librosa
     x = np.asarray(signal, dtype=np.float64) / 32768.0
-    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop))
+    n_fft, hop = int(round(rate * frame_ms / 1000.0)), int(round(rate * hop_ms / 1000.0))
+    mag = np.abs(librosa.stft(x, n_fft=n_fft, hop_length=hop)) ** float(power)
     y = librosa.griffinlim(mag, n_iter=n_iter, hop_length=hop, n_fft=n_fft, length=x.size, init="random",
                            random_state=np.random.RandomState(seed % 2 ** 32))
-    return (_fit_length(y, x.size) * 32768.0).astype(np.float32)
+    y = _fit_length(y, x.size)
+    y *= np.sqrt(np.mean(x ** 2) / (np.mean(y ** 2) + 1e-20))
+    return (y * 32768.0).astype(np.float32)
 
 
 def mel_griffin_lim(signal, rate, seed=0, n_fft=512, hop=128, n_mels=80, n_iter=32):
@@ -73,36 +81,64 @@ def world(signal, rate, seed=0, frame_period_ms=5.0):
     return _fit_length(y, x.size).astype(np.float32)
 
 
-def replay(signal, rate, seed=0, band=(200.0, 5000.0), snr_db=30.0):
-    """Replay through a loudspeaker in a simulated room, re-recorded with noise (see module docstring)."""
+def _peaking(f0, gain_db, q, rate):
+    """RBJ audio-EQ-cookbook peaking filter (b, a)."""
+    amp, w0 = 10 ** (gain_db / 40.0), 2 * np.pi * f0 / rate
+    alpha = np.sin(w0) / (2 * q)
+    b = np.array([1 + alpha * amp, -2 * np.cos(w0), 1 - alpha * amp])
+    a = np.array([1 + alpha / amp, -2 * np.cos(w0), 1 - alpha / amp])
+    return b / a[0], a / a[0]
+
+
+def replay(signal, rate, seed=0, snr_db=(35.0, 50.0), rt60_s=(0.1, 0.4), distance_m=(0.2, 1.0), gain_db=6.0):
+    """Replay: loudspeaker, room, re-recording microphone and noise, all drawn from ``seed`` (see
+    module docstring); at the input RMS times a seeded playback gain within +-``gain_db``."""
     import scipy.signal
     pra = _require("pyroomacoustics")
     rng = np.random.default_rng(seed)
     x = np.asarray(signal, dtype=np.float64)
     rms = np.sqrt(np.mean(x ** 2)) + 1e-9
-    high = min(band[1], 0.45 * rate)
-    sos = scipy.signal.butter(4, [band[0], high], btype="bandpass", fs=rate, output="sos")
-    y = np.tanh(x / (4 * rms))  # amplifier soft clipping, then the loudspeaker's band
-    y = scipy.signal.sosfilt(sos, y)
-    dims = np.array([rng.uniform(3, 6), rng.uniform(3, 5), rng.uniform(2.4, 3.0)])
-    room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(float(rng.uniform(0.2, 0.5))), max_order=10)
+    # loudspeaker: amplifier soft clip, 2nd-order high-pass at 120-300 Hz, 1st-order roll-off at
+    # 6-7.2 kHz, three resonances of +-1-4 dB between 300 Hz and 5 kHz
+    y = np.tanh(x / (rng.uniform(3.0, 6.0) * rms))
+    y = scipy.signal.sosfilt(scipy.signal.butter(2, rng.uniform(120, 300), "highpass", fs=rate, output="sos"), y)
+    y = scipy.signal.sosfilt(scipy.signal.butter(1, min(rng.uniform(6000, 7500), 0.45 * rate), "lowpass",
+                                                 fs=rate, output="sos"), y)
+    for _ in range(3):
+        gain = rng.uniform(1.0, 4.0) * rng.choice([-1.0, 1.0])
+        b, a = _peaking(np.exp(rng.uniform(np.log(300), np.log(5000))), gain, rng.uniform(1.0, 4.0), rate)
+        y = scipy.signal.lfilter(b, a, y)
+    # room: shoebox of seeded size, walls giving the seeded RT60 (Sabine), image method
+    dims = np.array([rng.uniform(3, 7), rng.uniform(3, 5), rng.uniform(2.4, 3.2)])
+    rt60 = rng.uniform(*rt60_s)
+    try:
+        absorption, max_order = pra.inverse_sabine(rt60, dims)
+    except ValueError:  # RT60 too short for this room: the most absorbent walls
+        absorption, max_order = 0.99, 2
+    room = pra.ShoeBox(dims, fs=rate, materials=pra.Material(float(absorption)), max_order=min(int(max_order), 17))
     src = rng.uniform([0.5, 0.5, 1.0], dims - [0.5, 0.5, 0.8])
-    for _ in range(100):  # microphone 0.5-1.5 m from the loudspeaker, inside the room
+    mic = dims / 2
+    for _ in range(100):  # microphone at the seeded distance from the loudspeaker, inside the room
         direction = rng.normal(size=3)
-        mic = src + rng.uniform(0.5, 1.5) * direction / np.linalg.norm(direction)
-        if np.all(mic > 0.3) and np.all(mic < dims - 0.3):
+        cand = src + rng.uniform(*distance_m) * direction / np.linalg.norm(direction)
+        if np.all(cand > 0.3) and np.all(cand < dims - 0.3):
+            mic = cand
             break
-    else:
-        mic = dims / 2
     room.add_source(src)
     room.add_microphone(mic)
     room.compute_rir()
     rir = np.asarray(room.rir[0][0], dtype=np.float64)
-    y = scipy.signal.fftconvolve(y, rir)[: x.size]
+    delay = int(np.argmax(np.abs(rir)))  # keep the utterance aligned on the direct path
+    y = scipy.signal.fftconvolve(y, rir)[delay: delay + x.size]
+    # re-recording device: 1st-order high-pass at 50-150 Hz; ambient noise (pink) at the seeded SNR
+    y = scipy.signal.sosfilt(scipy.signal.butter(1, rng.uniform(50, 150), "highpass", fs=rate, output="sos"), y)
     y = _fit_length(y, x.size)
-    y *= rms / (np.sqrt(np.mean(y ** 2)) + 1e-12)
-    y += rng.normal(0.0, rms * 10 ** (-snr_db / 20.0), x.size)
-    return np.clip(y, -32768, 32767).astype(np.float32)
+    y *= rms * 10 ** (rng.uniform(-gain_db, gain_db) / 20.0) / (np.sqrt(np.mean(y ** 2)) + 1e-12)
+    spec = np.fft.rfft(rng.normal(size=x.size))
+    spec /= np.sqrt(np.maximum(np.arange(spec.size), 1.0))
+    noise = np.fft.irfft(spec, x.size)
+    noise *= rms * 10 ** (-rng.uniform(*snr_db) / 20.0) / (np.sqrt(np.mean(noise ** 2)) + 1e-12)
+    return np.clip(y + noise, -32768, 32767).astype(np.float32)
 
 
 ATTACKS = {"griffin_lim": griffin_lim, "mel_griffin_lim": mel_griffin_lim, "replay": replay, "world": world}
