@@ -50,9 +50,34 @@ def _number(cell):
 
 @pytest.fixture(scope="module")
 def mini(tmp_path_factory):
+    """The README's main job (recipes/mini with its defaults, --nj 2), all stages; one RNN and one CNN epoch
+    instead of 10 keep the suite short (the stages, their bundles and scores are still made and checked;
+    they are skipped without torch)."""
     work = tmp_path_factory.mktemp("mini")
-    # fewer RNN epochs than the recipe's default keep the suite short; the stage is skipped without torch
-    _run_recipe("mini", "--exp", work / "exp", "--data", work / "data", "--nj", 2, "--rnn-epochs", 2, "--cnn-epochs", 1)
+    _run_recipe("mini", "--exp", work / "exp", "--data", work / "data", "--nj", 2, "--rnn-epochs", 1, "--cnn-epochs", 1)
+    return work
+
+
+# A small configuration of recipes/mini for the tests of the stage machinery and of --nj/--backend identity:
+# every stage 0-8 and 20 with all their commands (features, VAD, both UBMs' EM with splitting, MAP enrolment
+# and scoring, supervectors, Baum-Welch statistics, T-matrix EM, extraction, back ends, S-norm, the two
+# calibration folds' runs, results) on the same 360 utterances, with 32 Gaussians instead of 128 (16 for
+# the i-vector UBM), 2 EM iterations per split, a 20-dimensional T matrix trained in 2 iterations.
+SMALL = ["--num-folds", 2, "--num-gauss", 32, "--ubm-iters", 2, "--ivector-num-gauss", 16, "--tv-dim", 20,
+         "--ivector-iters", 2]
+
+
+def _run_small(work, *opts):
+    common = ["--exp", work / "exp", "--data", work / "data", *SMALL, *opts]
+    _run_recipe("mini", *common, "--stop-stage", 8)
+    _run_recipe("mini", *common, "--stage", 20, "--stop-stage", 20)
+
+
+@pytest.fixture(scope="module")
+def mini_small(tmp_path_factory):
+    """recipes/mini on SMALL with --nj 2 (loky): stages 0-8, then 20 (the classical systems' raw scores)."""
+    work = tmp_path_factory.mktemp("mini_small")
+    _run_small(work, "--nj", 2)
     return work
 
 
@@ -132,15 +157,15 @@ def test_mini_recipe_bundles_reproduce_the_recipe_scores(mini):
         assert np.abs(got - want).max() <= 1e-4 * scale + 1e-6, name
 
 
-def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini, tmp_path):
+def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini_small, tmp_path):
     work = tmp_path / "resume"
-    shutil.copytree(mini, work, symlinks=True)
+    shutil.copytree(mini_small, work, symlinks=True)
     exp = work / "exp"
-    reference = (mini / "exp" / "scores" / "gmm_ubm.txt").read_bytes()
+    reference = (mini_small / "exp" / "scores" / "gmm_ubm.txt").read_bytes()
     for p in [exp / "ubm", exp / "gmm", exp / "scores", exp / "results.md"]:
         shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
     cmd = ["bash", os.path.join(ROOT, "recipes", "mini", "run.sh"), "--exp", str(exp), "--data", str(work / "data"),
-           "--stage", "3", "--stop-stage", "4", "--nj", "2"]
+           "--stage", "3", "--stop-stage", "4", "--nj", "2", *map(str, SMALL)]
     proc = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     log = exp / "ubm" / "log" / "train.log"
@@ -150,7 +175,7 @@ def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini, tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)  # kill the whole stage mid-way, as a crash or Ctrl-C would
     proc.wait()
     assert not (exp / "scores" / "gmm_ubm.txt").exists()
-    _run_recipe("mini", "--exp", exp, "--data", work / "data", "--stage", "3", "--stop-stage", "4", "--nj", "2")
+    _run_recipe("mini", "--exp", exp, "--data", work / "data", "--stage", "3", "--stop-stage", "4", "--nj", "2", *SMALL)
     assert (exp / "scores" / "gmm_ubm.txt").read_bytes() == reference
 
 
@@ -161,23 +186,23 @@ def test_mini_recipe_skips_done_stages_and_rejects_bad_options(mini):
     assert bad.returncode != 0 and "unknown option --no-such-option" in bad.stderr
 
 
-def test_mini_recipe_changed_options_rerun_the_stage_and_its_dependants(mini, tmp_path):
+def test_mini_recipe_changed_options_rerun_the_stage_and_its_dependants(mini_small, tmp_path):
     work = tmp_path / "rerun"
-    shutil.copytree(mini, work, symlinks=True)
+    shutil.copytree(mini_small, work, symlinks=True)
     exp, data = work / "exp", work / "data"
-    common = ["--exp", exp, "--data", data]
+    common = ["--exp", exp, "--data", data, *SMALL, "--nj", 2]  # SMALL's --num-gauss 32, overridden below
     before = (exp / "scores" / "gmm_ubm.txt").read_bytes()
     assert (exp / ".stages" / "4").is_file()
-    proc = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 3, "--num-gauss", 64)
-    assert "options changed" in proc.stderr and "num_gauss=64" in proc.stderr
+    proc = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 3, "--num-gauss", 16)
+    assert "options changed" in proc.stderr and "num_gauss=16" in proc.stderr
     import numpy as np
     with np.load(exp / "ubm" / "final.ubm.npz") as z:
-        assert len(z["weights"]) == 64
+        assert len(z["weights"]) == 16
     assert not (exp / ".stages" / "4").exists()  # stage 4 used the old UBM: no longer trusted
-    proc = _run_recipe("mini", *common, "--stage", 4, "--stop-stage", 4, "--num-gauss", 64)
+    proc = _run_recipe("mini", *common, "--stage", 4, "--stop-stage", 4, "--num-gauss", 16)
     assert "redoing" in proc.stderr and "skipping" not in proc.stderr
     assert (exp / "scores" / "gmm_ubm.txt").read_bytes() != before
-    again = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 4, "--num-gauss", 64)
+    again = _run_recipe("mini", *common, "--stage", 3, "--stop-stage", 4, "--num-gauss", 16)
     assert again.stderr.count("skipping") == 2
     for bad, message in (("13", "no stage 13"), ("foo", "not a number")):
         proc = _run_recipe("mini", *common, "--stage", bad, check=False)
@@ -219,33 +244,34 @@ def _npz_arrays(path):
         return {k: z[k] for k in z.files}
 
 
-def test_mini_recipe_identical_for_any_nj_and_backend(tmp_path):
+def test_mini_recipe_identical_for_any_nj_and_backend(mini_small, tmp_path):
     """The README's promise: `--nj 1` (in-process), `--nj 2` (loky) and `--backend dask --nj 2` give
-    byte-identical features and score files and bit-identical models (stages 0-8, without the RNN, and
-    the results table). Fails when chunk work runs with another number of BLAS threads in-process
-    than in the workers (the UBM's variances then differ by ~1e-4 and every score file changes)."""
+    byte-identical features and score files and bit-identical models (stages 0-8 on SMALL, and the results
+    table). Fails when chunk work runs with another number of BLAS threads in-process than in the workers
+    (the UBM's variances then differ and every score file changes)."""
     import numpy as np
-    runs = {"nj1": ["--nj", 1], "nj2": ["--nj", 2]}
+    runs = {"nj2": mini_small}  # the fixture: --nj 2, loky
+    opts = {"nj1": ["--nj", 1]}
     try:
         import distributed  # noqa: F401
-        runs["dask2"] = ["--backend", "dask", "--nj", 2]
+        opts["dask2"] = ["--backend", "dask", "--nj", 2]
     except ImportError:
         pass
-    for name, opts in runs.items():
-        work = tmp_path / name
-        common = ["--exp", work / "exp", "--data", work / "data", *opts]
-        _run_recipe("mini", *common, "--num-folds", 2, "--stop-stage", 8)
-        _run_recipe("mini", *common, "--stage", 20, "--stop-stage", 20)
-    ref = tmp_path / "nj1" / "exp"
+    for name, o in opts.items():
+        runs[name] = tmp_path / name
+        _run_small(runs[name], *o)
+    ref = runs["nj1"] / "exp"
     scores = sorted(p.relative_to(ref) for p in (ref / "scores").glob("*.txt"))
     assert len(scores) == 8, scores  # every classical system
     byte_files = scores + [Path("results.md")] + sorted(p.relative_to(ref) for p in ref.rglob("*.ark"))
     models = sorted(p.relative_to(ref) for p in ref.rglob("*.npz"))
-    assert {"ubm/final.ubm.npz", "extractor/extractor.npz", "backend/plda_twocov.npz"} <= set(map(str, models))
-    for name in runs:
+    assert {"ubm/final.ubm.npz", "extractor/extractor.npz", "backend/plda_twocov.npz",
+            "cal/fold1/ubm/final.ubm.npz"} <= set(map(str, models))
+    for name, work in runs.items():
         if name == "nj1":
             continue
-        exp = tmp_path / name / "exp"
+        exp = work / "exp"
+        assert sorted(p.relative_to(exp) for p in exp.rglob("*.ark")) == byte_files[len(scores) + 1:], name
         differ = [str(f) for f in byte_files if (exp / f).read_bytes() != (ref / f).read_bytes()]
         assert not differ, f"{name} differs from nj1 in {differ}"
         for f in models:
