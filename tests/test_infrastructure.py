@@ -210,3 +210,15 @@ def test_big_worker_results_come_back_through_files_and_are_cleaned_up():
     after = set(glob.glob("/dev/shm/spkrec-results-*") + glob.glob(os.path.join(tempfile.gettempdir(),
                                                                                    "spkrec-results-*")))
     assert after == before
+
+
+def test_parallel_worker_modules_do_not_import_scikit_learn():
+    """The modules whose functions run in loky/Dask workers stay free of scikit-learn (its import costs
+    each worker about 1 s of CPU, many times per recipe); the estimators import it in the driver only."""
+    import subprocess
+    import sys
+    code = ("import sys; import spkrec.gmm.map, spkrec.gmm.supervectors, spkrec.gmm.scoring, spkrec.gmm.core, "
+            "spkrec.ivector.stats, spkrec.ivector.streaming, spkrec.ivector.posterior, spkrec.features.pipeline; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'sklearn')[:3])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]", out

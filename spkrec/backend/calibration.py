@@ -30,7 +30,7 @@ from scipy.special import expit, log_expit, logit
 from sklearn.base import BaseEstimator, TransformerMixin
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.core import NotFitted
+from spkrec.notfitted import NotFitted
 
 log = logging.getLogger("spkrec")
 MIN_PER_CLASS = 2

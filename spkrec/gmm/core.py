@@ -27,7 +27,6 @@ i-vector scores in their last digits, which this refactoring was not allowed to 
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 
 from spkrec.errors import SpkrecError
 
@@ -35,11 +34,6 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 PRUNE = 50.0
 """Posteriors below ``exp(-PRUNE)`` (2e-22) times the frame's best are set to zero."""
 _PRUNE_FLOOR = np.float32(np.exp(-PRUNE))
-
-
-class NotFitted(SpkrecError, NotFittedError):
-    """A model used before ``fit``/``load``: a :class:`SpkrecError` (one CLI line) and scikit-learn's
-    ``NotFittedError``."""
 
 
 OLD_PARAM_NAMES = {"num_gauss": "n_components", "num_iters": "n_iter", "num_iters_per_split": "n_iter_per_split",

@@ -7,7 +7,8 @@ from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.gmm import em
-from spkrec.gmm.core import NotFitted, PackedGMM, accumulate, posteriors_inplace, saved_params
+from spkrec.gmm.core import PackedGMM, accumulate, posteriors_inplace, saved_params
+from spkrec.notfitted import NotFitted
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source, is_frame_source
 from spkrec.parallel import SERIAL, map_chunks

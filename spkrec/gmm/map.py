@@ -9,7 +9,6 @@ With occupancy ``N_c``, ``E_c[x] = F_c / N_c``, ``E_c[x^2] = S_c / N_c`` and ``a
 import numpy as np
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.diag import DiagGMM
 from spkrec.gmm.core import GmmStats, accumulate
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.parallel import SERIAL, map_chunks
@@ -64,6 +63,7 @@ def map_adapt(ubm, X, relevance_factor=16.0, adapt="m"):
     stats = ubm.accumulate_stats(X, second_order=adapt == "mwv")
     p = map_adapt_stats(ubm, stats.occupancy[None], stats.first[None],
                         None if adapt != "mwv" else stats.second[None], relevance_factor, adapt)
+    from spkrec.gmm.diag import DiagGMM  # here: the workers that import this module skip scikit-learn
     return DiagGMM.from_params(p["weights"][0] if "weights" in p else ubm.weights_, p["means"][0],
                                p["variances"][0] if "variances" in p else ubm.variances_)
 
@@ -90,6 +90,7 @@ class SpeakerGMMs:
     def model(self, spk, ubm):
         """The :class:`DiagGMM` of speaker ``spk`` (UBM weights/variances where not adapted)."""
         i = self.index[spk]
+        from spkrec.gmm.diag import DiagGMM
         return DiagGMM.from_params(ubm.weights_ if self.weights is None else self.weights[i], self.means[i],
                                    ubm.variances_ if self.variances is None else self.variances[i])
 

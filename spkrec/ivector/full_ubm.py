@@ -19,10 +19,11 @@ from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.core import (NotFitted, Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
+from spkrec.gmm.core import (Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
                              full_loglik, gaussian_params, masked_to_selection, posteriors, saved_params, top_k)
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source
+from spkrec.notfitted import NotFitted
 from spkrec.parallel import SERIAL, reduce_chunks
 
 log = logging.getLogger("spkrec")

@@ -10,7 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
 from spkrec.io.frames import frame_source
-from spkrec.ivector.extractor import MAX_CHUNKS, extract_batches
+from spkrec.ivector.posterior import MAX_CHUNKS, extract_batches
 from spkrec.ivector.stats import StatsComputer, stats_of
 from spkrec.parallel import SERIAL, map_chunks
 
