@@ -508,13 +508,12 @@ def _iter_chunk_results(func, chunks, config, kwargs, progress):
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def map_chunks(func, items, config=SERIAL, chunks_per_job=None, desc=None, max_chunks=None, **kwargs):
+def map_chunks(func, items, config=SERIAL, desc=None, max_chunks=None, **kwargs):
     """Apply ``func(chunk_of_items, **kwargs)`` to contiguous chunks of ``items``.
 
     Returns the list of per-chunk results in input order. The chunks depend on ``len(items)`` and
     ``max_chunks`` (default :data:`NUM_CHUNKS`) only, never on ``config``, so a reduction over the
-    results in list order gives the same numbers for any ``nj`` and backend. ``chunks_per_job`` is
-    accepted for backward compatibility and ignored. With ``config.nj == 1`` and the loky backend
+    results in list order gives the same numbers for any ``nj`` and backend. With ``config.nj == 1`` and the loky backend
     everything runs in this process (no pickling). ``func`` must be a module-level function so it
     can be sent to workers; ``desc`` turns on progress logging.
     """
