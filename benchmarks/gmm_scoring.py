@@ -46,7 +46,8 @@ def run(tree, args, out):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--other", default="/work/main")
+    p.add_argument("--other", required=True, metavar="CHECKOUT",
+                   help="the spkrec checkout to compare with (e.g. `git worktree add /tmp/old main`)")
     p.add_argument("--gauss", type=int, default=256)
     p.add_argument("--dim", type=int, default=60)
     p.add_argument("--models", type=int, default=125)

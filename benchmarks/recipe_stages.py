@@ -18,8 +18,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT = ["--train", os.path.join(ROOT, "data", "so762-mini"), "--train", "/work/shared/corpora/so762-dev",
-           "--eval", "/work/shared/corpora/so762-dev"]
+DEV = os.path.join(ROOT, "..", "shared", "corpora", "so762-dev")  # the development corpus beside the checkout
+DEFAULT = ["--train", os.path.join(ROOT, "data", "so762-mini"), "--train", DEV, "--eval", DEV]
 
 
 def table(exp):

@@ -1,7 +1,7 @@
 """T-matrix training speed per whole EM iteration (E-step, M-step, minimum divergence), this tree
 against another checkout (e.g. the main branch), at 1 and 2 workers, back to back.
 
-    python benchmarks/tmatrix.py [--other /work/main] [--gauss 512 --dim 60 --tv-dim 400 --utts 512]
+    python benchmarks/tmatrix.py [--other CHECKOUT] [--gauss 512 --dim 60 --tv-dim 400 --utts 512]
                                  [--iters 2] [--repeats 2]
 
 Each run is a fresh process (``IvectorExtractor.fit`` on synthetic statistics, float64, prior offset
@@ -52,7 +52,8 @@ def run(tree, args, nj, out):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--other", default="/work/main", help="the checkout to compare with ('' for none)")
+    p.add_argument("--other", default="", metavar="CHECKOUT",
+                   help="an spkrec checkout to compare with (e.g. `git worktree add /tmp/old main`; default none)")
     p.add_argument("--gauss", type=int, default=512)
     p.add_argument("--dim", type=int, default=60)
     p.add_argument("--tv-dim", type=int, default=400)
