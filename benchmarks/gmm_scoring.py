@@ -1,6 +1,6 @@
 """GMM-UBM top-C trial scoring speed (means-only MAP models), this tree against another checkout, back to back.
 
-    python benchmarks/gmm_scoring.py [--other /work/main] [--gauss 256 --dim 60 --models 125 --tests 40
+    python benchmarks/gmm_scoring.py --other CHECKOUT [--gauss 256 --dim 60 --models 125 --tests 40
                                       --frames 300 --top-c 5 --repeats 3]
 
 Each round scores every test utterance against every model (``score_trials``, one process, serial) in a

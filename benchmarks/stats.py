@@ -1,6 +1,6 @@
 """Baum-Welch statistics speed, this tree against another checkout (e.g. the main branch), back to back.
 
-    python benchmarks/stats.py [--other /work/main] [--gauss 512 --dim 60 --frames 300 --utts 256]
+    python benchmarks/stats.py --other CHECKOUT [--gauss 512 --dim 60 --frames 300 --utts 256]
                                [--nj 1 2] [--repeats 3]
 
 Each round runs the statistics of the same synthetic utterances (full-covariance UBM, Kaldi's options:
