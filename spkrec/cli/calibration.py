@@ -97,8 +97,8 @@ def run_train(args):
     if model.scale_ <= 0:
         log.warning("%s: the scale is not positive, higher scores mean *less* likely the same speaker; "
                     "check the scoring step", args.scores)
-    _log_quality("training trials before", scores, labels, args.target_prior)
-    _log_quality("training trials after ", model.transform(scores), labels, args.target_prior)
+    _log_quality("training trials, raw", scores, labels, args.target_prior)
+    _log_quality("training trials, calibrated", model.transform(scores), labels, args.target_prior)
     model.save(args.out)
     return 0
 
