@@ -323,7 +323,7 @@ export_bundles() {
   declare -A _bundle_opts=()
   _bundle() {  # _bundle SYSTEM OPTION...
     local s=$1; shift
-    _bundle_opts[$s]="$*"
+    _bundle_opts[$s]=$(printf '%q ' "$@")   # quoted: paths with spaces survive
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
@@ -352,8 +352,9 @@ export_bundles() {
   done_already "$exp/systems/$name/system.json" && return 0
   for s in ${fused:-}; do
     if in_list "$s" ${cal_znorm:-}; then  # the fusion was trained on its Z-normalised scores: a Z-norm component
+      local opts; eval "opts=(${_bundle_opts[$s]})"
       done_already "$exp/systems/components/$s/system.json" || \
-        run "$exp/systems/log/component_$s.log" spkrec export-system ${_bundle_opts[$s]} "${feat[@]}" \
+        run "$exp/systems/log/component_$s.log" spkrec export-system "${opts[@]}" "${feat[@]}" \
           --snorm-cohort "$train" --snorm-method z --eer-threshold-from "$exp/scores_z/$s.txt" "$test/trials" \
           --out "$exp/systems/components/$s"
       comps+=(--component "$exp/systems/components/$s")
