@@ -7,12 +7,11 @@ Each round scores every test utterance against every model (``score_trials``, on
 fresh process per checkout, in turn; prints trials/s, the median ratio and the largest score difference.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
+
+from checkouts import HERE, add_other_argument, run_child
 
 CHILD = r"""
 import json, sys, time
@@ -34,20 +33,13 @@ print(json.dumps(dict(trials_per_s=len(trials) / dt)))
 
 
 def run(tree, args, out):
-    env = dict(os.environ, PYTHONPATH=tree, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-    res = subprocess.run([sys.executable, "-c", CHILD, str(args.gauss), str(args.dim), str(args.models),
-                          str(args.tests), str(args.frames), str(args.top_c), out], env=env, capture_output=True,
-                         text=True)
-    if res.returncode:
-        sys.exit(res.stderr)
-    return json.loads(res.stdout.strip().splitlines()[-1])["trials_per_s"]
+    return run_child(tree, CHILD, args.gauss, args.dim, args.models, args.tests, args.frames, args.top_c, out,
+                     OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")["trials_per_s"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--other", required=True, metavar="CHECKOUT",
-                   help="the spkrec checkout to compare with (e.g. `git worktree add /tmp/old main`)")
+    add_other_argument(p)
     p.add_argument("--gauss", type=int, default=256)
     p.add_argument("--dim", type=int, default=60)
     p.add_argument("--models", type=int, default=125)
@@ -62,7 +54,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
             theirs.append(run(args.other, args, os.path.join(tmp, "other.npy")))
-            ours.append(run(here, args, os.path.join(tmp, "ours.npy")))
+            ours.append(run(HERE, args, os.path.join(tmp, "ours.npy")))
         d = np.abs(np.load(os.path.join(tmp, "ours.npy")) - np.load(os.path.join(tmp, "other.npy"))).max()
     ratios = [o / t for o, t in zip(ours, theirs)]
     print(f"this tree {statistics.median(ours):.0f} trials/s ({min(ours):.0f}-{max(ours):.0f}), other "

@@ -9,22 +9,20 @@ same machine load), and prints utterances/s, the ratio (median over rounds) and 
 difference of the statistics between the two checkouts (relative to the largest |F|, and of N).
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
+
+from checkouts import HERE, add_other_argument, run_child
 
 CHILD = r"""
 import json, sys, time
 import numpy as np
-sys.path.insert(0, sys.argv[1])
-from benchmarks_ivector import SyntheticFrames, random_ubm
+from ivector import SyntheticFrames, random_ubm
 from spkrec.ivector import accumulate_stats
 from spkrec.parallel import ParallelConfig, tune_allocator
-C, D, T, n, nj, out = (int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]),
-                       sys.argv[7])
+C, D, T, n, nj = map(int, sys.argv[1:6])
+out = sys.argv[6]
 tune_allocator()
 ubm = random_ubm(C, D, np.random.default_rng(0))
 loader = SyntheticFrames(T, D)
@@ -39,20 +37,12 @@ print(json.dumps(dict(utts_per_s=n / dt)))
 
 
 def run(tree, args, nj, out):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.path.join(os.path.dirname(__file__))]))
-    code = CHILD.replace("benchmarks_ivector", "ivector")
-    res = subprocess.run([sys.executable, "-c", code, tree, str(args.gauss), str(args.dim), str(args.frames),
-                          str(args.utts), str(nj), out], env=env, capture_output=True, text=True)
-    if res.returncode:
-        sys.exit(res.stderr)
-    return json.loads(res.stdout.strip().splitlines()[-1])["utts_per_s"]
+    return run_child(tree, CHILD, args.gauss, args.dim, args.frames, args.utts, nj, out)["utts_per_s"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--other", required=True, metavar="CHECKOUT",
-                   help="the spkrec checkout to compare with (e.g. `git worktree add /tmp/old main`)")
+    add_other_argument(p)
     p.add_argument("--gauss", type=int, default=512)
     p.add_argument("--dim", type=int, default=60)
     p.add_argument("--frames", type=int, default=300)
@@ -67,7 +57,7 @@ def main():
             ours, theirs = [], []
             for r in range(args.repeats):
                 theirs.append(run(args.other, args, nj, os.path.join(tmp, "other.npz")))
-                ours.append(run(here, args, nj, os.path.join(tmp, "ours.npz")))
+                ours.append(run(HERE, args, nj, os.path.join(tmp, "ours.npz")))
             a, b = np.load(os.path.join(tmp, "ours.npz")), np.load(os.path.join(tmp, "other.npz"))
             dF = np.abs(a["F"] - b["F"]).max() / np.abs(b["F"]).max()
             dN = np.abs(a["N"] - b["N"]).max()

@@ -10,12 +10,11 @@ iteration (median over repeats), the speed-up from 1 to 2 workers and its effici
 and whether this tree's T matrices at 1 and 2 workers are identical.
 """
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
+
+from checkouts import HERE, add_other_argument, run_child
 
 CHILD = r"""
 import json, sys, time
@@ -40,20 +39,12 @@ print(json.dumps(dict(s_per_iter=dt)))
 
 
 def run(tree, args, nj, out):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([tree, os.path.dirname(os.path.abspath(__file__))]))
-    res = subprocess.run([sys.executable, "-c", CHILD, str(args.gauss), str(args.dim), str(args.tv_dim),
-                          str(args.utts), str(args.iters), str(nj), "0", out], env=env, capture_output=True,
-                         text=True)
-    if res.returncode:
-        sys.exit(res.stderr)
-    return json.loads(res.stdout.strip().splitlines()[-1])["s_per_iter"]
+    return run_child(tree, CHILD, args.gauss, args.dim, args.tv_dim, args.utts, args.iters, nj, 0, out)["s_per_iter"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    p.add_argument("--other", default="", metavar="CHECKOUT",
-                   help="an spkrec checkout to compare with (e.g. `git worktree add /tmp/old main`; default none)")
+    add_other_argument(p, required=False)
     p.add_argument("--gauss", type=int, default=512)
     p.add_argument("--dim", type=int, default=60)
     p.add_argument("--tv-dim", type=int, default=400)
@@ -63,7 +54,7 @@ def main():
     args = p.parse_args()
     import numpy as np
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
-    trees = [("this tree", here)] + ([("other", args.other)] if args.other else [])
+    trees = [("this tree", HERE)] + ([("other", args.other)] if args.other else [])
     times = {(name, nj): [] for name, _ in trees for nj in (1, 2)}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.repeats):
