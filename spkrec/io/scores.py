@@ -7,7 +7,7 @@ import numpy as np
 from spkrec.errors import SpkrecError
 from spkrec.io.atomic import write_lines_atomic
 from spkrec.io.text import utf8_lines
-from spkrec.io.trials import read_trials_with_lines
+from spkrec.io.trials import check_new_pair, read_trials_with_lines
 
 
 def _show(score):
@@ -36,11 +36,7 @@ def read_scores_with_lines(path):
             raise SpkrecError(f"{path}:{lineno}: score is {_show(score)}; re-run the scoring stage "
                               "(a model or vector is probably degenerate; metrics such as Cllr would be "
                               "infinite or undefined)")
-        pair = (fields[0], fields[1])
-        if pair in seen:
-            raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
-                              "score each trial once")
-        seen[pair] = lineno
+        check_new_pair(seen, fields, path, lineno, "score each trial once")
         rows.append((fields[0], fields[1], score))
         lines.append(lineno)
     return rows, lines

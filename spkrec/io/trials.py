@@ -14,6 +14,15 @@ from spkrec.io.text import utf8_lines
 LABELS = {"target": True, "nontarget": False}
 
 
+def check_new_pair(seen, fields, path, lineno, remedy):
+    """Record the ``(enroll, test)`` pair of a trials/score line in ``seen`` ({pair: line}); a pair seen
+    before raises :class:`SpkrecError` naming both lines."""
+    pair = (fields[0], fields[1])
+    if pair in seen:
+        raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; {remedy}")
+    seen[pair] = lineno
+
+
 def read_trials_with_lines(path, require_labels=True):
     """Like :func:`read_trials` but returns ``(rows, line_numbers)`` (1-based line of each row)."""
     path = os.fspath(path)
@@ -37,11 +46,7 @@ def read_trials_with_lines(path, require_labels=True):
                 raise SpkrecError(f"{path}:{lineno}: trial label {fields[2]!r} is not 'target' or "
                                   "'nontarget'; fix this line")
             label = LABELS[fields[2]]
-        pair = (fields[0], fields[1])
-        if pair in seen:
-            raise SpkrecError(f"{path}:{lineno}: trial {pair[0]} {pair[1]} repeats line {seen[pair]}; "
-                              "list each trial once")
-        seen[pair] = lineno
+        check_new_pair(seen, fields, path, lineno, "list each trial once")
         rows.append((fields[0], fields[1], label))
         lines.append(lineno)
     return rows, lines
