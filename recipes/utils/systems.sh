@@ -41,9 +41,7 @@ gsv_svm() {
     if [ $set = enroll ] && [ -f "$enroll/utt2orig" ] && ! done_already "$exp/gsv/enroll/supervector.scp"; then
       # rotated folds: every enrolment utterance is a test utterance too (same UBM): share its supervector
       mkdir -p "$exp/gsv/enroll"
-      awk 'NR == FNR {v[$1] = $2; next} $2 in v {print $1, v[$2]}' "$exp/gsv/test/supervector.scp" \
-        "$enroll/utt2orig" > "$exp/gsv/enroll/supervector.scp.tmp"
-      mv "$exp/gsv/enroll/supervector.scp.tmp" "$exp/gsv/enroll/supervector.scp"
+      vectors_of_originals "$exp/gsv/test/supervector.scp" "$enroll/utt2orig" "$exp/gsv/enroll/supervector.scp"
       continue
     fi
     done_already "$exp/gsv/$set/supervector.scp" || \
@@ -191,6 +189,13 @@ fold_exp() {
   echo "$2/cal/$1"
 }
 
+# vectors_of_originals SCP UTT2ORIG OUT: a vector table for the rotated ids of UTT2ORIG (make-folds
+# --rotations: <model>-<utt> <utt>), each the line of SCP of its original utterance; written atomically.
+vectors_of_originals() {
+  awk 'NR == FNR {vec[$1] = $2; next} $2 in vec {print $1, vec[$2]}' "$1" "$2" > "$3.tmp"
+  mv "$3.tmp" "$3"
+}
+
 # share_vectors SCP FOLD_DATA OUT_PATTERN: for each set of FOLD_DATA/{train,enroll,test}, the lines of the
 # vector table SCP (of every background utterance) for that set's utterances, written to OUT_PATTERN
 # with %s replaced by the set: a fold's sets are background utterances, whose vectors (from
@@ -201,11 +206,11 @@ share_vectors() {
     out=$(printf "$pattern" "$set")
     mkdir -p "$(dirname "$out")"
     if [ -f "$fold/$set/utt2orig" ]; then  # rotated folds (make-folds --rotations): <model>-<utt> -> <utt>
-      awk 'NR == FNR {vec[$1] = $2; next} $2 in vec {print $1, vec[$2]}' "$scp" "$fold/$set/utt2orig" > "$out.tmp"
+      vectors_of_originals "$scp" "$fold/$set/utt2orig" "$out"
     else
       awk 'NR == FNR {keep[$1]; next} $1 in keep' "$fold/$set/utt2spk" "$scp" > "$out.tmp"
+      mv "$out.tmp" "$out"
     fi
-    mv "$out.tmp" "$out"
   done
 }
 
