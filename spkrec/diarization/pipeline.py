@@ -118,11 +118,8 @@ def recording_normalised(pipe, V):
     T = pipe.transform(V) if pipe.steps else np.asarray(V, np.float64)
     if len(T) > 2:
         T = T - T.mean(axis=0)
-    norm = 1.0
     lnorms = [step for step in pipe.steps if isinstance(step, LengthNorm)]
-    if lnorms and lnorms[-1].scale == "sqrt_dim":
-        norm = np.sqrt(T.shape[1])
-    return norm * T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+    return LengthNorm(lnorms[-1].scale if lnorms else "unit").fit(T).transform(T)
 
 
 def window_scores(system, V, scoring="auto"):
@@ -137,7 +134,8 @@ def window_scores(system, V, scoring="auto"):
     if scoring == "plda":
         S = pipe.scorer.score_pairs(T, T)
     else:
-        T = T / np.maximum(np.linalg.norm(T, axis=1, keepdims=True), 1e-12)
+        from spkrec.backend.transforms import LengthNorm
+        T = LengthNorm("unit").fit(T).transform(T)
         S = T @ T.T
     S = np.asarray(S, np.float64)
     return 0.5 * (S + S.T), scoring
