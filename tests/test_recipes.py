@@ -130,7 +130,8 @@ def test_mini_recipe_outputs_and_accuracy(mini):
 
 def test_mini_recipe_bundles_reproduce_the_recipe_scores(mini):
     """Every bundle of stage 11, used from audio files as a user would, gives the recipe's own scores of the
-    same trials (raw, S-normed with the bundled cohort, fused), for 5 enrolled speakers and 2 test files."""
+    same trials (raw, Z- or S-normed with the bundled cohort, fused), for 5 enrolled speakers and 2 test
+    files, and every calibrated bundle the recipe's calibrated LLRs (stage 10's scores_cal)."""
     import numpy as np
     import spkrec
     exp, data = mini / "exp", mini / "data"
@@ -145,16 +146,24 @@ def test_mini_recipe_bundles_reproduce_the_recipe_scores(mini):
     expected = {"gmm_ubm", "gmm_ubm_snorm", "gsv_svm", "ivec_cosine", "ivec_lda_cosine", "ivec_plda_twocov",
                 "ivec_plda_simplified", "ivec_plda_twocov_snorm", "fused"}
     assert expected <= set(bundles)
-    for name in bundles:
-        ref_file = exp / ("scores_cal" if name == "fused" else "scores") / f"{name}.txt"
+    znormed = {"gmm_ubm", "gsv_svm", "ivec_cosine", "ivec_lda_cosine"}  # run.sh's cal_znorm
+
+    def close(got, ref_file, names):
         ref = {(a, b): float(v) for a, b, v in (line.split() for line in ref_file.read_text().splitlines())}
+        want = np.array([[ref[(s, t)] for s in names] for t in tests])
+        # float32 frames/embeddings: the error scales with the scores (the RNN PLDA's run to -600)
+        scale = max(np.std(list(ref.values())), np.abs(want).max())
+        return np.abs(got - want).max() <= 1e-4 * scale + 1e-6
+
+    for name in bundles:
+        folder = "scores_cal" if name == "fused" else "scores_z" if name in znormed else "scores"
         system = spkrec.load_system(exp / "systems" / name)
         db = system.enroll(speakers)
         got = np.array([system.scores(db, wav[t]) for t in tests])
-        want = np.array([[ref[(s, t)] for s in db.names] for t in tests])
-        # float32 frames/embeddings: the error scales with the scores (the RNN PLDA's run to -600)
-        scale = max(np.std(list(ref.values())), np.abs(want).max())
-        assert np.abs(got - want).max() <= 1e-4 * scale + 1e-6, name
+        assert close(got, exp / folder / f"{name}.txt", db.names), name
+        assert system.calibrated == (exp / "scores_cal" / f"{name}.txt").is_file(), name
+        if system.calibrated:
+            assert close(system.llr(got), exp / "scores_cal" / f"{name}.txt", db.names), name
 
 
 def test_mini_recipe_killed_stage_resumes_to_identical_scores(mini_small, tmp_path):

@@ -319,25 +319,25 @@ fuse_systems() {
 # export_bundles TRAIN TEST EXP -> EXP/systems/<system>/: a system bundle (spkrec export-system) for each
 # system that scores single files: features and VAD as conf/, the models, the S-norm cohort (TRAIN's
 # speakers, as in stages 7-8), the system's calibration from stage 10 and the EER threshold measured on
-# TEST/trials; the fusion bundle holds its components' bundles. rnn_softmax_id is a closed-set classifier of
+# TEST/trials. A system of $cal_znorm is bundled Z-normalised with TRAIN's utterances as the cohort (as in
+# stage 10), so that its calibration, which is of Z-normalised scores, applies to what the bundle scores;
+# the fusion bundle holds its components' bundles. rnn_softmax_id is a closed-set classifier of
 # the evaluation speakers, not a system to enrol new speakers with: it has no bundle.
 export_bundles() {
   local train=$1 test=$2 exp=$3 s
   local feat=(--feat-config conf/mfcc.conf --vad-config conf/vad.conf "--seed=${seed:-0}")
   local snorm=(--snorm-cohort "$train" --snorm-method "${snorm_method:-s}" --snorm-top-n "${snorm_top_n:-200}")
-  declare -A _bundle_opts=()
   _bundle() {  # _bundle SYSTEM OPTION...
     local s=$1; shift
-    _bundle_opts[$s]=$(printf '%q ' "$@")   # quoted: paths with spaces survive
     [ -f "$exp/scores/$s.txt" ] || return 0
     done_already "$exp/systems/$s/system.json" && return 0
     local cal=(); [ -f "$exp/cal/$s.npz" ] && cal=(--calibration "$exp/cal/$s.npz")
-    # the calibration of a cal_znorm system is one of its Z-normalised scores: not of the bundle's raw scores
-    if in_list "$s" ${cal_znorm:-}; then
-      cal=(); log "  bundle $s: raw scores, uncalibrated (its calibration is of Z-normalised scores, cal_znorm)"
+    local norm=() scores=$exp/scores/$s.txt
+    if in_list "$s" ${cal_znorm:-}; then  # calibrated on Z-normalised scores: the bundle Z-normalises too
+      norm=(--snorm-cohort "$train" --snorm-method z); scores=$exp/scores_z/$s.txt
     fi
-    run "$exp/systems/log/$s.log" spkrec export-system "$@" "${feat[@]}" "${cal[@]}" \
-      --eer-threshold-from "$exp/scores/$s.txt" "$test/trials" --out "$exp/systems/$s"
+    run "$exp/systems/log/$s.log" spkrec export-system "$@" "${norm[@]}" "${feat[@]}" "${cal[@]}" \
+      --eer-threshold-from "$scores" "$test/trials" --out "$exp/systems/$s"
   }
   local gmm=(--kind gmm_ubm --ubm "$exp/ubm/final.ubm.npz" --relevance-factor "${relevance:-16}" --top-c 5)
   _bundle gmm_ubm "${gmm[@]}"
@@ -355,18 +355,7 @@ export_bundles() {
   local name=fused comps=()
   [ -f "$exp/cal/$name.npz" ] || return 0
   done_already "$exp/systems/$name/system.json" && return 0
-  for s in ${fused:-}; do
-    if in_list "$s" ${cal_znorm:-}; then  # the fusion was trained on its Z-normalised scores: a Z-norm component
-      local opts; eval "opts=(${_bundle_opts[$s]})"
-      done_already "$exp/systems/components/$s/system.json" || \
-        run "$exp/systems/log/component_$s.log" spkrec export-system "${opts[@]}" "${feat[@]}" \
-          --snorm-cohort "$train" --snorm-method z --eer-threshold-from "$exp/scores_z/$s.txt" "$test/trials" \
-          --out "$exp/systems/components/$s"
-      comps+=(--component "$exp/systems/components/$s")
-    else
-      comps+=(--component "$exp/systems/$s")
-    fi
-  done
+  for s in ${fused:-}; do comps+=(--component "$exp/systems/$s"); done  # cal_znorm ones Z-normalise (above)
   run "$exp/systems/log/$name.log" spkrec export-system --kind fusion "${comps[@]}" --fusion "$exp/cal/$name.npz" \
     --eer-threshold-from "$exp/scores_cal/$name.txt" "$test/trials" --out "$exp/systems/$name"
 }
