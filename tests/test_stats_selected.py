@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from spkrec.gmm.core import top_k
+from spkrec.gmm.core import selected_full_loglik, top_k
 from spkrec.ivector import FullGMM
 from spkrec.ivector import stats as stats_mod
 from spkrec.ivector.stats import StatsComputer, accumulate_stats, stats_of
@@ -62,7 +62,7 @@ def test_selected_loglik_equals_full_loglik(model):
     comp = StatsComputer(ubm, num_gselect=6)
     Xc = X - comp.center
     sel = np.ascontiguousarray(top_k(ubm.log_likelihood_components(X), 6))
-    got = comp._full_loglik_selected(Xc, sel)
+    got = selected_full_loglik(Xc, sel, comp.factor, comp.means_c, comp.const)
     ref = np.stack([np.log(ubm.weights_[c]) + np.atleast_1d(multivariate_normal(ubm.means_[c], ubm.covariances_[c]).logpdf(X))
                     for c in range(len(ubm.weights_))], 1)
     np.testing.assert_allclose(got, np.take_along_axis(ref, sel, 1), rtol=1e-5, atol=1e-3)

@@ -73,8 +73,8 @@ def run_train_full_ubm(args):
     out = os.path.join(args.out_dir, UBM_FILE)
     model.save(out, meta={"features": opts})
     write_lines_atomic(os.path.join(args.out_dir, "log", "train_full_ubm.log"),
-                       [f"iteration {i} average log-likelihood {v:.6f}"
-                        for i, v in enumerate(model.log_likelihood_history_)])
+                       [f"iteration {i} cpu-seconds {c:.3f} average log-likelihood {v:.6f}"
+                        for i, (v, c) in enumerate(zip(model.log_likelihood_history_, model.iteration_cpu_seconds_))])
     from spkrec.eval.plots_training import UBM_QUANTITY, write_objective_file
     write_objective_file(os.path.join(args.out_dir, "final.ubm.objective.txt"),
                          [("final", len(model.weights_), i + 1, v, None)

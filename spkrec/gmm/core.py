@@ -173,6 +173,54 @@ def full_loglik(Q, Xc, W):
     return Q @ W[:P] + Xc @ W[P:P + D] + W[-1]
 
 
+def full_factors(weights, means, covariances):
+    """``(factor (C, D, D), const (C,))`` float32 of a full-covariance mixture for
+    :func:`selected_full_loglik`: ``(x - mu_c) @ factor[c] = L_c^-1 (x - mu_c)`` with ``Sigma_c = L_c L_c'``
+    (its squared norm is the Mahalanobis distance), ``const_c = log w_c - 0.5 (D log 2 pi + log det Sigma_c)``."""
+    cov = np.asarray(covariances, np.float64)
+    chol = np.linalg.cholesky(cov)
+    eye = np.broadcast_to(np.eye(cov.shape[1]), cov.shape)
+    factor = np.linalg.solve(chol, eye).transpose(0, 2, 1)
+    with np.errstate(divide="ignore"):
+        const = np.log(np.asarray(weights, np.float64)) - 0.5 * (
+            cov.shape[1] * LOG_2PI + 2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(1))
+    return np.ascontiguousarray(factor, np.float32), const.astype(np.float32)
+
+
+def gaussian_groups(sel, num_gauss):
+    """The (frame, Gaussian) pairs of a selection ``sel`` (T, k) grouped by Gaussian: ``(order, bounds,
+    frames)`` with ``order`` the flat pair indices sorted (stably) by Gaussian, group ``g`` the pairs
+    ``order[bounds[g]:bounds[g + 1]]`` and ``frames`` the frame of each sorted pair."""
+    gauss = sel.ravel()
+    order = np.argsort(gauss.astype(np.int16 if num_gauss < 32768 else np.int64), kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(gauss, minlength=num_gauss))])
+    return order, bounds, order // sel.shape[1]
+
+
+def selected_full_loglik(Xc, sel, factor, means_c, const, groups=None):
+    """(T, k) float32 ``log w_c + log N(x_t | mu_c, Sigma_c)`` of the selected pairs ``sel`` (T, k) only,
+    for shifted frames ``Xc`` (T, D) float32 and means ``means_c`` shifted alike (``factor``, ``const``
+    from :func:`full_factors`). Pairs are grouped by Gaussian (:func:`gaussian_groups`, or ``groups``
+    already computed): one ``(rows, D) @ (D, D)`` float32 product per Gaussian, at least two rows (never
+    a matrix-vector product, whose summation order differs), so a row's result does not depend on the
+    other frames of ``Xc``. ``k`` of C Gaussians' work instead of all of them."""
+    T, k = sel.shape
+    order, bounds, frames = gaussian_groups(sel, len(const)) if groups is None else groups
+    q = np.empty(T * k, np.float32)
+    for g in np.flatnonzero(np.diff(bounds)):
+        lo, hi = bounds[g], bounds[g + 1]
+        idx = frames[lo:hi] if hi - lo > 1 else np.repeat(frames[lo:hi], 2)
+        Y = Xc.take(idx, axis=0)
+        Y -= means_c[g]
+        Y = Y @ factor[g]
+        Y *= Y
+        q[lo:hi] = Y.sum(1)[:hi - lo]
+    gauss = sel.ravel()
+    ll = np.empty(T * k, np.float32)
+    ll[order] = const[gauss[order]] - np.float32(0.5) * q
+    return ll.reshape(T, k)
+
+
 # ---------------------------------------------------------------------- selection and posteriors
 def top_k(ll, k):
     """(T, k') indices of the ``k' = min(k, C)`` largest entries of each row of ``ll`` (T, C), in

@@ -8,26 +8,31 @@ and covariances (``fgmm-global-est``): covariance eigenvalues are floored at
 ``min_gaussian_occupancy`` frames keeps its previous mean and covariance (Kaldi would remove it;
 keeping the count fixed keeps indices aligned with the diagonal UBM's selection).
 
-Log-likelihoods are computed in float32 as one matrix product of the packed quadratic features
-``[x_i x_j (i<=j), x, 1]`` against per-Gaussian coefficients, on data shifted by the UBM's global
-mean for accuracy (the shift cancels exactly).
+In training, only the selected (frame, Gaussian) pairs get a full-covariance log-likelihood
+(:func:`spkrec.gmm.core.selected_full_loglik`, the code of the i-vector statistics: grouped by Gaussian,
+one float32 product per Gaussian), and the statistics are accumulated per Gaussian from the same
+groups: ``num_gselect`` of C Gaussians' work (measured in ``benchmarks/full_ubm.py``). Frames are shifted
+by the UBM's global mean for float32 accuracy (the shift cancels exactly). The scoring methods
+(``log_likelihood_components`` etc.) compute all Gaussians as one product of the packed quadratic
+features ``[x_i x_j (i<=j), x, 1]`` against per-Gaussian coefficients.
 """
 import logging
+import time
 
 import numpy as np
 from sklearn.base import BaseEstimator
 from threadpoolctl import threadpool_limits
 
 from spkrec.errors import SpkrecError
-from spkrec.gmm.core import (Quadratic, as_frames, diag_coefficients, diag_loglik, full_coefficients,
-                             full_loglik, gaussian_params, masked_to_selection, posteriors, saved_params, top_k)
+from spkrec.gmm.core import (as_frames, diag_coefficients, diag_loglik, full_coefficients, full_factors, full_loglik,
+                             gaussian_groups, gaussian_params, posteriors, saved_params, selected_full_loglik, top_k)
 from spkrec.io.atomic import load_npz, save_npz
 from spkrec.io.frames import frame_source
 from spkrec.notfitted import NotFitted
 from spkrec.parallel import SERIAL, reduce_chunks
 
 log = logging.getLogger("spkrec")
-BLOCK_FRAMES = 2048  # frames per float32 product in full-UBM training; sums across blocks in float64
+BLOCK_FRAMES = 4096  # frames per block in full-UBM training (utterances joined, :func:`_blocks`); float64 sums
 ARRAY_PIECE = 20000  # frames per piece of an in-memory array given to fit (pieces go to the workers)
 
 
@@ -46,7 +51,9 @@ class FullGMM(BaseEstimator):
 
     Attributes (fitted, float64): ``weights_`` (C,), ``means_`` (C, D), ``covariances_`` (C, D, D),
     ``log_likelihood_history_`` (average per-frame log-likelihood under the gselect-restricted
-    model at the start of each iteration, plus the final value).
+    model at the start of each iteration, plus the final value), ``iteration_cpu_seconds_`` (CPU
+    seconds of this process per E-step, the same length: the whole work with ``nj`` 1; the workers'
+    CPU is not counted otherwise).
     """
 
     def __init__(self, n_iter=4, num_gselect=20, variance_floor=1e-3, max_condition=1e4,
@@ -171,7 +178,7 @@ class FullGMM(BaseEstimator):
         if dv.ndim != 2:
             raise SpkrecError("diag_ubm must be diagonal (variances_ (C, D)); convert with FullGMM.to_diag()")
         self._set(dw.copy(), dm.copy(), dv[:, :, None] * np.eye(dv.shape[1]))
-        self.log_likelihood_history_ = []
+        self.log_likelihood_history_, self.iteration_cpu_seconds_ = [], []
         gsel = (diag_coefficients(dw, dm, dv, 0.0), int(self.num_gselect))
         for it in range(int(self.n_iter)):
             acc = self._accumulate(loader, utt_ids, gsel, config)
@@ -189,13 +196,17 @@ class FullGMM(BaseEstimator):
 
     def _accumulate(self, loader, utt_ids, gsel, config):
         """Sufficient statistics (float64) of frames centred on the current model's global mean."""
-        W, center, _ = self.coefficients()
-        return reduce_chunks(_full_stats_chunk, utt_ids, config, combine=_add_acc, desc="full UBM E-step",
-                             loader=loader, coef=(W, center), gsel=gsel)
+        start = time.process_time()
+        center = self.weights_ @ self.means_
+        factor, const = full_factors(self.weights_, self.means_, self.covariances_)
+        acc = reduce_chunks(_full_stats_chunk, utt_ids, config, combine=_add_acc, desc="full UBM E-step",
+                            loader=loader, coef=(factor, const, (self.means_ - center).astype(np.float32), center),
+                            gsel=gsel)
+        self.iteration_cpu_seconds_.append(time.process_time() - start)
+        return acc
 
     def _mle_update(self, acc):
-        C, D = self.means_.shape
-        center = self.coefficients()[1]
+        center = self.weights_ @ self.means_
         occ = acc["N"]
         total = occ.sum()
         if total <= 0:
@@ -205,7 +216,7 @@ class FullGMM(BaseEstimator):
         ok = occ > float(self.min_gaussian_occupancy)
         safe = np.where(ok, occ, 1.0)
         mean_c = acc["F"] / safe[:, None]
-        cov = Quadratic(D).unpack(acc["S"] / safe[:, None], D) - mean_c[:, :, None] * mean_c[:, None, :]
+        cov = acc["S"] / safe[:, None, None] - mean_c[:, :, None] * mean_c[:, None, :]
         cov = _floor_eigenvalues(cov, float(self.variance_floor), float(self.max_condition))
         means = np.where(ok[:, None], mean_c + center, self.means_)
         covs = np.where(ok[:, None, None], cov, self.covariances_)
@@ -234,27 +245,43 @@ def _full_stats_chunk(utts, loader, coef, gsel):
 
 
 def _full_stats(utts, loader, coef, gsel):
-    W, center = coef
-    D = len(center)
-    quad = Quadratic(D)
-    C = W.shape[1]
-    P = W.shape[0] - D - 1
+    """N (C,), F (C, D), S (C, D, D) float64 of the frames centred on ``center``: per block, the selected
+    pairs' log-likelihoods and then the statistics from the same groups of pairs (one per Gaussian)."""
+    factor, const, means_c, center = coef
+    C, D = means_c.shape
     gW, k = gsel
     N = np.zeros(C)
     F = np.zeros((C, D))
-    S = np.zeros((C, P))
+    S = np.zeros((C, D, D))
     loglike, frames = 0.0, 0
     c32 = center.astype(np.float32)
-    for utt in utts:
-        Xu = as_frames(loader(utt), D, utt) - c32
-        for start in range(0, len(Xu), BLOCK_FRAMES):  # float32 products, float64 sums per block
-            Xc = Xu[start:start + BLOCK_FRAMES]
-            sel = top_k(diag_loglik(Xc + c32, gW), k)
-            Q = quad.features(Xc)
-            post, lse = posteriors(masked_to_selection(full_loglik(Q, Xc, W), sel))
-            N += post.sum(0, dtype=np.float64)
-            F += post.T @ Xc
-            S += post.T @ Q
-            loglike += float(lse.sum(dtype=np.float64))
-            frames += len(Xc)
+    for Xc in _blocks(utts, loader, D, c32):  # float32 products, float64 sums per block
+        sel = np.ascontiguousarray(top_k(diag_loglik(Xc + c32, gW), k))
+        groups = gaussian_groups(sel, C)
+        post, lse = posteriors(selected_full_loglik(Xc, sel, factor, means_c, const, groups))
+        order, bounds, frame_of = groups
+        post = post.ravel()[order]
+        for g in np.flatnonzero(np.diff(bounds)):
+            lo, hi = bounds[g], bounds[g + 1]
+            Y = Xc.take(frame_of[lo:hi], axis=0)
+            w = post[lo:hi]
+            N[g] += w.sum(dtype=np.float64)
+            F[g] += w @ Y
+            S[g] += (Y.T * w) @ Y
+        loglike += float(lse.sum(dtype=np.float64))
+        frames += len(Xc)
     return dict(N=N, F=F, S=S, loglike=loglike, frames=frames)
+
+
+def _blocks(utts, loader, dim, c32):
+    """Shifted frames of ``utts`` in blocks of about :data:`BLOCK_FRAMES`: consecutive utterances are
+    joined until the block reaches it (a longer utterance is one block)."""
+    pending, total = [], 0
+    for utt in utts:
+        pending.append(as_frames(loader(utt), dim, utt) - c32)
+        total += len(pending[-1])
+        if total >= BLOCK_FRAMES:
+            yield np.concatenate(pending) if len(pending) > 1 else pending[0]
+            pending, total = [], 0
+    if total:
+        yield np.concatenate(pending) if len(pending) > 1 else pending[0]

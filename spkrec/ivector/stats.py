@@ -7,8 +7,9 @@ full UBM, its diagonal: ``fgmm-global-to-gmm``), renormalised, then entries belo
 dropped and the rest renormalised (``fgmm-global-gselect-to-post --min-post``; the best Gaussian is
 always kept). ``posterior_scale`` multiplies N and F (Kaldi ``scale-post``).
 
-Only the selected (frame, Gaussian) pairs get a full-covariance log-likelihood: the pairs of a block
-of utterances (:data:`BLOCK_FRAMES`) are grouped by Gaussian, and each group is one float32 product
+Only the selected (frame, Gaussian) pairs get a full-covariance log-likelihood
+(:func:`spkrec.gmm.core.selected_full_loglik`): the pairs of a block of utterances (:data:`BLOCK_FRAMES`)
+are grouped by Gaussian, and each group is one float32 product
 ``(x - mu_c) L_c^-T`` with the inverse Cholesky factor of ``Sigma_c``; ``num_gselect`` of C Gaussians
 instead of all of them (20 of 512: an eighth of the FLOPs of the statistics). A row's result does not
 depend on the other rows of its product (each has at least two rows: never a matrix-vector product),
@@ -19,8 +20,8 @@ import numpy as np
 import scipy.sparse
 from threadpoolctl import threadpool_limits
 
-from spkrec.gmm.core import (LOG_2PI, as_frames, centred_stats, diag_coefficients, diag_loglik, gaussian_params,
-                             posteriors, top_k)
+from spkrec.gmm.core import (as_frames, centred_stats, diag_coefficients, diag_loglik, full_factors, gaussian_params,
+                             posteriors, selected_full_loglik, top_k)
 from spkrec.io.frames import frame_source
 from spkrec.parallel import NUM_CHUNKS, SERIAL, SharedArrays, map_chunks
 
@@ -43,14 +44,8 @@ class StatsComputer:
         self.means_c = (means - weights @ means).astype(np.float32)
         self.gselect_w = diag_coefficients(weights, means, variances, weights @ means)
         if self.full:
-            chol = np.linalg.cholesky(cov)
-            eye = np.broadcast_to(np.eye(cov.shape[1]), cov.shape)
-            # (x - mu) @ factor_c = L_c^-1 (x - mu): its squared norm is the Mahalanobis distance
-            factor = np.linalg.solve(chol, eye).transpose(0, 2, 1)
-            with np.errstate(divide="ignore"):
-                self.const = (np.log(weights) - 0.5 * (cov.shape[1] * LOG_2PI + 2.0 * np.log(
-                    np.diagonal(chol, axis1=1, axis2=2)).sum(1))).astype(np.float32)
-            self._shared = SharedArrays(dict(factor=np.ascontiguousarray(factor, np.float32)), config)
+            factor, self.const = full_factors(weights, means, cov)
+            self._shared = SharedArrays(dict(factor=factor), config)
         self.num_gselect = int(num_gselect)
         self.min_post = float(min_post)
         self.posterior_scale = float(posterior_scale)
@@ -88,7 +83,8 @@ class StatsComputer:
                 lls.append(np.take_along_axis(diag_ll, sel, 1))
         sel = np.concatenate(sels) if len(sels) > 1 else sels[0]
         if self.full:
-            ll = self._full_loglik_selected(np.concatenate(Xcs) if len(Xcs) > 1 else Xcs[0], sel)
+            ll = selected_full_loglik(np.concatenate(Xcs) if len(Xcs) > 1 else Xcs[0], sel, self.factor,
+                                      self.means_c, self.const)
         else:
             ll = np.concatenate(lls) if len(lls) > 1 else lls[0]
         post, _ = posteriors(ll)  # as over all C Gaussians with the others at -inf
@@ -98,30 +94,6 @@ class StatsComputer:
             post = np.where(keep, post, 0.0).astype(np.float32)
             post /= post.sum(1, keepdims=True)
         return sel, post
-
-    def _full_loglik_selected(self, Xc, sel):
-        """(T, k) float32 ``log w_c + log N(x_t | mu_c, Sigma_c)`` of the selected pairs only, grouped by
-        Gaussian: one (rows, D) @ (D, D) product per Gaussian (at least two rows: never a matrix-vector
-        product, whose summation order differs)."""
-        T, k = sel.shape
-        gauss = sel.ravel()
-        by_gauss = np.argsort(gauss.astype(np.int16 if self.num_gauss < 32768 else np.int64), kind="stable")
-        counts = np.bincount(gauss, minlength=self.num_gauss)
-        bounds = np.concatenate([[0], np.cumsum(counts)])
-        frames = by_gauss // k
-        q = np.empty(len(gauss), np.float32)
-        factor, mu = self.factor, self.means_c
-        for g in np.flatnonzero(counts):
-            lo, hi = bounds[g], bounds[g + 1]
-            idx = frames[lo:hi] if hi - lo > 1 else np.repeat(frames[lo:hi], 2)
-            Y = Xc.take(idx, axis=0)
-            Y -= mu[g]
-            Y = Y @ factor[g]
-            Y *= Y
-            q[lo:hi] = Y.sum(1)[:hi - lo]
-        ll = np.empty(T * k, np.float32)
-        ll[by_gauss] = self.const[gauss[by_gauss]] - np.float32(0.5) * q
-        return ll.reshape(T, k)
 
     def __call__(self, X, name=None):
         """``(N (C,), F (C, D))`` float32 statistics of one utterance's frames X (T, D)."""
