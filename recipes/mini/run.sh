@@ -41,6 +41,9 @@ ivector_num_gauss=32           # the i-vector front end's own UBM (a 128-Gaussia
 ivector_ubm=diag               # diag, or full (a full-covariance UBM trained from the diagonal one)
 tv_dim=50                      # total-variability dimension (small: 30 background speakers)
 ivector_iters=5                # EM iterations of the total-variability matrix
+auto_size=false                # true: choose ivector_num_gauss and tv_dim on 3 folds of held-out background
+                               # speakers (spkrec choose-ivector-size, grid 16,32,64 x 50,100; measured worse
+                               # than the defaults on so762, docs/baselines.md)
 pool_speakers=false            # true: train T on speaker-pooled statistics (measured worse, docs/baselines.md)
 plda_chain=center,lnorm        # steps before PLDA (e.g. center,lda:20,wccn,lnorm)
 snorm_method=s                 # s (S-norm) or as (adaptive S-norm with the snorm_top_n best cohort scores)

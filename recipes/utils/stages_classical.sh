@@ -38,7 +38,9 @@ if run_stage 5 "GMM-supervector SVM" "$exp/scores/gsv_svm.txt" $(fold_outputs sc
   done
 fi
 
-if run_stage 6 "i-vectors: $ivector_ubm UBM ($ivector_num_gauss Gaussians), T matrix (dim $tv_dim), extraction" \
+iv_sizes="$ivector_num_gauss Gaussians), T matrix (dim $tv_dim"
+[ "$auto_size" = true ] && iv_sizes="size chosen on held-out speakers), T matrix (dim chosen"
+if run_stage 6 "i-vectors: $ivector_ubm UBM ($iv_sizes), extraction" \
     "$exp/ivectors_test/ivector.scp" $(fold_outputs ivectors_test/ivector.scp); then
   ivectors "$data/train" "$data/enroll" "$data/test" "$exp" "$tv_dim" "$ivector_iters"
   for f in $cal_folds; do

@@ -58,10 +58,20 @@ gsv_svm() {
 # The i-vector front end has its own UBM, sized to the data (ivector_num_gauss, default 32, diagonal:
 # ivector_ubm=diag; full: a full-covariance UBM trained from it), independent of the GMM-UBM system's.
 # T trains on single utterances (pool_speakers=true: on speaker-pooled statistics), then extraction.
+# auto_size=true: the UBM size and T dimension are chosen by spkrec choose-ivector-size (EXP/ivector_size:
+# sizes.txt, grid.md) on held-out background speakers instead of ivector_num_gauss and TV_DIM.
 ivectors() {
   local train=$1 enroll=$2 test=$3 exp=$4 tv_dim=$5 iters=$6 set d ubm_dir=$4/ivector_ubm
+  local iv_gauss=${ivector_num_gauss:-32}
+  if [ "${auto_size:-false}" = true ]; then
+    done_already "$exp/ivector_size/sizes.txt" || \
+      run "$exp/ivector_size/log/choose.log" spkrec choose-ivector-size --steps "${plda_chain:-center,lnorm},plda" \
+        --seed "${seed:-0}" $par "$train" "$exp/ivector_size"
+    iv_gauss=$(sed -n 's/^num_gauss=//p' "$exp/ivector_size/sizes.txt")
+    tv_dim=$(sed -n 's/^tv_dim=//p' "$exp/ivector_size/sizes.txt")
+  fi
   done_already "$exp/ivector_ubm/final.ubm.npz" || \
-    run "$exp/ivector_ubm/log/train.log" spkrec train-ubm --num-gauss "${ivector_num_gauss:-32}" \
+    run "$exp/ivector_ubm/log/train.log" spkrec train-ubm --num-gauss "$iv_gauss" \
       --num-iters "${ubm_iters:-4}" --seed "${seed:-0}" $par "$train" "$exp/ivector_ubm"
   if [ "${ivector_ubm:-diag}" = full ]; then
     ubm_dir=$exp/full_ubm

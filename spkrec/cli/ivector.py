@@ -1,4 +1,4 @@
-"""``train-full-ubm``, ``train-ivector-extractor``, ``extract-ivectors``."""
+"""``train-full-ubm``, ``train-ivector-extractor``, ``extract-ivectors``, ``choose-ivector-size``."""
 import contextlib
 import logging
 import os
@@ -261,8 +261,71 @@ def run_extract(args):
     log.info("wrote %d i-vectors of dimension %d to %s", len(utts), ivectors.shape[1], out)
 
 
+# ---------------------------------------------------------------------- choose-ivector-size
+def _int_list(text):
+    import argparse
+    try:
+        values = [int(v) for v in str(text).replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas, got {text!r}") from None
+    if any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
+
+
+def add_choose_size(p):
+    p.add_argument("--num-gauss", type=_int_list, default=[16, 32, 64], metavar="C,C,...",
+                   help="UBM sizes of the grid (default 16,32,64)")
+    p.add_argument("--tv-dims", type=_int_list, default=[50, 100], metavar="R,R,...",
+                   help="T dimensions of the grid (default 50,100)")
+    p.add_argument("--num-folds", type=int, default=3, help="folds of held-out speakers (default 3)")
+    p.add_argument("--steps", default="center,lnorm,plda", help="back-end chain, as train-backend --steps (default %(default)s)")
+    p.add_argument("--criterion", choices=["min_cllr", "eer"], default="min_cllr",
+                   help="held-out criterion to minimise (default min_cllr)")
+    p.add_argument("--ubm-iters", type=positive_int, default=2, help="UBM EM iterations per split (default 2)")
+    p.add_argument("--tv-iters", type=positive_int, default=3, help="T EM iterations (default 3)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (folds, UBM, T; default 0)")
+    add_feature_args(p)
+    add_parallel_args(p)
+    p.add_argument("data", help="background data dir with feats.scp [vad.scp] utt2spk")
+    p.add_argument("out_dir", help="writes sizes.txt (num_gauss=C, tv_dim=R) and grid.md (the held-out table)")
+
+
+def run_choose_size(args):
+    import time
+    from spkrec.io.datadir import DataDir
+    from spkrec.ivector import choose_ivector_size
+    dd = DataDir(args.data)
+    if not (dd.has("utt2spk") or dd.has("spk2utt")):
+        raise SpkrecError(f"{os.path.join(args.data, 'utt2spk')}: file not found; choose-ivector-size needs the speakers")
+    loader = feature_loader(args.data, feature_options(args), command_options(args))
+    spk_of = {u: s for s, members in dd.spk2utt.items() for u in members}
+    utt2spk = {u: spk_of[u] for u in loader.utt_ids if u in spk_of}
+    frames = {u: loader(u) for u in utt2spk}  # read once: every fold and size reuses them
+    start, cpu = time.time(), time.process_time()
+    best, rows = choose_ivector_size(frames, utt2spk, args.num_gauss, args.tv_dims, args.num_folds, args.steps,
+                                     args.criterion, args.ubm_iters, args.tv_iters, args.seed, parallel_config(args))
+    seconds = time.time() - start
+    write_lines_atomic(os.path.join(args.out_dir, "sizes.txt"),
+                       [f"num_gauss={best['num_gauss']}", f"tv_dim={best['tv_dim']}"])
+    lines = [f"# choose-ivector-size {args.data}: {len(utt2spk)} utterances, {args.num_folds} folds of held-out "
+             f"speakers, back end {args.steps}, criterion {args.criterion}, {args.ubm_iters} UBM / {args.tv_iters} "
+             f"T iterations, {seconds:.1f} s ({time.process_time() - cpu:.1f} s CPU in this process)", "",
+             "| UBM Gaussians | T dim | held-out minCllr | held-out EER % | minCllr per fold | EER % per fold | chosen |",
+             "|---:|---:|---:|---:|---|---|---|"]
+    for r in rows:
+        chosen = "yes" if (r["num_gauss"], r["tv_dim"]) == (best["num_gauss"], best["tv_dim"]) else ""
+        lines.append(f"| {r['num_gauss']} | {r['tv_dim']} | {r['min_cllr']:.4f} | {r['eer']:.2f} | "
+                     + " ".join(f"{v:.3f}" for v in r["min_cllr_folds"]) + " | "
+                     + " ".join(f"{v:.2f}" for v in r["eer_folds"]) + f" | {chosen} |")
+    write_lines_atomic(os.path.join(args.out_dir, "grid.md"), lines)
+    log.info("chose %d Gaussians, T dimension %d (held-out %s %.4f); wrote %s", best["num_gauss"], best["tv_dim"],
+             args.criterion, best[args.criterion], os.path.join(args.out_dir, "sizes.txt"))
+
+
 COMMANDS = {
     "train-full-ubm": (add_train_full_ubm, run_train_full_ubm),
     "train-ivector-extractor": (add_train_extractor, run_train_extractor),
     "extract-ivectors": (add_extract, run_extract),
+    "choose-ivector-size": (add_choose_size, run_choose_size),
 }

@@ -37,6 +37,7 @@ VERBS = {
     "train-full-ubm": ("spkrec.cli.ivector", "train a full-covariance UBM from a diagonal one"),
     "train-ivector-extractor": ("spkrec.cli.ivector", "train the total-variability matrix T by EM"),
     "extract-ivectors": ("spkrec.cli.ivector", "extract i-vectors (ivector.scp, spk_ivector.scp)"),
+    "choose-ivector-size": ("spkrec.cli.ivector", "pick the i-vector UBM size and T dimension on held-out background speakers"),
     "train-backend": ("spkrec.cli.backend", "train a back-end pipeline (center, LDA, WCCN, length norm, PLDA)"),
     "score-plda": ("spkrec.cli.backend", "score trials with a PLDA log-likelihood ratio"),
     "score-cosine": ("spkrec.cli.backend", "score trials by cosine similarity (after an optional back end)"),

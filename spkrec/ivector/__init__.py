@@ -16,6 +16,8 @@ Public API::
         -> StatsArchive (files on disk)
     StatsArchive(paths) / StatsArchive.from_dir(dir): .num_utts, .iter_batches(batch_size), .load(k), .second_order()
     extract_ivectors(extractor, ubm, loader, utt_ids, config, ...) -> (n, R) i-vectors, streamed
+    choose_ivector_size(loader, utt2spk, num_gauss=(16, 32, 64), tv_dims=(50, 100), n_folds=3, ...)
+        -> (best, rows): the grid point with the best held-out minCllr (or EER) over folds of speakers
 """
 from spkrec._lazy import lazy_exports
 
@@ -24,5 +26,6 @@ _EXPORTS = {
     "StatsComputer": "stats", "STATS_DEFAULTS": "stats", "stats_options": "stats", "utterance_stats": "stats", "accumulate_stats": "stats", "pool_stats": "stats",
     "IvectorExtractor": "extractor",
     "StatsArchive": "archive", "write_stats": "archive", "extract_ivectors": "streaming",
+    "choose_ivector_size": "autosize", "speaker_folds": "autosize",
 }
 __getattr__, __all__ = lazy_exports(__name__, _EXPORTS)
