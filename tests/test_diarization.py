@@ -361,3 +361,61 @@ def test_cli_train_diarization_backend_bad_input(bundle, tmp_path, capsys):
     assert "fewer than 2 speakers" in _one_error(capsys, "train-diarization-backend", r / "sys", one,
                                                  tmp_path / "b.npz")
     assert not (tmp_path / "b.npz").exists()
+
+
+def _plda_and_vectors(seed=0, dim=3, sizes=(4, 3, 5, 2)):
+    from spkrec.backend.plda import TwoCovPLDA
+    rng = np.random.default_rng(seed)
+    train = np.concatenate([rng.normal(size=dim) * 2 + rng.normal(size=(6, dim)) for _ in range(30)])
+    plda = TwoCovPLDA().fit(train, np.repeat(np.arange(30), 6))
+    centres = rng.normal(size=(len(sizes), dim)) * 2
+    X = np.concatenate([c + rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)])
+    return plda, X
+
+
+def direct_cluster_llr(plda, A, B):
+    """log p(A, B | one speaker) - log p(A) - log p(B) from the joint Gaussian of the stacked vectors
+    (covariance I (x) W + J (x) B), scipy's multivariate normal."""
+    from scipy.stats import multivariate_normal
+
+    def log_joint(X):
+        n = len(X)
+        C = np.kron(np.eye(n), plda.within_) + np.kron(np.ones((n, n)), plda.between_)
+        return multivariate_normal(np.tile(plda.mean_, n), C).logpdf(X.ravel())
+    return log_joint(np.vstack([A, B])) - log_joint(A) - log_joint(B)
+
+
+def test_cluster_llr_equals_the_joint_gaussian():
+    from spkrec.diarization import cluster_llr
+    plda, X = _plda_and_vectors()
+    for a, b in [(slice(0, 4), slice(4, 7)), (slice(0, 1), slice(1, 2)), (slice(7, 12), slice(12, 14))]:
+        assert cluster_llr(plda, X[a], X[b]) == pytest.approx(direct_cluster_llr(plda, X[a], X[b]), abs=1e-8)
+    # one vector against one: the verification LLR
+    assert cluster_llr(plda, X[:1], X[1:2]) == pytest.approx(plda.score_pairs(X[:1], X[1:2])[0, 0])
+
+
+def brute_force_merging(plda, X, labels, threshold):
+    clusters = [list(np.flatnonzero(labels == k)) for k in np.unique(labels)]
+    while len(clusters) > 1:
+        scores = {(a, b): direct_cluster_llr(plda, X[clusters[a]], X[clusters[b]])
+                  for a, b in itertools.combinations(range(len(clusters)), 2)}
+        (a, b), best = max(scores.items(), key=lambda kv: kv[1])
+        if best < threshold:
+            break
+        clusters[a] += clusters.pop(b)
+    return {frozenset(c) for c in clusters}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_by_llr_equals_brute_force_and_stops_at_the_threshold(seed):
+    from spkrec.diarization import cluster_llr, merge_by_llr
+    plda, X = _plda_and_vectors(seed)
+    start = np.arange(len(X)) // 2          # over-split: pairs of windows
+    for th in (-np.inf, -5.0, 0.0, 3.0, np.inf):
+        got = merge_by_llr(plda, X, start, th)
+        assert partition(got) == brute_force_merging(plda, X, start, th)
+        if np.isfinite(th) and got.max() > 0:   # stopped: every remaining pair is below the threshold
+            parts = [X[got == k] for k in np.unique(got)]
+            assert max(cluster_llr(plda, p, q) for p, q in itertools.combinations(parts, 2)) < th
+    assert merge_by_llr(plda, X, start, -np.inf).tolist() == [0] * len(X)
+    assert partition(merge_by_llr(plda, X, start, np.inf)) == partition(start)

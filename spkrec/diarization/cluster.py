@@ -5,6 +5,9 @@
 ``num_clusters``. :func:`spectral` is spectral clustering (scikit-learn) of the affinity
 ``sigmoid((S - threshold) / scale)`` (scale: a tenth of the scores' spread by default), with the number of clusters from the largest eigengap of the
 normalised Laplacian when not given. :func:`absorb_small` merges clusters too small to be a speaker.
+:func:`merge_by_llr` then merges whole clusters by their PLDA log-likelihood ratio (:func:`cluster_llr`):
+average linkage of window scores under-merges long same-speaker clusters, which the cluster-level LLR,
+pooling all windows, does not.
 Labels are 0..K-1 in order of first appearance.
 """
 import numpy as np
@@ -102,3 +105,47 @@ def spectral(S, num_clusters=None, threshold=0.0, scale=None, max_clusters=10, r
                                 assign_labels="cluster_qr").fit_predict(A + 1e-9)
     return relabel(labels)
 
+
+
+def _log_evidence(scorer, X):
+    """``log p(x_1..x_n | one speaker) - sum_i log p(x_i)`` under a PLDA ``scorer``, by the chain rule:
+    the sum over j of the verification LLR of the first j-1 vectors (their mean, count j-1) against x_j."""
+    X = np.asarray(X, np.float64)
+    if len(X) < 2:
+        return 0.0
+    means = np.cumsum(X, axis=0)[:-1] / np.arange(1, len(X))[:, None]
+    idx = np.arange(len(X) - 1)
+    return float(np.sum(scorer.score_pairs(means, X[1:], n_enroll=np.arange(1, len(X)), pairs=(idx, idx))))
+
+
+def cluster_llr(scorer, A, B):
+    """PLDA log-likelihood ratio that the vector sets ``A`` and ``B`` (rows, in the scorer's input space)
+    come from one speaker rather than two: ``log p(A, B | same) - log p(A) - log p(B)``, exact (from the
+    scorer's multi-enrolment ``score_pairs``)."""
+    return _log_evidence(scorer, np.vstack([A, B])) - _log_evidence(scorer, A) - _log_evidence(scorer, B)
+
+
+def merge_by_llr(scorer, X, labels, threshold):
+    """Repeatedly merge the two clusters of ``labels`` whose :func:`cluster_llr` is highest while it is at
+    least ``threshold`` -> (n,) labels, renumbered. X : (n, dim) vectors of a PLDA ``scorer``."""
+    X = np.asarray(X, np.float64)
+    labels = np.asarray(labels, np.int64).copy()
+    members = {k: np.flatnonzero(labels == k) for k in np.unique(labels)}
+    evidence = {k: _log_evidence(scorer, X[m]) for k, m in members.items()}
+    joint = {}
+
+    def llr(a, b):
+        if (a, b) not in joint:
+            joint[a, b] = _log_evidence(scorer, X[np.concatenate([members[a], members[b]])])
+        return joint[a, b] - evidence[a] - evidence[b]
+
+    while len(members) > 1:
+        ks = sorted(members)
+        best, a, b = max((llr(a, b), a, b) for i, a in enumerate(ks) for b in ks[i + 1:])
+        if best < threshold:
+            break
+        members[a] = np.concatenate([members[a], members.pop(b)])
+        evidence[a] = joint[a, b]
+        joint = {p: v for p, v in joint.items() if a not in p and b not in p}
+        labels[members[a]] = a
+    return relabel(labels)
