@@ -56,7 +56,7 @@ window=1.5                     # window length in seconds
 shift=0.25                     # window shift in seconds
 min_cluster=2.0                # seconds: smaller clusters are merged into their nearest
 thresholds="-5 -3 -2"           # AHC stop scores tried on conv_dev + conv_dev2 (PLDA LLR scale)
-merge_thresholds="none -25 -15 -5"  # cluster-level PLDA LLRs to merge above after AHC, tried with each threshold (none: no merging)
+merge_thresholds="none -25 -15 -10"  # cluster-level PLDA LLRs to merge above after AHC, tried with each threshold (none: no merging)
 collar=0.25                    # seconds either side of each reference boundary left unscored
 seed=0                         # random seed (dither, UBM, T matrix, conversations)
 

@@ -5,9 +5,9 @@
 ``num_clusters``. :func:`spectral` is spectral clustering (scikit-learn) of the affinity
 ``sigmoid((S - threshold) / scale)`` (scale: a tenth of the scores' spread by default), with the number of clusters from the largest eigengap of the
 normalised Laplacian when not given. :func:`absorb_small` merges clusters too small to be a speaker.
-:func:`merge_by_llr` then merges whole clusters by their PLDA log-likelihood ratio (:func:`cluster_llr`):
-average linkage of window scores under-merges long same-speaker clusters, which the cluster-level LLR,
-pooling all windows, does not.
+:func:`merge_by_llr` then merges whole clusters by their PLDA log-likelihood ratio (:func:`cluster_llr`,
+multi-enrolment scoring of one cluster's windows against the other's mean): average linkage of noisy
+window scores leaves one speaker split in several clusters, which the cluster-level LLR joins.
 Labels are 0..K-1 in order of first appearance.
 """
 import numpy as np
@@ -107,22 +107,16 @@ def spectral(S, num_clusters=None, threshold=0.0, scale=None, max_clusters=10, r
 
 
 
-def _log_evidence(scorer, X):
-    """``log p(x_1..x_n | one speaker) - sum_i log p(x_i)`` under a PLDA ``scorer``, by the chain rule:
-    the sum over j of the verification LLR of the first j-1 vectors (their mean, count j-1) against x_j."""
-    X = np.asarray(X, np.float64)
-    if len(X) < 2:
-        return 0.0
-    means = np.cumsum(X, axis=0)[:-1] / np.arange(1, len(X))[:, None]
-    idx = np.arange(len(X) - 1)
-    return float(np.sum(scorer.score_pairs(means, X[1:], n_enroll=np.arange(1, len(X)), pairs=(idx, idx))))
-
-
 def cluster_llr(scorer, A, B):
-    """PLDA log-likelihood ratio that the vector sets ``A`` and ``B`` (rows, in the scorer's input space)
-    come from one speaker rather than two: ``log p(A, B | same) - log p(A) - log p(B)``, exact (from the
-    scorer's multi-enrolment ``score_pairs``)."""
-    return _log_evidence(scorer, np.vstack([A, B])) - _log_evidence(scorer, A) - _log_evidence(scorer, B)
+    """Cluster-level PLDA log-likelihood ratio of the vector sets ``A`` and ``B`` (rows, in the scorer's
+    input space): the multi-enrolment LLR of A (its mean, count len(A)) against B's mean, and of B against
+    A's mean, averaged (symmetric). Each test side is ONE vector (its mean): the exact LLR of all windows
+    pooled treats the overlapping windows as independent and is far overconfident (hundreds of nats,
+    same- and different-speaker pairs overlapping)."""
+    A, B = np.asarray(A, np.float64), np.asarray(B, np.float64)
+    means = np.stack([A.mean(axis=0), B.mean(axis=0)])
+    s = scorer.score_pairs(means, means[::-1], n_enroll=np.array([len(A), len(B)]), pairs=([0, 1], [0, 1]))
+    return float(np.mean(s))
 
 
 def merge_by_llr(scorer, X, labels, threshold):
@@ -131,13 +125,12 @@ def merge_by_llr(scorer, X, labels, threshold):
     X = np.asarray(X, np.float64)
     labels = np.asarray(labels, np.int64).copy()
     members = {k: np.flatnonzero(labels == k) for k in np.unique(labels)}
-    evidence = {k: _log_evidence(scorer, X[m]) for k, m in members.items()}
-    joint = {}
+    cache = {}
 
     def llr(a, b):
-        if (a, b) not in joint:
-            joint[a, b] = _log_evidence(scorer, X[np.concatenate([members[a], members[b]])])
-        return joint[a, b] - evidence[a] - evidence[b]
+        if (a, b) not in cache:
+            cache[a, b] = cluster_llr(scorer, X[members[a]], X[members[b]])
+        return cache[a, b]
 
     while len(members) > 1:
         ks = sorted(members)
@@ -145,7 +138,6 @@ def merge_by_llr(scorer, X, labels, threshold):
         if best < threshold:
             break
         members[a] = np.concatenate([members[a], members.pop(b)])
-        evidence[a] = joint[a, b]
-        joint = {p: v for p, v in joint.items() if a not in p and b not in p}
+        cache = {p: v for p, v in cache.items() if a not in p and b not in p}
         labels[members[a]] = a
     return relabel(labels)
