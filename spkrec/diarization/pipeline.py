@@ -30,9 +30,9 @@ class DiarizationConfig:
     model: tune it; the recipe writes the tuned one to the bundle's diarization.json).
     num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
     much window time are merged into their most similar cluster (0: keep all). merge_threshold : then
-    clusters are merged while the highest cluster-level PLDA LLR of a pair (all their windows pooled,
-    :func:`~spkrec.diarization.cluster.merge_by_llr`) is at least this (None: no merging; PLDA bundles;
-    the recipe tunes it with ``threshold``, e.g. AHC -3 then merging above -15). vbx : VB-HMM clustering
+    clusters are merged while the highest cluster-level PLDA LLR of a pair (one's windows against the
+    other's mean, :func:`~spkrec.diarization.cluster.merge_by_llr`) is at least this (None: no merging; PLDA bundles;
+    the recipe tunes it with ``threshold``). vbx : VB-HMM clustering
     (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
     vbx_loop. resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
     """
