@@ -361,3 +361,103 @@ def test_cli_train_diarization_backend_bad_input(bundle, tmp_path, capsys):
     assert "fewer than 2 speakers" in _one_error(capsys, "train-diarization-backend", r / "sys", one,
                                                  tmp_path / "b.npz")
     assert not (tmp_path / "b.npz").exists()
+
+
+def _plda_and_vectors(seed=0, dim=3, sizes=(4, 3, 5, 2)):
+    from spkrec.backend.plda import TwoCovPLDA
+    rng = np.random.default_rng(seed)
+    train = np.concatenate([rng.normal(size=dim) * 2 + rng.normal(size=(6, dim)) for _ in range(30)])
+    plda = TwoCovPLDA().fit(train, np.repeat(np.arange(30), 6))
+    centres = rng.normal(size=(len(sizes), dim)) * 2
+    X = np.concatenate([c + rng.normal(size=(n, dim)) for c, n in zip(centres, sizes)])
+    return plda, X
+
+
+def direct_cluster_llr(plda, A, B):
+    """Mean over both directions of log p(E, t | one speaker) - log p(E) - log p(t), E one cluster's vectors,
+    t the other's mean, from the joint Gaussian of the stacked vectors (covariance I (x) W + J (x) B,
+    scipy's multivariate normal)."""
+    from scipy.stats import multivariate_normal
+
+    def log_joint(X):
+        n = len(X)
+        C = np.kron(np.eye(n), plda.within_) + np.kron(np.ones((n, n)), plda.between_)
+        return multivariate_normal(np.tile(plda.mean_, n), C).logpdf(X.ravel())
+
+    def llr(E, t):
+        return log_joint(np.vstack([E, t])) - log_joint(E) - log_joint(t[None])
+    return 0.5 * (llr(A, B.mean(axis=0)) + llr(B, A.mean(axis=0)))
+
+
+def test_cluster_llr_equals_the_joint_gaussian():
+    from spkrec.diarization import cluster_llr
+    plda, X = _plda_and_vectors()
+    for a, b in [(slice(0, 4), slice(4, 7)), (slice(0, 1), slice(1, 2)), (slice(7, 12), slice(12, 14))]:
+        assert cluster_llr(plda, X[a], X[b]) == pytest.approx(direct_cluster_llr(plda, X[a], X[b]), abs=1e-8)
+    # one vector against one: the verification LLR
+    assert cluster_llr(plda, X[:1], X[1:2]) == pytest.approx(plda.score_pairs(X[:1], X[1:2])[0, 0])
+
+
+def brute_force_merging(plda, X, labels, threshold):
+    clusters = [list(np.flatnonzero(labels == k)) for k in np.unique(labels)]
+    while len(clusters) > 1:
+        scores = {(a, b): direct_cluster_llr(plda, X[clusters[a]], X[clusters[b]])
+                  for a, b in itertools.combinations(range(len(clusters)), 2)}
+        (a, b), best = max(scores.items(), key=lambda kv: kv[1])
+        if best < threshold:
+            break
+        clusters[a] += clusters.pop(b)
+    return {frozenset(c) for c in clusters}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_merge_by_llr_equals_brute_force_and_stops_at_the_threshold(seed):
+    from spkrec.diarization import cluster_llr, merge_by_llr
+    plda, X = _plda_and_vectors(seed)
+    start = np.arange(len(X)) // 2          # over-split: pairs of windows
+    for th in (-np.inf, -5.0, 0.0, 3.0, np.inf):
+        got = merge_by_llr(plda, X, start, th)
+        assert partition(got) == brute_force_merging(plda, X, start, th)
+        if np.isfinite(th) and got.max() > 0:   # stopped: every remaining pair is below the threshold
+            parts = [X[got == k] for k in np.unique(got)]
+            assert max(cluster_llr(plda, p, q) for p, q in itertools.combinations(parts, 2)) < th
+    assert merge_by_llr(plda, X, start, -np.inf).tolist() == [0] * len(X)
+    assert partition(merge_by_llr(plda, X, start, np.inf)) == partition(start)
+
+
+def test_merging_and_num_speakers_file_options(bundle, tmp_path, capsys):
+    from spkrec.io.rttm import read_rttm
+    system, r = bundle["system"], bundle["root"]
+    wav = r / "conv" / "wav" / "conv001.wav"
+    ref = {"conv001": bundle["refs"]["conv001"]}
+    base = {"scoring": "plda", "threshold": -3.0}
+    _, split = diarize(system, wav, return_details=True, **base)
+    _, merged = diarize(system, wav, merge_threshold=-15.0, return_details=True, **base)
+    _, all_one = diarize(system, wav, merge_threshold=-1e12, return_details=True, **base)
+    assert merged["labels"].max() <= split["labels"].max() and all_one["labels"].max() == 0
+    assert diarization_error(ref, {"conv001": diarize(system, wav, merge_threshold=-15.0, **base)},
+                             collar=0.25)["total"]["der"] < 0.6
+    x, rate = sf.read(wav, dtype="int16")          # bad input with merging on: no traceback
+    first = bundle["refs"]["conv001"][0]
+    one = x[int(first.start * rate): int(first.end * rate)].astype(np.float32)
+    assert len({t.speaker for t in diarize(system, (one, rate), merge_threshold=-15.0, **base)}) == 1
+    assert len({t.speaker for t in diarize(system, (one[: int(0.8 * rate)], rate), merge_threshold=-15.0,
+                                           **base)}) <= 1
+    wavs = sorted((r / "conv" / "wav").glob("*.wav"))[:2]
+    counts = tmp_path / "reco2num_spk"
+    counts.write_text(f"{wavs[0].stem} 1\n{wavs[1].stem} 3\n")
+    assert main(["diarize", "-q", str(r / "sys"), *map(str, wavs), "--num-speakers-file", str(counts),
+                 "--rttm", str(tmp_path / "k.rttm")]) == 0
+    hyp = read_rttm(tmp_path / "k.rttm")
+    assert [len({t.speaker for t in hyp[w.stem]}) for w in wavs] == [1, 3]
+    counts.write_text(f"{wavs[0].stem} 1\n")
+    assert "no number of speakers" in _one_error(capsys, "diarize", r / "sys", *wavs, "--num-speakers-file",
+                                                 counts, "--rttm", tmp_path / "x.rttm")
+    counts.write_text(f"{wavs[0].stem} 0\n{wavs[1].stem} two\n")
+    assert "not an integer" in _one_error(capsys, "diarize", r / "sys", *wavs, "--num-speakers-file", counts,
+                                          "--rttm", tmp_path / "x.rttm")
+    assert "not both" in _one_error(capsys, "diarize", r / "sys", wavs[0], "--num-speakers", "2",
+                                    "--num-speakers-file", counts, "--rttm", tmp_path / "x.rttm")
+    assert main(["diarize", "-q", str(r / "sys"), str(wavs[0]), "--scoring", "plda", "--threshold", "-3",
+                 "--merge-threshold", "-15", "--rttm", str(tmp_path / "m.rttm")]) == 0
+    assert read_rttm(tmp_path / "m.rttm")[wavs[0].stem]

@@ -34,7 +34,7 @@ def test_diarization_recipe_on_so762_mini(tmp_path):
     os.symlink(os.path.join(ROOT, "recipes", "utils"), recipe / "utils")
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
     small = ["--nj", "1", "--num-dev", "3", "--num-dev2", "2", "--num-test", "3", "--num-test2", "2",
-             "--thresholds", "-8 -5 -2"]
+             "--thresholds", "-8 -5 -2", "--merge-thresholds", "none -15"]
     p = subprocess.run(["bash", str(recipe / "run.sh"), "--train", train, "--eval", evl, *small],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0, p.stderr[-3000:]
@@ -47,6 +47,9 @@ def test_diarization_recipe_on_so762_mini(tmp_path):
     assert float(rows[("conv_test", "oracle")][3]) < 40.0      # DER %, collar 0.25 s, 2-4 speakers
     assert float(rows[("conv_test", "oracle")][-2]) >= float(rows[("conv_test", "oracle")][3])  # collar 0: more
     assert (recipe / "exp" / "systems" / "diarization" / "diarization.json").is_file()
+    import json
+    tuned = json.loads((recipe / "exp" / "systems" / "diarization" / "diarization.json").read_text())
+    assert tuned["threshold"] in (-8, -5, -2) and tuned["merge_threshold"] in (None, -15)
     # the bundle diarizes any file with its tuned threshold
     wav = sorted((recipe / "data" / "conv_test" / "wav").glob("*.wav"))[0]
     q = subprocess.run(["spkrec", "diarize", str(recipe / "exp" / "systems" / "diarization"), str(wav), "--rttm",

@@ -19,7 +19,8 @@
 #      1.5-s windows of the background speakers (spkrec train-diarization-backend)
 #   4  simulated conversations: data/conv_dev, conv_dev2 (tuning) and data/conv_test, conv_test2 (scoring);
 #      conv_testfx, conv_testfx2: the test conversations' speakers with channel effects (levels, reverberation, noise)
-#   5  tune the AHC threshold on conv_dev + conv_dev2 (DER with collar); written to exp/systems/diarization/diarization.json
+#   5  tune the AHC threshold and the cluster merging threshold (PLDA LLR) on conv_dev + conv_dev2 (DER with collar);
+#      written to exp/systems/diarization/diarization.json
 #   6  diarize the test sets (tuned threshold; also the oracle number of speakers, and resegmentation); score;
 #      exp/plots/<conversation>.png: reference vs hypothesis timelines
 #   7  (with --cross) conversations of the --cross corpus, clean and with channel effects, diarized and scored
@@ -54,7 +55,8 @@ scoring=plda                   # window scoring: plda or cosine
 window=1.5                     # window length in seconds
 shift=0.25                     # window shift in seconds
 min_cluster=2.0                # seconds: smaller clusters are merged into their nearest
-thresholds="-8 -6 -5 -4 -3 -2 0"  # AHC stop scores tried on conv_dev + conv_dev2 (PLDA LLR scale)
+thresholds="-5 -3 -2"           # AHC stop scores tried on conv_dev + conv_dev2 (PLDA LLR scale)
+merge_thresholds="none -25 -15 -10"  # cluster-level PLDA LLRs to merge above after AHC, tried with each threshold (none: no merging)
 collar=0.25                    # seconds either side of each reference boundary left unscored
 seed=0                         # random seed (dither, UBM, T matrix, conversations)
 
@@ -69,7 +71,7 @@ stage_opts[1]="seed"
 stage_opts[2]="ivector_num_gauss ubm_iters tv_dim ivector_iters plda_chain seed"
 stage_opts[3]="plda_chain window"
 stage_opts[4]="num_dev num_dev2 num_test num_test2 min_speakers max_speakers turns_per_speaker overlap_prob babble fx seed"
-stage_opts[5]="scoring window shift min_cluster thresholds collar"
+stage_opts[5]="scoring window shift min_cluster thresholds merge_thresholds collar"
 stage_opts[6]="collar"
 stage_opts[7]="cross fx collar seed"
 [ ${#train[@]} -gt 0 ] && [ -n "$eval" ] || { echo "$0: give --train DIR (one or more) and --eval DIR" >&2; exit 1; }
@@ -145,20 +147,24 @@ der_of() {  # der_of REF HYP UEM -> the total DER in % (collar $collar)
 if run_stage 5 "tune the clustering threshold on conv_dev + conv_dev2" "$sys/diarization.json"; then
   mkdir -p "$exp/tune" "$data/conv_tune"
   for f in wav.scp ref.rttm uem; do cat "$data/conv_dev/$f" "$data/conv_dev2/$f" > "$data/conv_tune/$f"; done
-  best= best_der=
+  best= best_merge= best_der=
   : > "$exp/tune/der.tmp"
   for t in $thresholds; do
-    run "$exp/tune/log/diarize_$t.log" spkrec diarize -q "$sys" --scp "$data/conv_tune/wav.scp" --scoring "$scoring" \
-      --window "$window" --shift "$shift" --min-cluster "$min_cluster" --threshold "$t" --rttm "$exp/tune/hyp_$t.rttm"
-    d=$(der_of "$data/conv_tune/ref.rttm" "$exp/tune/hyp_$t.rttm" "$data/conv_tune/uem")
-    echo "$t $d" >> "$exp/tune/der.tmp"
-    log "  threshold $t: DER $d %"
-    if [ -z "$best" ] || awk -v a="$d" -v b="$best_der" 'BEGIN {exit !(a < b)}'; then best=$t best_der=$d; fi
+    for m in $merge_thresholds; do
+      run "$exp/tune/log/diarize_${t}_$m.log" spkrec diarize -q "$sys" --scp "$data/conv_tune/wav.scp" --scoring "$scoring" \
+        --window "$window" --shift "$shift" --min-cluster "$min_cluster" --threshold "$t" \
+        $([ "$m" = none ] || echo --merge-threshold "$m") --rttm "$exp/tune/hyp_${t}_$m.rttm"
+      d=$(der_of "$data/conv_tune/ref.rttm" "$exp/tune/hyp_${t}_$m.rttm" "$data/conv_tune/uem")
+      echo "$t $m $d" >> "$exp/tune/der.tmp"
+      log "  threshold $t, merge threshold $m: DER $d %"
+      if [ -z "$best" ] || awk -v a="$d" -v b="$best_der" 'BEGIN {exit !(a < b)}'; then best=$t best_merge=$m best_der=$d; fi
+    done
   done
   mv "$exp/tune/der.tmp" "$exp/tune/der.txt"
-  log "  best threshold $best (DER $best_der % on conv_dev + conv_dev2)"
-  printf '{"scoring": "%s", "window": %s, "shift": %s, "min_cluster": %s, "threshold": %s, "clustering": "ahc"}\n' \
-    "$scoring" "$window" "$shift" "$min_cluster" "$best" > "$sys/diarization.json.tmp"
+  log "  best threshold $best, merge threshold $best_merge (DER $best_der % on conv_dev + conv_dev2)"
+  [ "$best_merge" = none ] && best_merge=null
+  printf '{"scoring": "%s", "window": %s, "shift": %s, "min_cluster": %s, "threshold": %s, "merge_threshold": %s, "clustering": "ahc"}\n' \
+    "$scoring" "$window" "$shift" "$min_cluster" "$best" "$best_merge" > "$sys/diarization.json.tmp"
   mv "$sys/diarization.json.tmp" "$sys/diarization.json"
 fi
 
@@ -176,20 +182,9 @@ score_set() {  # score_set SET VARIANT [--plot-dir DIR]: exp/score/SET.VARIANT.t
 diarize_set() {  # diarize_set SET VARIANT: exp/hyp/SET.VARIANT.rttm; VARIANT tuned, tuned_reseg, oracle
   local set=$1 variant=$2 opts=()
   case $variant in *reseg) opts+=(--resegment) ;; esac
-  if [[ $variant == oracle* ]]; then  # one call per file: its true number of speakers
-    : > "$exp/hyp/$set.$variant.rttm.tmp"
-    while read -r rec k; do
-      grep "^$rec " "$data/$set/wav.scp" > "$exp/hyp/one.scp"
-      run "$exp/log/diarize_$set.$variant.log" spkrec diarize -q "$sys" --scp "$exp/hyp/one.scp" \
-        --num-speakers "$k" "${opts[@]}" --rttm "$exp/hyp/one.rttm"
-      cat "$exp/hyp/one.rttm" >> "$exp/hyp/$set.$variant.rttm.tmp"
-    done < "$data/$set/reco2num_spk"
-    rm -f "$exp/hyp/one.rttm" "$exp/hyp/one.scp"
-    mv "$exp/hyp/$set.$variant.rttm.tmp" "$exp/hyp/$set.$variant.rttm"
-  else
-    run "$exp/log/diarize_$set.$variant.log" spkrec diarize -q "$sys" --scp "$data/$set/wav.scp" "${opts[@]}" \
-      --rttm "$exp/hyp/$set.$variant.rttm"
-  fi
+  [[ $variant == oracle* ]] && opts+=(--num-speakers-file "$data/$set/reco2num_spk")  # the true numbers
+  run "$exp/log/diarize_$set.$variant.log" spkrec diarize -q "$sys" --scp "$data/$set/wav.scp" "${opts[@]}" \
+    --rttm "$exp/hyp/$set.$variant.rttm"
 }
 
 if run_stage 6 "diarize and score the test conversations" "$exp/score/conv_testfx2.tuned.txt"; then
@@ -222,7 +217,8 @@ if run_stage 20 "results" "$exp/results.md"; then
     echo "# Diarization of SIMULATED conversations (spkrec simulate-conversations; not real recordings)"
     echo
     echo "Models from $(cut -d' ' -f1 "$data/train/spk2utt" | wc -l) background speakers; threshold tuned on" \
-         "$num_dev + $num_dev2 conversations of other speakers: $(sed 's/.*"threshold": \([^,}]*\).*/\1/' "$sys/diarization.json")" \
+         "$num_dev + $num_dev2 conversations of other speakers: $(sed 's/.*"threshold": \([^,}]*\).*/\1/' "$sys/diarization.json")," \
+         "merge threshold $(sed 's/.*"merge_threshold": \([^,}]*\).*/\1/' "$sys/diarization.json")" \
          "($scoring scoring, windows $window s / $shift s, clusters under $min_cluster s merged). DER % with a $collar s" \
          "collar (and with none); speaker-count error summed over the conversations."
     echo

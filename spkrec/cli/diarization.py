@@ -14,6 +14,11 @@ def add_diarize_args(parser):
     parser.add_argument("--scp", help="or a wav.scp-style list '<recording-id> <path>'")
     parser.add_argument("--rttm", required=True, help="output RTTM file")
     parser.add_argument("--num-speakers", type=positive_int, help="number of speakers (default: by threshold)")
+    parser.add_argument("--num-speakers-file",
+                        help="'<recording-id> <number of speakers>' lines (reco2num_spk): each recording's known count")
+    parser.add_argument("--merge-threshold", type=finite_float,
+                        help="after AHC, merge clusters while their cluster-level PLDA LLR is at least this "
+                             "(default: the bundle's diarization.json, else no merging)")
     parser.add_argument("--threshold", type=finite_float,
                         help="clustering stop score (default: the bundle's diarization.json, else -0.1 cosine / 0 PLDA)")
     parser.add_argument("--window", type=positive_float, help="window length in seconds (default 1.5)")
@@ -45,6 +50,29 @@ def _recordings(args):
     return seen
 
 
+def _num_speakers(args, recordings):
+    """{recording id: number of speakers} of --num-speakers-file (every recording must be listed), or None."""
+    if not args.num_speakers_file:
+        return None
+    if args.num_speakers is not None:
+        raise SpkrecError("give --num-speakers or --num-speakers-file, not both")
+    from spkrec.io.datadir import read_table
+    table = read_table(args.num_speakers_file, min_fields=2, max_fields=2, what="num-speakers file")
+    missing = [rid for rid in recordings if rid not in table]
+    if missing:
+        raise SpkrecError(f"{args.num_speakers_file}: no number of speakers for {len(missing)} recording(s), "
+                          f"e.g. {missing[0]!r}")
+    counts = {}
+    for rid in recordings:
+        try:
+            counts[rid] = int(table[rid])
+        except ValueError:
+            counts[rid] = 0
+        if counts[rid] < 1:
+            raise SpkrecError(f"{args.num_speakers_file}: {rid}: number of speakers {table[rid]!r} is not an integer >= 1")
+    return counts
+
+
 def run_diarize(args):
     import logging
 
@@ -54,12 +82,14 @@ def run_diarize(args):
     cfg = DiarizationConfig.for_system(args.system, num_speakers=args.num_speakers, threshold=args.threshold,
                                        window=args.window, shift=args.shift, scoring=args.scoring,
                                        clustering=args.clustering, resegment=args.resegment,
-                                       min_cluster=args.min_cluster, vbx=args.vbx)
+                                       min_cluster=args.min_cluster, vbx=args.vbx,
+                                       merge_threshold=args.merge_threshold)
     recordings = _recordings(args)
+    counts = _num_speakers(args, recordings)
     system = spkrec.load_system(args.system)
     out = {}
     for rid, path in recordings.items():
-        out[rid] = diarize(system, path, cfg, name=path)
+        out[rid] = diarize(system, path, cfg, name=path, **({"num_speakers": counts[rid]} if counts else {}))
         if out[rid]:
             logging.getLogger("spkrec").info("%s: %d turns, %d speakers", rid, len(out[rid]),
                                              len({t.speaker for t in out[rid]}))

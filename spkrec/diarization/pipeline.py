@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from spkrec.diarization.cluster import absorb_small, ahc, relabel, spectral
+from spkrec.diarization.cluster import absorb_small, ahc, merge_by_llr, relabel, spectral
 from spkrec.diarization.frontend import timed_frames
 from spkrec.diarization.segment import runs, speech_regions, uniform_windows
 from spkrec.errors import SpkrecError
@@ -29,7 +29,10 @@ class DiarizationConfig:
     (spectral: the affinity's midpoint); None: -0.1 for cosine, -5 for PLDA (the LLR scale depends on the
     model: tune it; the recipe writes the tuned one to the bundle's diarization.json).
     num_speakers : fixed number (overrides the threshold). min_cluster : clusters holding less than this
-    much window time are merged into their most similar cluster (0: keep all). vbx : VB-HMM clustering
+    much window time are merged into their most similar cluster (0: keep all). merge_threshold : then
+    clusters are merged while the highest cluster-level PLDA LLR of a pair (one's windows against the
+    other's mean, :func:`~spkrec.diarization.cluster.merge_by_llr`) is at least this (None: no merging; PLDA bundles;
+    the recipe tunes it with ``threshold``). vbx : VB-HMM clustering
     (:mod:`spkrec.diarization.vbx`, PLDA bundles) started from the AHC labels, with vbx_fa, vbx_fb,
     vbx_loop. resegment : GMM resegmentation; switch_penalty (nats per change), reseg_iters.
     """
@@ -44,6 +47,7 @@ class DiarizationConfig:
     threshold: float = None
     num_speakers: int = None
     min_cluster: float = 2.0
+    merge_threshold: float = None
     vbx: bool = False
     vbx_fa: float = 1.0
     vbx_fb: float = 10.0
@@ -65,6 +69,8 @@ class DiarizationConfig:
                               ">= 2")
         if not (0 < self.vbx_loop < 1 and self.vbx_fa > 0 and self.vbx_fb > 0):
             raise SpkrecError("vbx: need 0 < vbx_loop < 1, vbx_fa > 0 and vbx_fb > 0")
+        if self.merge_threshold is not None and not np.isfinite(self.merge_threshold):
+            raise SpkrecError(f"merge_threshold {self.merge_threshold}: give a finite PLDA LLR")
         if self.num_speakers is not None and int(self.num_speakers) < 1:
             raise SpkrecError(f"num_speakers {self.num_speakers}: give 1 or more")
         return self
@@ -150,6 +156,13 @@ def _vbx(system, V, labels, cfg):
     return relabel(vbx_labels(Z, pipe.scorer.psi_, labels, cfg.vbx_loop, cfg.vbx_fa, cfg.vbx_fb))
 
 
+def _merge(system, V, labels, threshold):
+    pipe = _engine(system).pipeline
+    if not pipe.is_plda:
+        raise SpkrecError(f"{system.path}: merging by PLDA LLR (merge_threshold) needs a PLDA back end")
+    return merge_by_llr(pipe.scorer, recording_normalised(pipe, V), labels, threshold)
+
+
 def _frame_labels(n_frames, regions, windows, win_labels):
     labels = np.full(n_frames, -1, np.int64)
     if not windows:
@@ -202,6 +215,8 @@ def diarize(system, audio, config=None, name=None, return_details=False, **optio
         if k is None and cfg.min_cluster > 0:
             min_size = max(1, int(round(cfg.min_cluster / (win_shift * shift))))
             win_labels = absorb_small(S, win_labels, min_size)
+        if cfg.merge_threshold is not None and k is None and win_labels.max() > 0:
+            win_labels = _merge(system, V, win_labels, cfg.merge_threshold)
         if cfg.vbx and k is None and win_labels.max() > 0:
             win_labels = _vbx(system, V, win_labels, cfg)
     else:
