@@ -147,9 +147,9 @@ if run_stage 5 "GMM-UBM: MAP per speaker x digit (m, relevance $gmm_relevance; m
   for_folds gmm_fold
 fi
 
-declare first_fold eval_folds
-first_fold=${folds%% *}; eval_folds=${folds#"$first_fold"}
-if run_stage 6 "hmm_fused: fusion of hmm and hmm_phrase trained on $first_fold, applied to$eval_folds" \
+declare -a fold_list; read -r -d '' -a fold_list <<< "$folds" || true
+declare first_fold=${fold_list[0]} eval_folds=${fold_list[*]:1}
+if run_stage 6 "hmm_fused: fusion of hmm and hmm_phrase trained on $first_fold, applied to $eval_folds" \
     $(for f in $eval_folds; do echo "$exp/$f/scores/hmm_fused.txt"; done); then
   e0=$exp/$first_fold
   run "$exp/log/fuse_train.log" spkrec fuse --trials "$data/folds/$first_fold/test/trials" --names hmm,hmm_phrase \
