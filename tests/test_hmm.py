@@ -10,7 +10,7 @@ from scipy.stats import multivariate_normal
 
 from spkrec.cli.main import main
 from spkrec.hmm import PhraseHMM
-from spkrec.io.kaldi_io import write_matrices
+from spkrec.io.kaldi_io import load_matrix, read_scp, write_matrices
 
 
 def tiny_model(S=3, M=2, D=2, seed=0, end_in_last=True, left_to_right=True):
@@ -245,6 +245,23 @@ def test_train_enroll_score_cli_and_errors(corpus, capsys):
     assert (root / "both.txt").read_text() == (root / "scores.txt").read_text()
     assert (root / "claimed_too.txt").read_text() == (root / "claimed.txt").read_text()
     assert (root / "claimed.txt").read_text() != (root / "scores.txt").read_text()
+    # --phrase-scores: the claimed phrase's speaker HMM against the best SI HMM of the other phrases, computed
+    # here directly with the per-phrase models (forward log-likelihoods, per frame)
+    assert main(["score-hmm", "--phrase-scores", str(root / "phrase.txt"), str(root / "si"), str(root / "spk"),
+                 str(fold / "test"), trials, str(root / "all_again.txt")]) == 0
+    assert (root / "all_again.txt").read_text() == (root / "scores.txt").read_text()
+    from spkrec.hmm import PhraseHMMSet, SpeakerHMMs
+    si, spk = PhraseHMMSet.load(str(root / "si" / "hmms.npz")), SpeakerHMMs.load(str(root / "spk" / "speakers.npz"))
+    feats = {u: load_matrix(r) for u, r in read_scp(str(fold / "test" / "feats.scp")).items()}
+    got = [line.split() for line in (root / "phrase.txt").read_text().splitlines()]
+    assert len(got) == len(kinds)
+    for mid, utt, score in got:
+        X = np.asarray(feats[utt], np.float64)
+        claimed = mid.split("-")[1]
+        rival = max(si[q].score_utterance(X) for q in si.phrases if q != claimed)
+        assert np.isclose(float(score), (spk.model(mid, si).score_utterance(X) - rival) / len(X), atol=1e-6)
+    phrase = np.array([float(g[2]) for g in got])
+    assert phrase[kinds == "target"].min() > phrase[kinds == "target_wrong"].max()
     capsys.readouterr()
     # a trial whose phrase has no model
     bad = root / "bad_trials"

@@ -13,10 +13,15 @@
 #   2  folds, enrolment/test sets and text-dependent trials (spkrec make-td-trials)
 #   3  per fold: speaker-independent HMM per digit (train-hmm) and a diagonal UBM (train-ubm)
 #   4  per fold: HMM system: MAP states per speaker x digit (enroll-hmm), LLR scoring (score-hmm)
-#      against the best SI digit model (hmm) and against the claimed digit's SI model (hmm_claimed)
-#   5  per fold: GMM-UBM (text-independent modelling): MAP per speaker x digit model, top-5 LLR scoring
-#   6  the HMM system bundle exp/systems/hmm (spkrec export-system --kind hmm; enrol a digit, verify a file)
-#   20 results: pooled folds; exp/results.md (all trials, and EER per non-target kind), exp/det.png
+#      against the best SI digit model (hmm), the claimed digit's SI model (hmm_claimed) and the best SI
+#      model of the other digits (hmm_phrase: a phrase check)
+#   5  per fold: GMM-UBM (text-independent modelling): MAP per speaker x digit model, top-5 LLR scoring;
+#      gmm_ubm (means, relevance $gmm_relevance) and gmm_ubm_mwv (means, weights, variances, relevance 4)
+#   6  hmm_fused: linear logistic fusion (spkrec fuse) of hmm and hmm_phrase, trained on the first fold's
+#      trials only and applied to the other folds
+#   7  system bundles exp/systems/{hmm,hmm_phrase,hmm_fused} (spkrec export-system; enrol a digit, verify a file)
+#   20 results: pooled folds; exp/results.md (all trials, and EER per non-target kind; all systems on the
+#      folds the fusion was not trained on), exp/det.png
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -38,6 +43,7 @@ num_gauss=64                   # Gaussians of the GMM-UBM system's UBM
 ubm_iters=4                    # EM iterations after each doubling of the UBM's Gaussians
 gmm_relevance=16               # MAP relevance of the GMM-UBM system
 gmm_adapt=m                    # MAP-adapted GMM-UBM parameters: m (Reynolds' means only), mw, mwv
+mwv_relevance=4                # MAP relevance of the gmm_ubm_mwv system (means, weights, variances)
 cmvn=none                      # feature normalisation of both systems: none, or sliding (= utterance CMN here)
 fold_jobs=2                    # folds processed at once in stages 3-5 (1: one after the other, commands with --nj)
 seed=0                         # random seed of every step (a seed makes a rerun bit-identical)
@@ -45,7 +51,7 @@ seed=0                         # random seed of every step (a seed makes a rerun
 . ./cmd.sh
 . ./path.sh
 . utils/parse_options.sh
-stages="0 1 2 3 4 5 6 20"
+stages="0 1 2 3 4 5 6 7 20"
 . utils/stages.sh
 . utils/systems.sh
 stage_opts[0]="corpus"
@@ -53,8 +59,8 @@ stage_opts[1]="seed"
 stage_opts[2]="num_folds num_enroll num_test"
 stage_opts[3]="num_states num_mix hmm_iters num_gauss ubm_iters cmvn seed"
 stage_opts[4]="relevance hmm_adapt"
-stage_opts[5]="gmm_relevance gmm_adapt"
-all_systems="hmm hmm_claimed gmm_ubm"
+stage_opts[5]="gmm_relevance gmm_adapt mwv_relevance"
+all_systems="hmm hmm_claimed hmm_phrase gmm_ubm gmm_ubm_mwv"
 declare kinds="impostor_correct target_wrong impostor_wrong"   # (declare: not an option)
 mkdir -p "$exp/log" "$exp/scores"
 [ -d "$corpus" ] || { echo "$0: --corpus $corpus is not a directory (the FSDD corpus in the layout of shared/corpora/fsdd)" >&2; exit 1; }
@@ -114,60 +120,96 @@ hmm_fold() {
   done_already "$e/hmm/speakers.npz" || \
     run "$e/hmm/log/enroll.log" spkrec enroll-hmm --relevance-factor "$relevance" --adapt "$hmm_adapt" $fpar \
       "$e/hmm" "$d/enroll" "$e/hmm/speakers.npz"
-  # one pass, both backgrounds: hmm (best SI digit) and hmm_claimed (the claimed digit's SI model)
-  done_already "$e/scores/hmm_claimed.txt" || \
+  # one pass, three backgrounds: hmm (best SI digit), hmm_claimed (the claimed digit's SI model), hmm_phrase
+  done_already "$e/scores/hmm_phrase.txt" || \
     run "$e/hmm/log/score.log" spkrec score-hmm --background all --other-background-scores "$e/scores/hmm_claimed.txt" \
-      $fpar "$e/hmm" "$e/hmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/hmm.txt"
+      --phrase-scores "$e/scores/hmm_phrase.txt" $fpar "$e/hmm" "$e/hmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/hmm.txt"
 }
-if run_stage 4 "HMM: MAP enrolment (relevance $relevance) and scoring" $(fold_outputs scores/hmm_claimed.txt); then
+if run_stage 4 "HMM: MAP enrolment (relevance $relevance) and scoring" $(fold_outputs scores/hmm_phrase.txt); then
   for_folds hmm_fold
 fi
 
 gmm_fold() {
   local f=$1 e=$exp/$1 d=$data/folds/$1
-  done_already "$e/scores/gmm_ubm.txt" && return 0
   # (gmm_ubm of utils/systems.sh, with the MAP-adapted parameters as an option)
-  run "$e/gmm/log/enroll.log" spkrec enroll-gmm --relevance-factor "$gmm_relevance" --adapt "$gmm_adapt" $fpar \
-    "$e/ubm/final.ubm.npz" "$d/enroll_models" "$e/gmm/speakers.npz"
-  run "$e/gmm/log/score.log" spkrec score-gmm --top-c 5 $fpar \
-    "$e/ubm/final.ubm.npz" "$e/gmm/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/gmm_ubm.txt"
+  local name rel adapt
+  for name in gmm_ubm gmm_ubm_mwv; do
+    if [ $name = gmm_ubm ]; then rel=$gmm_relevance adapt=$gmm_adapt; else rel=$mwv_relevance adapt=mwv; fi
+    done_already "$e/scores/$name.txt" && continue
+    run "$e/$name/log/enroll.log" spkrec enroll-gmm --relevance-factor "$rel" --adapt "$adapt" $fpar \
+      "$e/ubm/final.ubm.npz" "$d/enroll_models" "$e/$name/speakers.npz"
+    run "$e/$name/log/score.log" spkrec score-gmm --top-c 5 $fpar \
+      "$e/ubm/final.ubm.npz" "$e/$name/speakers.npz" "$d/test" "$d/test/trials" "$e/scores/$name.txt"
+  done
 }
-if run_stage 5 "GMM-UBM: MAP per speaker x digit (relevance $gmm_relevance), scoring" $(fold_outputs scores/gmm_ubm.txt); then
+if run_stage 5 "GMM-UBM: MAP per speaker x digit (m, relevance $gmm_relevance; mwv, relevance $mwv_relevance), scoring" \
+    $(fold_outputs scores/gmm_ubm.txt) $(fold_outputs scores/gmm_ubm_mwv.txt); then
   for_folds gmm_fold
 fi
 
-if run_stage 6 "system bundle exp/systems/hmm (fold 0's SI HMMs; spkrec enroll --phrase / verify)" \
-    "$exp/systems/hmm/system.json"; then
-  for f in $folds; do break; done    # the first fold
-  run "$exp/systems/log/hmm.log" spkrec export-system --kind hmm --hmm "$exp/$f/hmm" --relevance-factor "$relevance" \
-    --adapt "$hmm_adapt" --feat-config conf/mfcc.conf --no-vad --seed="$seed" --out "$exp/systems/hmm"
+declare -a fold_list; read -r -d '' -a fold_list <<< "$folds" || true
+declare first_fold=${fold_list[0]} eval_folds=${fold_list[*]:1}
+if run_stage 6 "hmm_fused: fusion of hmm and hmm_phrase trained on $first_fold, applied to $eval_folds" \
+    $(for f in $eval_folds; do echo "$exp/$f/scores/hmm_fused.txt"; done); then
+  e0=$exp/$first_fold
+  run "$exp/log/fuse_train.log" spkrec fuse --trials "$data/folds/$first_fold/test/trials" --names hmm,hmm_phrase \
+    --model-out "$exp/fusion_hmm.npz" "$e0/scores/hmm.txt" "$e0/scores/hmm_phrase.txt"
+  for f in $eval_folds; do
+    run "$exp/$f/log/fuse.log" spkrec fuse --model "$exp/fusion_hmm.npz" --out "$exp/$f/scores/hmm_fused.txt" \
+      "$exp/$f/scores/hmm.txt" "$exp/$f/scores/hmm_phrase.txt"
+  done
 fi
 
+if run_stage 7 "system bundles exp/systems/{hmm,hmm_phrase,hmm_fused} (fold 0's SI HMMs; spkrec enroll --phrase / verify)" \
+    "$exp/systems/hmm_fused/system.json"; then
+  for bg in all phrase; do
+    name=hmm; [ $bg = all ] || name=hmm_$bg
+    run "$exp/systems/log/$name.log" spkrec export-system --kind hmm --hmm "$exp/$first_fold/hmm" \
+      --hmm-background $bg --relevance-factor "$relevance" --adapt "$hmm_adapt" --feat-config conf/mfcc.conf \
+      --no-vad --seed="$seed" --out "$exp/systems/$name"
+  done
+  run "$exp/systems/log/hmm_fused.log" spkrec export-system --kind fusion --component "$exp/systems/hmm" \
+    --component "$exp/systems/hmm_phrase" --fusion "$exp/fusion_hmm.npz" --out "$exp/systems/hmm_fused"
+fi
+
+# kind_table POOLED TAG SYSTEM...: the EER % per non-target kind of the systems' scores in $exp/scores$TAG on
+# the trials of data dir POOLED (a Markdown table on stdout)
+kind_table() {
+  local pooled=$1 tag=$2 k s; shift 2
+  echo "| system | $(echo $kinds | sed 's/ / | /g') |"
+  echo "|---$(for k in $kinds; do printf '|---:'; done)|"
+  for k in $kinds; do    # one results-table per kind (all systems at once); its EER column
+    run "$exp/log/results${tag}_$k.log" spkrec results-table --trials "$pooled/trials_$k" --out "$exp/results${tag}_$k.md" \
+      $(for s in "$@"; do echo "$exp/scores$tag/$s.txt:$s"; done)
+  done
+  for s in "$@"; do
+    echo "| $s$(for k in $kinds; do awk -F'|' -v s="$s" '{gsub(/ /, "", $2)} $2 == s {gsub(/ /, "", $3); printf " | %s", $3}' "$exp/results${tag}_$k.md"; done) |"
+  done
+}
+# pool POOLED TAG SYSTEMS FOLDS...: the folds' trials into data dir POOLED, the systems' scores into $exp/scores$TAG
+pool() {
+  local pooled=$1 tag=$2 systems=$3 t s f; shift 3
+  mkdir -p "$pooled" "$exp/scores$tag"
+  for t in trials $(for k in $kinds; do echo trials_$k; done) trial_kinds; do
+    pool_fold_files "$pooled/$t" $(for f in "$@"; do echo "$data/folds/$f/test/$t"; done)
+  done
+  for s in $systems; do
+    pool_fold_files "$exp/scores$tag/$s.txt" $(for f in "$@"; do echo "$exp/$f/scores/$s.txt"; done)
+  done
+}
 if run_stage 20 "results: pooled folds, EER per trial kind, DET plot" "$exp/results.md" "$exp/det.png"; then
   # model ids (<speaker>-<digit>) never repeat across folds: pool the trials and scores
-  mkdir -p "$data/pooled"
-  for t in trials $(for k in $kinds; do echo trials_$k; done) trial_kinds; do
-    pool_fold_files "$data/pooled/$t" $(for f in $folds; do echo "$data/folds/$f/test/$t"; done)
-  done
-  for s in $all_systems; do
-    pool_fold_files "$exp/scores/$s.txt" $(for f in $folds; do echo "$exp/$f/scores/$s.txt"; done)
-  done
+  pool "$data/pooled" "" "$all_systems" $folds
+  pool "$data/pooled_eval" "_eval" "$all_systems hmm_fused" $eval_folds
   results "$data/pooled" "$exp" $all_systems     # no utt2spk in data/pooled: no identification columns
   {
     echo "## All trials ($(wc -l < "$data/pooled/trials") trials, $num_folds folds pooled)"; echo
     cat "$exp/results.md"; echo
     echo "## EER % per non-target kind (each against all $(grep -c ' target$' "$data/pooled/trials") targets)"; echo
-    echo "| system | $(echo $kinds | sed 's/ / | /g') |"
-    echo "|---$(for k in $kinds; do printf '|---:'; done)|"
-    # one results-table per kind (all systems at once); its EER column
-    for k in $kinds; do
-      run "$exp/log/results_$k.log" spkrec results-table --trials "$data/pooled/trials_$k" --out "$exp/results_$k.md" \
-        $(for s in $all_systems; do echo "$exp/scores/$s.txt:$s"; done)
-    done
-    for s in $all_systems; do
-      echo "| $s$(for k in $kinds; do awk -F'|' -v s="$s" '{gsub(/ /, "", $2)} $2 == s {gsub(/ /, "", $3); printf " | %s", $3}' "$exp/results_$k.md"; done) |"
-    done
+    kind_table "$data/pooled" "" $all_systems
     echo; echo "Trials per kind: $(awk '{n[$3]++} END {for (k in n) printf "%s %d, ", k, n[k]}' "$data/pooled/trial_kinds" | sed 's/, $//')."
+    echo; echo "## EER % per non-target kind on the folds the fusion was not trained on ($(echo $eval_folds | sed 's/ /, /g'))"; echo
+    kind_table "$data/pooled_eval" "_eval" $all_systems hmm_fused
   } > "$exp/results.md.tmp"
   mv "$exp/results.md.tmp" "$exp/results.md"
   cat "$exp/results.md"

@@ -133,12 +133,15 @@ def run_enroll_hmm(args):
 def add_score_hmm(p):
     p.add_argument("--method", choices=["forward", "viterbi"], default="forward",
                    help="log-likelihood over all paths (forward) or the best one (viterbi) (default forward)")
-    p.add_argument("--background", choices=["all", "claimed"], default="all",
-                   help="denominator: the best SI model of all phrases (all) or the claimed phrase's SI model "
-                        "(claimed) (default all)")
+    p.add_argument("--background", choices=["all", "claimed", "phrase"], default="all",
+                   help="denominator: the best SI model of all phrases (all), the claimed phrase's SI model "
+                        "(claimed), or the best SI model of the other phrases (phrase) (default all)")
     p.add_argument("--other-background-scores", default=None, metavar="FILE",
                    help="also write the scores against the other background (claimed if --background all, and "
                         "the reverse) to FILE, from the same pass")
+    p.add_argument("--phrase-scores", default=None, metavar="FILE",
+                   help="also write the scores against the best other phrase (--background phrase) to FILE, "
+                        "from the same pass")
     add_feature_args(p, "the HMMs")
     add_parallel_args(p)
     p.add_argument("si", metavar="SI_HMMS", help="SI HMMs: hmms.npz or the train-hmm dir")
@@ -168,11 +171,15 @@ def run_score_hmm(args):
                "or remove the trial"
 
     trials = read_checked_trials(args, models.index, loader, missing_model)
-    backgrounds = [args.background]
+    outs = [(args.background, args.scores)]
     if args.other_background_scores:
-        backgrounds.append("claimed" if args.background == "all" else "all")
+        outs.append(("claimed" if args.background == "all" else "all", args.other_background_scores))
+    if args.phrase_scores:
+        outs.append(("phrase", args.phrase_scores))
+    backgrounds = list(dict.fromkeys(bg for bg, _ in outs))
     scores = score_trials(si, models, loader, trials, args.method, backgrounds, parallel_config(args))
-    for k, out in enumerate([args.scores, args.other_background_scores][:len(backgrounds)]):
+    for bg, out in outs:
+        k = backgrounds.index(bg)
         write_scores(out, [(e, t, s) for (e, t, _), s in zip(trials, scores[:, k])])
         log.info("wrote %d scores (background %s) to %s", len(trials), backgrounds[k], out)
 

@@ -51,7 +51,7 @@ def add_export(p):
     g.add_argument("--hmm", default=None, help="speaker-independent phrase HMMs: hmms.npz or the train-hmm dir")
     g.add_argument("--hmm-method", choices=["forward", "viterbi"], default="forward",
                    help="score-hmm --method (default forward)")
-    g.add_argument("--hmm-background", choices=["all", "claimed"], default="all",
+    g.add_argument("--hmm-background", choices=["all", "claimed", "phrase"], default="all",
                    help="score-hmm --background (default all)")
     g = p.add_argument_group("score normalisation (any kind but fusion)")
     g.add_argument("--snorm-cohort", default=None, metavar="DATA_DIR",

@@ -4,11 +4,15 @@ Score of a trial (model ``m`` = speaker ``s`` saying phrase ``p``, test frames `
 
     background="claimed":  [log p(X | HMM_s,p) - log p(X | SI HMM_p)] / T
     background="all":      [log p(X | HMM_s,p) - max_q log p(X | SI HMM_q)] / T
+    background="phrase":   [log p(X | HMM_s,p) - max_{q != p} log p(X | SI HMM_q)] / T
 
 ``log p`` is the forward (all paths) or Viterbi (best path) log-likelihood. Against the claimed phrase's
 SI model alone, a test saying another phrase is explained equally badly by both models, so its ratio says
 little; against the best SI phrase model it is low (the speaker model of the wrong phrase loses to the SI
-model of the spoken one), which rejects wrong-phrase trials.
+model of the spoken one), which rejects wrong-phrase trials. The ``phrase`` score leaves the claimed phrase
+out of the competitors: it is high only when the test says the claimed phrase better than any other phrase
+says it, so wrong-phrase trials get strongly negative scores (a phrase check, fused with ``all`` in the
+fsdd recipe).
 """
 import numpy as np
 
@@ -19,7 +23,7 @@ from spkrec.hmm.model import PhraseHMM, _logsumexp_last
 from spkrec.hmm.sets import PhraseHMMSet, SpeakerHMMs
 from spkrec.parallel import SERIAL, map_chunks
 
-BACKGROUNDS = ("claimed", "all")
+BACKGROUNDS = ("claimed", "all", "phrase")
 METHODS = ("forward", "viterbi")
 
 
@@ -125,12 +129,19 @@ def _score_chunk(items, loader, si, speakers, method, backgrounds):
             return si_ll[q]
 
         best = max(si_loglik(q) for q in phrases) if "all" in backgrounds else None
+
+        def denominator(bg, p):
+            if bg == "all":
+                return best
+            if bg == "claimed":
+                return si_loglik(p)
+            return max(si_loglik(q) for q in phrases if q != p)   # phrase: the best competing phrase
+
         scores = []
         for m in mids:
             i = speakers.index[m]
             ll = _utt_loglik(spk_models[col[i]], lf_spk[seg, col[i]], method)
-            scores.append([(ll - (best if bg == "all" else si_loglik(speakers.phrases[i]))) / T
-                           for bg in backgrounds])
+            scores.append([(ll - denominator(bg, speakers.phrases[i])) / T for bg in backgrounds])
         out.append(scores)
     return out
 
@@ -143,7 +154,10 @@ def score_trials(si, speakers, loader, trials, method="forward", background="all
     backgrounds = [background] if isinstance(background, str) else list(background)
     for bg in backgrounds:
         if bg not in BACKGROUNDS:
-            raise SpkrecError(f"score: unknown background {bg!r}; use claimed or all")
+            raise SpkrecError(f"score: unknown background {bg!r}; use claimed, all or phrase")
+    if "phrase" in backgrounds and len(si.phrases) < 2:
+        raise SpkrecError("score: background phrase needs at least two phrase HMMs (the claimed one and a "
+                          "competitor); use all or claimed")
     by_utt = {}
     for n, row in enumerate(trials):
         by_utt.setdefault(row[1], []).append(n)
