@@ -115,3 +115,45 @@ def test_cm_verbs_and_bad_input(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and msg in err[0], err
     assert not (tmp_path / "x.txt").exists()
+
+
+def test_logsumexp_combination_against_direct_formula():
+    rng = np.random.default_rng(3)
+    utts = {f"b{i}": rng.normal(0.0, 1.0, (120, 3)) for i in range(8)}
+    utts.update({f"x{i}": rng.normal(1.2, 1.0, (120, 3)) for i in range(8)})
+    utts.update({f"y{i}": rng.normal(-1.2, 0.8, (120, 3)) for i in range(8)})
+    loader = DictLoader({k: v.astype(np.float32) for k, v in utts.items()})
+    cm = GMMCountermeasure(n_components=2, n_iter=3, spoof_models="per_attack", combine="logsumexp").fit(
+        loader, [f"b{i}" for i in range(5)], [f"{c}{i}" for c in "xy" for i in range(5)],
+        spoof_attacks=["ax"] * 5 + ["ay"] * 5)
+    held = [f"{c}{i}" for c in "bxy" for i in range(5, 8)]
+    scores = cm.score_utterances(loader, held)
+    for utt in held:
+        x = loader(utt).astype(np.float64)
+        att = [np.mean(_loglik(g, x)) for g in cm.spoof_.values()]
+        ref = np.mean(_loglik(cm.bonafide_, x)) - np.log(0.5 * np.exp(att[0]) + 0.5 * np.exp(att[1]))
+        assert scores[utt] == pytest.approx(ref, rel=1e-4, abs=1e-4)
+
+
+def test_cm_is_a_sklearn_estimator():
+    from sklearn.base import clone
+    cm = GMMCountermeasure(n_components=8, spoof_models="per_attack", combine="logsumexp")
+    assert clone(cm).get_params() == cm.get_params()
+    assert cm.get_params()["combine"] == "logsumexp" and cm.get_params()["n_components"] == 8
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cm_threshold_policies_against_brute_force(seed):
+    from spkrec.spoof.cm import cm_threshold
+    rng = np.random.default_rng(seed)
+    bona, spoof = np.round(rng.normal(1, 1, 9), 1), np.round(rng.normal(-1, 1, 7), 1)
+    grid = sorted(set(bona) | set(spoof) | {spoof.max() + 1.0})
+    for p in (0.05, 0.3, 0.7):
+        risk = [p * np.mean(spoof >= t) + (1 - p) * np.mean(bona < t) for t in grid]
+        t = cm_threshold(bona, spoof, f"bayes:{p}")
+        assert p * np.mean(spoof >= t) + (1 - p) * np.mean(bona < t) == pytest.approx(min(risk))
+    for r in (0.0, 0.1, 0.25, 0.5):
+        ok = [t for t in sorted(set(bona)) if np.sum(bona < t) <= r * bona.size]
+        assert cm_threshold(bona, spoof, f"bonafide-miss:{r}") == pytest.approx(max(ok))
+    with pytest.raises(Exception, match="policy"):
+        cm_threshold(bona, spoof, "bayes:2")

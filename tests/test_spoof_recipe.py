@@ -30,7 +30,7 @@ def test_so762_spoof_recipe(tmp_path):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
     cmd = ["bash", str(ROOT / "recipes" / "so762_spoof" / "run.sh"), "--train", str(tmp_path / "a"),
            "--eval", str(tmp_path / "b"), "--exp", str(tmp_path / "exp"), "--data", str(tmp_path / "data"),
-           "--nj", "1", "--cm-num-gauss", "16", "--num-gauss", "16", "--max-test-per-spk", "1"]
+           "--nj", "1", "--cm-utts-per-spk", "2", "--cm-num-gauss", "16", "--num-gauss", "16", "--max-test-per-spk", "1"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stderr[-4000:]
     text = (tmp_path / "exp" / "results.md").read_text()

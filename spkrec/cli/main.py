@@ -57,6 +57,7 @@ VERBS = {
     "simulate-spoofs": ("spkrec.cli.spoof", "simulated spoofing attacks (Griffin-Lim, replay, WORLD) of a data dir"),
     "train-cm": ("spkrec.cli.spoof", "train a GMM spoofing countermeasure (bona fide vs spoof GMMs)"),
     "score-cm": ("spkrec.cli.spoof", "score utterances with a GMM countermeasure (log-likelihood ratio)"),
+    "cm-threshold": ("spkrec.cli.spoof", "a CM threshold from held-out CM scores by a policy (Bayes, bona fide miss)"),
     "eval-cm": ("spkrec.cli.spoof", "CM EER per attack, min t-DCF, SASV EERs of CM (and ASV) scores"),
     "export-system": ("spkrec.cli.system", "bundle trained models, front end, calibration and thresholds in one dir"),
     "enroll": ("spkrec.cli.system", "enrol speakers from audio files into a speaker database of a system"),

@@ -1,4 +1,4 @@
-"""``simulate-spoofs``, ``train-cm``, ``score-cm``, ``eval-cm``: spoofing countermeasures.
+"""``simulate-spoofs``, ``train-cm``, ``score-cm``, ``cm-threshold``, ``eval-cm``: spoofing countermeasures.
 
 CM score files hold ``<utt> <score>`` lines (higher = bona fide). ``DATA/utt2attack`` names the attack
 of each utterance (``bonafide`` for bona fide speech).
@@ -42,6 +42,9 @@ def add_train_cm(p):
     p.add_argument("--spoof-models", choices=["pooled", "per-attack"], default="pooled",
                    help="one spoof GMM on all attacks (the ASVspoof baseline), or one per attack scored by the "
                         "closest (default %(default)s)")
+    p.add_argument("--combine", choices=["max", "logsumexp"], default="max",
+                   help="per-attack score: minus the closest attack's, or minus the log mean of the attacks' "
+                        "likelihoods (default %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     add_feature_args(p)
     add_parallel_args(p)
@@ -73,7 +76,7 @@ def run_train_cm(args):
     feat_type = feature_type_of(os.path.join(args.data, "feats.scp"))
     cm = GMMCountermeasure(n_components=args.num_gauss, n_iter=args.num_iters, var_floor=args.var_floor,
                            subsample=args.subsample, random_state=args.seed,
-                           spoof_models=args.spoof_models.replace("-", "_"))
+                           spoof_models=args.spoof_models.replace("-", "_"), combine=args.combine)
     cm.fit(loader, bona, spoof, parallel_config(args),
            meta={"features": opts, "feat_type": feat_type, "attacks": args.attacks},
            spoof_attacks=[utt2attack[u] for u in spoof])
@@ -108,6 +111,27 @@ def run_score_cm(args):
     scores = cm.score_utterances(loader, loader.utt_ids, parallel_config(args))
     write_lines_atomic(args.scores, [f"{u} {s:.6f}" for u, s in scores.items()])
     log.info("wrote %d CM scores to %s", len(scores), args.scores)
+
+
+# ---------------------------------------------------------------------- cm-threshold
+def add_cm_threshold(p):
+    p.add_argument("--policy", default="bonafide-miss:0.02",
+                   help="bayes:P (least Bayes error at spoof prior P), bonafide-miss:R (reject at most a "
+                        "fraction R of bona fide) or eer (default %(default)s)")
+    p.add_argument("cm_scores", metavar="CM_SCORES", help="held-out <utt> <score> lines (not the report set)")
+    p.add_argument("data", metavar="DATA", help="data dir with utt2attack of the scored utterances")
+
+
+def run_cm_threshold(args):
+    from spkrec.spoof.cm import cm_threshold
+    from spkrec.spoof.simulate import BONAFIDE, read_utt2attack
+    scores, utt2attack = read_cm_scores(args.cm_scores), read_utt2attack(args.data)
+    missing = [u for u in scores if u not in utt2attack]
+    if missing:
+        raise SpkrecError(f"utterance {missing[0]!r} of {args.cm_scores} has no utt2attack entry in {args.data}")
+    bona = [s for u, s in scores.items() if utt2attack[u] == BONAFIDE]
+    spoof = [s for u, s in scores.items() if utt2attack[u] != BONAFIDE]
+    print(f"{cm_threshold(bona, spoof, args.policy):.6f}")
 
 
 # ---------------------------------------------------------------------- eval-cm
@@ -268,5 +292,6 @@ COMMANDS = {
     "simulate-spoofs": (add_simulate, run_simulate),
     "train-cm": (add_train_cm, run_train_cm),
     "score-cm": (add_score_cm, run_score_cm),
+    "cm-threshold": (add_cm_threshold, run_cm_threshold),
     "eval-cm": (add_eval_cm, run_eval_cm),
 }

@@ -3,13 +3,17 @@ frames, one on spoofed frames; the score of an utterance is the average frame lo
 ``mean_t [log p(x_t | bona fide) - log p(x_t | spoof)]`` (higher = more likely bona fide).
 
 With ``spoof_models="per_attack"`` there is one spoof GMM per training attack and the score is
-``mean_t log p(x_t | bona fide) - max_a mean_t log p(x_t | attack a)`` (the closest attack model).
+``mean_t log p(x_t | bona fide) - max_a mean_t log p(x_t | attack a)`` (the closest attack model), or with
+``combine="logsumexp"`` ``... - log sum_a (1/A) exp(mean_t log p(x_t | attack a))`` (attacks equally likely).
+
+:func:`cm_threshold` picks a CM threshold from held-out bona fide and spoof scores by a policy.
 """
 import json
 import os
 import re
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from spkrec.errors import SpkrecError
 from spkrec.parallel import SERIAL, map_items
@@ -36,13 +40,16 @@ def feature_type_of(feats_scp):
         return None
 
 
-def _avg_llr(utts, loader, bona, spoof):
+def _avg_llr(utts, loader, bona, spoof, combine="max"):
+    from scipy.special import logsumexp
     out = []
     for utt in utts:
         x = loader(utt)
         ll = bona.score_samples(x)
         if isinstance(spoof, dict):
-            out.append((utt, float(np.mean(ll) - max(np.mean(g.score_samples(x)) for g in spoof.values()))))
+            att = np.array([np.mean(g.score_samples(x)) for g in spoof.values()])
+            other = att.max() if combine == "max" else logsumexp(att) - np.log(att.size)
+            out.append((utt, float(np.mean(ll) - other)))
         else:
             out.append((utt, float(np.mean(ll - spoof.score_samples(x)))))
     return out
@@ -52,7 +59,36 @@ def _attack_file(attack):
     return f"spoof.{attack}.gmm.npz"
 
 
-class GMMCountermeasure:
+def cm_threshold(bonafide, spoof, policy):
+    """CM threshold (accept bona fide at score >= it) from held-out scores by ``policy``:
+    ``"bayes:P"`` minimises the empirical Bayes error ``P * P_fa(spoof) + (1 - P) * P_miss(bona fide)`` at
+    spoof prior P; ``"bonafide-miss:R"`` is the highest threshold that rejects at most a fraction R of the
+    bona fide scores; ``"eer"`` the pooled EER threshold."""
+    bonafide, spoof = np.asarray(bonafide, float), np.asarray(spoof, float)
+    if bonafide.size == 0 or spoof.size == 0:
+        raise SpkrecError(f"a CM threshold needs bona fide and spoof scores (got {bonafide.size}, {spoof.size})")
+    name, _, value = str(policy).partition(":")
+    if name == "eer":
+        from spkrec.eval.spoof import two_class_eer
+        return float(two_class_eer(bonafide, spoof)[1])
+    try:
+        p = float(value)
+    except ValueError:
+        p = -1.0
+    if name not in ("bayes", "bonafide-miss") or not 0.0 <= p <= 1.0 or (name == "bayes" and p in (0.0, 1.0)):
+        raise SpkrecError(f"CM threshold policy {policy!r}: use bayes:P (0 < P < 1), bonafide-miss:R (0 <= R <= 1) "
+                          f"or eer")
+    b = np.sort(bonafide)
+    if name == "bonafide-miss":
+        k = int(np.floor(p * b.size + 1e-9))      # at most k bona fide scores may fall below the threshold
+        return float(b[k]) if k < b.size else float(b[-1]) + 1.0
+    cand = np.unique(np.concatenate([bonafide, spoof, [np.max(spoof) + 1.0]]))
+    miss = np.searchsorted(b, cand, side="left") / b.size
+    fa = 1.0 - np.searchsorted(np.sort(spoof), cand, side="left") / spoof.size
+    return float(cand[np.argmin(p * fa + (1.0 - p) * miss)])
+
+
+class GMMCountermeasure(BaseEstimator):
     """Two-GMM countermeasure.
 
     Parameters
@@ -60,6 +96,7 @@ class GMMCountermeasure:
     n_components : Gaussians of each GMM (ASVspoof baseline: 512)
     n_iter, init, var_floor, subsample, random_state : as :class:`spkrec.gmm.DiagGMM`
     spoof_models : ``"pooled"`` (one spoof GMM, the baseline) or ``"per_attack"`` (one per attack)
+    combine : ``"max"`` (closest attack) or ``"logsumexp"`` (attacks equally likely), for ``per_attack``
 
     Fitted attributes: ``bonafide_`` (:class:`~spkrec.gmm.DiagGMM`), ``spoof_`` (a DiagGMM, or with
     ``per_attack`` a dict ``{attack: DiagGMM}``), ``meta_`` (dict: feature type and options, numbers of
@@ -67,8 +104,9 @@ class GMMCountermeasure:
     """
 
     def __init__(self, n_components=512, n_iter=10, init="split", var_floor=1e-3, subsample=1, random_state=0,
-                 spoof_models="pooled"):
+                 spoof_models="pooled", combine="max"):
         self.spoof_models = spoof_models
+        self.combine = combine
         self.n_components = n_components
         self.n_iter = n_iter
         self.init = init
@@ -87,6 +125,8 @@ class GMMCountermeasure:
         ``spoof_attacks`` (one name per spoofed utterance) is needed for ``per_attack``."""
         if self.spoof_models not in ("pooled", "per_attack"):
             raise SpkrecError(f"spoof_models must be 'pooled' or 'per_attack', got {self.spoof_models!r}")
+        if self.combine not in ("max", "logsumexp"):
+            raise SpkrecError(f"combine must be 'max' or 'logsumexp', got {self.combine!r}")
         if not bonafide_utts or not spoof_utts:
             raise SpkrecError(f"a countermeasure needs bona fide and spoofed training utterances "
                               f"(got {len(bonafide_utts)} bona fide, {len(spoof_utts)} spoofed); check utt2attack")
@@ -102,7 +142,8 @@ class GMMCountermeasure:
             self.spoof_ = {a: self._gmm(config).fit(loader, utt_ids=[u for u, b in zip(spoof_utts, spoof_attacks)
                                                                       if b == a])
                            for a in sorted(set(spoof_attacks))}
-        self.meta_ = dict(meta or {}, num_bonafide=len(bonafide_utts), num_spoof=len(spoof_utts))
+        self.meta_ = dict(meta or {}, num_bonafide=len(bonafide_utts), num_spoof=len(spoof_utts),
+                          combine=self.combine)
         return self
 
     def _spoof_gmms(self):
@@ -119,7 +160,7 @@ class GMMCountermeasure:
         from spkrec.parallel import chunk
         jobs = chunk(list(utts), max(1, min(len(utts), config.nj * 4)))
         results = map_items(_avg_llr, jobs, config, desc="score-cm", loader=loader, bona=self.bonafide_,
-                            spoof=self.spoof_)
+                            spoof=self.spoof_, combine=self.combine)
         return dict(pair for part in results for pair in part)
 
     def save(self, model_dir):
@@ -146,6 +187,7 @@ class GMMCountermeasure:
         attacks = cm.meta_.pop("spoof_attack_models", None)
         if attacks:
             cm.spoof_models, cm.spoof_ = "per_attack", {a: _load(_attack_file(a)) for a in attacks}
+            cm.combine = cm.meta_.get("combine", "max")
         else:
             cm.spoof_ = _load(SPOOF_FILE)
         cm.n_components = cm.bonafide_.n_components_
