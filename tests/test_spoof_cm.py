@@ -157,3 +157,23 @@ def test_cm_threshold_policies_against_brute_force(seed):
         assert cm_threshold(bona, spoof, f"bonafide-miss:{r}") == pytest.approx(max(ok))
     with pytest.raises(Exception, match="policy"):
         cm_threshold(bona, spoof, "bayes:2")
+
+
+def test_cm_threshold_verb_prints_the_policy_threshold_and_names_an_unlabelled_utterance(tmp_path, capsys):
+    from spkrec.cli.main import main
+    from spkrec.spoof.cm import cm_threshold
+    rng = np.random.default_rng(3)
+    bona, spoof = rng.normal(2.0, 1.0, 40), rng.normal(-1.0, 1.0, 60)
+    utts = [f"b{i:02d}" for i in range(40)] + [f"s{i:02d}" for i in range(60)]
+    (tmp_path / "scores").write_text("".join(f"{u} {s:.6f}\n" for u, s in zip(utts, np.r_[bona, spoof])))
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "utt2attack").write_text("".join(f"{u} {'bonafide' if u[0] == 'b' else 'replay'}\n" for u in utts))
+    for policy in ("bonafide-miss:0.05", "bayes:0.3"):
+        assert main(["cm-threshold", "--policy", policy, str(tmp_path / "scores"), str(data)]) == 0
+        want = cm_threshold(np.round(bona, 6), np.round(spoof, 6), policy)
+        assert abs(float(capsys.readouterr().out.strip()) - want) < 1e-9
+    (data / "utt2attack").write_text("".join(f"{u} replay\n" for u in utts[1:]))
+    assert main(["cm-threshold", str(tmp_path / "scores"), str(data)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'b00'" in err[0] and "utt2attack" in err[0]
